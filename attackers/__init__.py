@@ -1,0 +1,1 @@
+"""Attack generators. Never imports ``sim`` or ``evolve``."""

@@ -1,0 +1,131 @@
+"""One Arrow schema per persisted table, each with a schema version.
+
+The version travels in the schema metadata (``kosmoi.table`` and
+``kosmoi.schema_version``) so every Parquet file says what it holds. Bump a
+table's version whenever a column is added, removed or changes type.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TABLES = ("episodes", "events", "cases", "warrants")
+
+SCHEMA_VERSIONS: dict[str, int] = {"episodes": 1, "events": 1, "cases": 1, "warrants": 1}
+
+_STR_LIST = pa.list_(pa.string())
+
+
+def _with_version(name: str, fields: list[pa.Field]) -> pa.Schema:
+    meta = {b"kosmoi.table": name.encode(), b"kosmoi.schema_version": str(SCHEMA_VERSIONS[name]).encode()}
+    return pa.schema(fields, metadata=meta)
+
+
+EPISODES = _with_version(
+    "episodes",
+    [
+        pa.field("episode_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("generation", pa.int32(), nullable=False),
+        pa.field("replica", pa.int32(), nullable=False),
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("attempt", pa.int32(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("goal", pa.string(), nullable=False),
+        pa.field("channel", pa.string(), nullable=False),
+        pa.field("tier", pa.string(), nullable=False),
+        pa.field("generator", pa.string(), nullable=False),
+        pa.field("identity", pa.string(), nullable=False),
+        pa.field("agent", pa.string(), nullable=False),
+        pa.field("techniques", _STR_LIST, nullable=False),
+        pa.field("parent_ids", _STR_LIST, nullable=False),
+        pa.field("payload", pa.string(), nullable=False),
+        pa.field("blocked_stage", pa.string(), nullable=True),
+        pa.field("rule_ids", _STR_LIST, nullable=False),
+        pa.field("input_action", pa.string(), nullable=False),
+        pa.field("input_score", pa.float32(), nullable=False),
+        pa.field("output_action", pa.string(), nullable=False),
+        pa.field("breached", pa.bool_(), nullable=False),
+        pa.field("damage_usd", pa.float64(), nullable=False),
+        pa.field("secrets_leaked", pa.int32(), nullable=False),
+        pa.field("records_exfiltrated", pa.int32(), nullable=False),
+        pa.field("task_completed", pa.bool_(), nullable=True),
+        pa.field("cost_usd", pa.float64(), nullable=False),
+        pa.field("sim_time", pa.float64(), nullable=False),
+    ],
+)
+
+EVENTS = _with_version(
+    "events",
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("replica", pa.int32(), nullable=False),
+        pa.field("event_id", pa.int64(), nullable=False),
+        pa.field("sim_time", pa.float64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("identity", pa.string(), nullable=False),
+        pa.field("agent", pa.string(), nullable=False),
+        pa.field("episode_id", pa.string(), nullable=False),
+        pa.field("service", pa.string(), nullable=False),
+        pa.field("ok", pa.bool_(), nullable=False),
+        pa.field("amount_usd", pa.float64(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+    ],
+)
+
+CASES = _with_version(
+    "cases",
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("replica", pa.int32(), nullable=False),
+        pa.field("case_id", pa.string(), nullable=False),
+        pa.field("sentinel", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("subject", pa.string(), nullable=False),
+        pa.field("subject_kind", pa.string(), nullable=False),
+        pa.field("severity", pa.int8(), nullable=False),
+        pa.field("confidence", pa.float32(), nullable=False),
+        pa.field("window_start", pa.float64(), nullable=False),
+        pa.field("window_end", pa.float64(), nullable=False),
+        pa.field("evidence", pa.list_(pa.int64()), nullable=False),
+    ],
+)
+
+WARRANTS = _with_version(
+    "warrants",
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("replica", pa.int32(), nullable=False),
+        pa.field("warrant_id", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("subject", pa.string(), nullable=False),
+        pa.field("subject_kind", pa.string(), nullable=False),
+        pa.field("case_ids", _STR_LIST, nullable=False),
+        pa.field("reasoning", pa.string(), nullable=False),
+        pa.field("sim_time", pa.float64(), nullable=False),
+        # Ground truth added by the simulator (the court never sees it):
+        pa.field("subject_is_benign", pa.bool_(), nullable=False),
+    ],
+)
+
+SCHEMAS: dict[str, pa.Schema] = {"episodes": EPISODES, "events": EVENTS, "cases": CASES, "warrants": WARRANTS}
+
+
+def schema_version(schema: pa.Schema) -> tuple[str, int] | None:
+    """Return ``(table, version)`` recorded in a schema's metadata, or None."""
+    meta = schema.metadata or {}
+    table = meta.get(b"kosmoi.table")
+    version = meta.get(b"kosmoi.schema_version")
+    if table is None or version is None:
+        return None
+    return table.decode(), int(version)
+
+
+def empty_columns(table: str) -> dict[str, list]:
+    """A dict of empty column lists for building one table row by row."""
+    return {name: [] for name in SCHEMAS[table].names}
+
+
+def to_table(table: str, columns: dict[str, list]) -> pa.Table:
+    """Build a schema-conforming Arrow table from column lists."""
+    return pa.Table.from_pydict(columns, schema=SCHEMAS[table])

@@ -1,0 +1,1 @@
+"""Simulation: experiment config, campaign planning, Ray orchestration, results, the CLI."""

@@ -1,0 +1,171 @@
+"""The ``immune`` command line."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sim.config import ConfigError, load_experiment
+from targets.rules import RuleSetError, load_ruleset, parse_ruleset
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kosmoi Immune: adversarial simulation of an LLM-agent defense stack.")
+rules_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain guardrail rule sets.")
+app.add_typer(rules_app, name="rules")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=verbose, rich_tracebacks=verbose)],
+        force=True,
+    )
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _fmt_rate(value: float) -> str:
+    return f"{value:.2%}"
+
+
+def _print_summary(summary: dict, run_dir: Path) -> None:
+    table = Table(title=f"run {summary['run_id']} ({summary['experiment']})", show_header=False, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value")
+    table.add_row("episodes", f"{summary['episodes']:,} ({summary['attack_episodes']:,} attack, {summary['benign_episodes']:,} benign)")
+    table.add_row("breach rate", f"{_fmt_rate(summary['breach_rate'])} ({summary['breaches']:,} breaches)")
+    table.add_row("false-positive rate", _fmt_rate(summary["false_positive_rate"]))
+    table.add_row("utility", _fmt_rate(summary["utility"]))
+    stages = ", ".join(f"{k} {v:,}" for k, v in summary["blocked_by_stage"].items()) or "none"
+    table.add_row("attacks stopped by", stages)
+    table.add_row("damage", f"${summary['damage_usd']:,.2f}, {summary['secrets_leaked']} secrets, {summary['records_exfiltrated']} records")
+    table.add_row("warrants", f"{summary['warrants']} (false-warrant rate {_fmt_rate(summary['false_warrant_rate'])})")
+    table.add_row("speed", f"{summary['episodes_per_s']:,.0f} episodes/s over {summary['duration_s']:.1f} s ({summary['workers']} workers, {summary['replicas']} replicas)")
+    table.add_row("results", str(run_dir))
+    tracking = summary.get("mlflow_run_id") or "not tracked"
+    table.add_row("mlflow", f"{tracking} @ {summary.get('mlflow_tracking_uri') or '-'}")
+    console.print(table)
+
+
+@app.command()
+def run(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for run results.")] = Path("runs"),
+    seed: Annotated[Optional[int], typer.Option(help="Override the experiment's seed.", min=0)] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Ray worker actors (default: one per core).", min=1)] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster: 'auto' or 'ray://host:10001'. Default: start Ray locally.")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray and MLflow logs and full tracebacks.")] = False,
+) -> None:
+    """Run an experiment: campaigns of attackers plus benign traffic against the staging stack."""
+    _setup_logging(verbose)
+    try:
+        exp = load_experiment(experiment)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from sim.runner import RunOptions, run_experiment
+
+    options = RunOptions(out=out, seed=seed, workers=workers, address=address or os.environ.get("IMMUNE_RAY_ADDRESS"), verbose=verbose, track=not no_track)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeElapsedColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task(f"{exp.name}: starting Ray", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=exp.name)
+
+            result = run_experiment(exp, options, on_progress)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        if verbose:
+            raise
+        _fail(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+    _print_summary(result.summary, result.run_dir)
+
+
+class ScanStage(str, enum.Enum):
+    input = "input"
+    output = "output"
+
+
+@app.command()
+def scan(
+    stage: Annotated[ScanStage, typer.Option(help="Which guardrail to run.")] = ScanStage.input,
+    rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME or a JSON file.")] = "builtin:baseline",
+    batch: Annotated[int, typer.Option(help="Lines per output flush.", min=1)] = 1024,
+) -> None:
+    """Read JSON lines {"text": ...} on stdin; write one verdict line per input line."""
+    _setup_logging(False)
+    if rules.startswith("models:/"):
+        _fail("models:/ rule-set URIs need the MLflow model registry, which `immune evolve` populates; pass a rule-set JSON file or builtin:NAME")
+    try:
+        ruleset = load_ruleset(rules)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    from sim.scan import Scanner
+
+    scanner = Scanner(ruleset, stage.value)
+    try:
+        lines, errors = scanner.run(sys.stdin.buffer, sys.stdout, batch)
+    except BrokenPipeError:
+        raise typer.Exit(0) from None
+    if errors:
+        logging.getLogger("immune.scan").info("%d of %d lines had errors", errors, lines)
+
+
+@rules_app.command("validate")
+def rules_validate(ref: Annotated[str, typer.Argument(help="builtin:NAME or a rule-set JSON file.")]) -> None:
+    """Check a rule set: schema, hash, unique ids, every rule linear-time."""
+    try:
+        ruleset = load_ruleset(ref)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    console.print(f"{ref}: ok — {ruleset.name} v{ruleset.version}, {len(ruleset.rules)} rules, {ruleset.hash}")
+
+
+@rules_app.command("seal")
+def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to (re)compute the hash of, in place.")]) -> None:
+    """Validate a hand-edited rule set and write its content hash into it."""
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        _fail(f"{path}: cannot read ({exc.strerror})")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(f"{path}: not valid JSON ({exc})")
+    if isinstance(raw, dict):
+        raw.pop("hash", None)
+    try:
+        ruleset = parse_ruleset(json.dumps(raw), str(path), require_hash=False)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    path.write_text(ruleset.to_json(), "utf-8")
+    console.print(f"{path}: sealed {ruleset.sealed().hash}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Experiment configuration: YAML validated by pydantic.
+
+Unknown keys are errors. Every error names the file, the field path and what
+was expected, plus the line in the file::
+
+    experiments/smoke.yaml: attackers.grunt.count: must be > 0, got -3 (line 12)
+
+:func:`load_experiment` raises :class:`ConfigError` (a user mistake: the CLI
+prints its message, never a traceback).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kosmoi.types import Goal
+
+ATTACK_GOALS = tuple(goal.value for goal in Goal if goal is not Goal.NONE)
+
+
+class ConfigError(ValueError):
+    """A configuration the user must fix; the message says where and how."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GruntConfig(_Strict):
+    """The offline mutation attacker population."""
+
+    count: int = Field(default=200, gt=0, description="logical attackers (one campaign each)")
+    attempts: int = Field(default=4, gt=0, le=10_000, description="attempts per campaign")
+    generator: Literal["mutator"] = "mutator"
+    max_depth: int = Field(default=3, ge=0, le=8, description="most mutation operators stacked on one attack")
+    think_time_s: float = Field(default=20.0, gt=0, description="mean simulated seconds between attempts")
+    goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
+
+
+class AttackersConfig(_Strict):
+    grunt: GruntConfig = GruntConfig()
+
+
+class BenignConfig(_Strict):
+    """Legitimate traffic mixed into every replica."""
+
+    customers: int = Field(default=60, ge=0)
+    vendors: int = Field(default=6, ge=0, le=8)
+    employees: int = Field(default=8, ge=0)
+    requests: int = Field(default=5, gt=0, le=10_000, description="requests per benign identity")
+    think_time_s: float = Field(default=120.0, gt=0)
+    hard_negative_rate: float = Field(default=0.1, ge=0, le=1)
+
+
+class InputGuardConfig(_Strict):
+    enabled: bool = True
+    max_bytes: int = Field(default=16 * 1024, gt=0)
+
+
+class OutputGuardConfig(_Strict):
+    enabled: bool = True
+    price_floor_usd: float = Field(default=50.0, ge=0)
+    max_transfer_usd: float = Field(default=10_000.0, gt=0)
+    max_refund_usd: float = Field(default=500.0, gt=0)
+
+
+class IdentityConfig(_Strict):
+    enforce: bool = True
+    token_ttl_s: float = Field(default=300.0, gt=0)
+    key_rotation_s: float = Field(default=3600.0, gt=0)
+
+
+class SentinelConfig(_Strict):
+    rapid_fire_per_window: int = Field(default=12, gt=0)
+    error_loop_threshold: int = Field(default=3, gt=0)
+
+
+class CourtSettings(_Strict):
+    severe: int = Field(default=4, ge=1, le=5)
+    severe_confidence: float = Field(default=0.8, ge=0, le=1)
+    corroboration: int = Field(default=2, ge=1)
+    corroborated_confidence: float = Field(default=0.6, ge=0, le=1)
+    memory_s: float = Field(default=600.0, gt=0)
+
+
+class TargetsConfig(_Strict):
+    """The staging defense stack."""
+
+    victim_profile: Literal["naive", "typical", "hardened"] = "typical"
+    rules: str = Field(default="builtin:baseline", description="rule set: builtin:NAME or a JSON file")
+    input_guard: InputGuardConfig = InputGuardConfig()
+    output_guard: OutputGuardConfig = OutputGuardConfig()
+    identity: IdentityConfig = IdentityConfig()
+    sentinels: SentinelConfig = SentinelConfig()
+    court: CourtSettings = CourtSettings()
+
+
+class SimulationConfig(_Strict):
+    replicas: int = Field(default=4, gt=0, le=4096, description="independent staging copies; fixes the results, not the workers")
+    arrival_window_s: float = Field(default=1800.0, gt=0, description="campaigns start uniformly within this span")
+    window_s: float = Field(default=60.0, gt=0, description="sentinel window (simulated seconds)")
+    segment_windows: int = Field(default=10, gt=0, description="windows per unit of work (progress, flush and commit granularity)")
+
+
+class TrackingConfig(_Strict):
+    enabled: bool = True
+    experiment: str = Field(default="kosmoi-immune", min_length=1)
+
+
+class Experiment(_Strict):
+    """One experiment file."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    simulation: SimulationConfig = SimulationConfig()
+    attackers: AttackersConfig = AttackersConfig()
+    benign: BenignConfig = BenignConfig()
+    targets: TargetsConfig = TargetsConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_chars(cls, value: str) -> str:
+        if not all(ch.isalnum() or ch in "-_." for ch in value):
+            raise ValueError("may only contain letters, digits, '-', '_' and '.'")
+        return value
+
+    def config_hash(self) -> str:
+        """Hash of everything that shapes results except the seed (16 hex digits)."""
+        body = self.model_dump(mode="json", exclude={"seed", "description"})
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def planned_episodes(self) -> tuple[int, int]:
+        """(attack episodes, benign episodes) the run will produce."""
+        grunt = self.attackers.grunt
+        benign = self.benign
+        identities = benign.customers + benign.vendors + benign.employees
+        return grunt.count * grunt.attempts, identities * benign.requests
+
+
+# --- error formatting ----------------------------------------------------------
+
+
+def _describe_input(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Experiment
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = f", got {_describe_input(error.get('input'))}"
+    if kind == "greater_than":
+        return f"must be > {ctx['gt']}{got}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx['ge']}{got}"
+    if kind == "less_than":
+        return f"must be < {ctx['lt']}{got}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx['le']}{got}"
+    if kind == "missing":
+        return "required, but missing"
+    if kind == "extra_forbidden":
+        loc = error["loc"]
+        model = _model_at(tuple(loc[:-1]))
+        allowed = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key{hint}; allowed here: {', '.join(allowed)}" if allowed else f"unknown key{hint}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be an integer{got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number{got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"must be true or false{got}"
+    if kind in ("string_type",):
+        return f"must be a string{got}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}{got}"
+    if kind in ("model_type", "dict_type"):
+        return f"must be a mapping of settings{got}"
+    if kind in ("list_type",):
+        return f"must be a list{got}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s){got}"
+    if kind == "string_too_short":
+        return f"must not be empty{got}"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    return f"{message[0].lower()}{message[1:]}{got}" if message else f"invalid value{got}"
+
+
+def _line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``path`` (or of its nearest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            if match is None:
+                key = next((k for k, _ in node.value if getattr(k, "value", None) == str(part)), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+def format_validation_error(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
+    """One line per problem: ``file: a.b.c: message (line N)``."""
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        where = ".".join(str(part) for part in loc) or "(top level)"
+        line = _line_of(root, loc)
+        suffix = f" (line {line})" if line else ""
+        lines.append(f"{source}: {where}: {_message(error)}{suffix}")
+    return "\n".join(lines)
+
+
+def parse_experiment(text: str, source: str) -> Experiment:
+    """Validate an experiment from YAML text; ``source`` names it in errors."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: not valid YAML: {problem}{where}") from None
+    if raw is None:
+        raise ConfigError(f"{source}: the file is empty; an experiment needs at least a 'name'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(raw).__name__}")
+    try:
+        return Experiment.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, root)) from None
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, not an experiment file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
+    return parse_experiment(text, source)

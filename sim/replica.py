@@ -1,0 +1,247 @@
+"""Simulation of one staging replica in simulated time.
+
+All campaigns of a replica (attackers and benign users) share one staging
+stack. Attempts run in time order (ties broken by campaign index); at every
+window boundary the sentinels and the court run, and their warrants apply
+from then on. :meth:`ReplicaSimulator.advance` runs up to a time and returns
+what happened as Arrow tables, so a worker can stream results out and keep
+bounded memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from attackers.mutator import MutatorAttacker
+from attackers.seeds import AttackerAssets
+from kosmoi.ids import episode_id
+from kosmoi.schemas import CASES, EPISODES, WARRANTS
+from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Request, SubjectKind, Tier, Warrant
+from sim.config import Experiment
+from sim.plan import CampaignSpec, ReplicaPlan
+from targets.court import CourtConfig
+from targets.output_guard import BusinessPolicy
+from targets.rules import RuleSet
+from targets.sentinels import AuditorConfig
+from targets.stack import StackSettings, StagingStack
+from targets.traffic import benign_request
+
+_EMPTY: tuple[str, ...] = ()
+
+
+def stack_settings(exp: Experiment) -> StackSettings:
+    """Map the experiment's ``targets`` section onto the stack's settings."""
+    t = exp.targets
+    return StackSettings(
+        victim_profile=t.victim_profile,
+        token_ttl_s=t.identity.token_ttl_s,
+        key_rotation_s=t.identity.key_rotation_s,
+        input_max_bytes=t.input_guard.max_bytes,
+        input_guard=t.input_guard.enabled,
+        output_guard=t.output_guard.enabled,
+        enforce_identity=t.identity.enforce,
+        business=BusinessPolicy(t.output_guard.price_floor_usd, t.output_guard.max_transfer_usd, t.output_guard.max_refund_usd),
+        auditor=AuditorConfig(t.sentinels.rapid_fire_per_window, t.sentinels.error_loop_threshold),
+        court=CourtConfig(**t.court.model_dump()),
+    )
+
+
+@dataclass(slots=True)
+class _Campaign:
+    spec: CampaignSpec
+    attacker: MutatorAttacker | None
+    rng: random.Random
+    token: str = ""
+    token_expires: float = -1.0
+    attempt: int = 0
+
+
+@dataclass(slots=True)
+class SegmentOutput:
+    """What one replica produced up to a point in simulated time."""
+
+    episodes: pa.Table
+    events: pa.Table
+    cases: pa.Table
+    warrants: pa.Table
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class ReplicaSimulator:
+    """Runs one replica's campaigns against its own staging stack."""
+
+    def __init__(self, exp: Experiment, plan: ReplicaPlan, seed: int, run_id: str, ruleset: RuleSet, generation: int = 0) -> None:
+        self.exp = exp
+        self.replica = plan.replica
+        self.run_id = run_id
+        self.generation = generation
+        self.config_hash = exp.config_hash()
+        self.seed = seed
+        self.window_s = exp.simulation.window_s
+        self.stack = StagingStack(stack_settings(exp), ruleset, seed, plan.replica, run_nonce=run_id)
+        company = self.stack.company
+        products = tuple(sorted(company.product_by_name))
+        secret_names = tuple(company.vault)
+        self.campaigns: list[_Campaign] = []
+        self._heap: list[tuple[float, int]] = []
+        for spec in plan.campaigns:
+            attacker = None
+            if spec.kind is EpisodeKind.ATTACK:
+                company.truth.attacker_identities.add(spec.identity)
+                assets = AttackerAssets(
+                    identity=spec.identity,
+                    account=company.attacker_account_list[spec.seed % len(company.attacker_account_list)],
+                    email=company.attacker_email_list[spec.seed % len(company.attacker_email_list)],
+                    products=products,
+                    secret_names=secret_names,
+                )
+                attacker = MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=exp.attackers.grunt.max_depth)
+            self.campaigns.append(_Campaign(spec, attacker, random.Random(spec.seed)))
+            if spec.times:
+                self._heap.append((spec.times[0], spec.index))
+        heapq.heapify(self._heap)
+        self._window_end = self.window_s
+        self._rows: list[tuple] = []
+        self._cases: list[Case] = []
+        self._warrants: list[Warrant] = []
+        self._benign_identities = {c.spec.identity for c in self.campaigns if c.spec.kind is EpisodeKind.BENIGN}
+
+    @property
+    def finished(self) -> bool:
+        return not self._heap
+
+    def _close_windows_until(self, t: float) -> None:
+        while self._window_end <= t:
+            cases, warrants = self.stack.close_window(self._window_end - self.window_s, self._window_end)
+            self._cases.extend(cases)
+            self._warrants.extend(warrants)
+            self._window_end += self.window_s
+
+    def advance(self, until: float) -> SegmentOutput:
+        """Simulate every attempt before ``until`` and close the windows up to it."""
+        heap = self._heap
+        campaigns = self.campaigns
+        started = time.perf_counter()
+        while heap and heap[0][0] < until:
+            t, index = heapq.heappop(heap)
+            self._close_windows_until(t)
+            campaign = campaigns[index]
+            self._run_attempt(campaign, t)
+            campaign.attempt += 1
+            if campaign.attempt < len(campaign.spec.times):
+                heapq.heappush(heap, (campaign.spec.times[campaign.attempt], index))
+        self._close_windows_until(until)
+        return SegmentOutput(
+            self._drain_episodes(),
+            self.stack.log.drain(self.run_id),
+            self._drain_cases(),
+            self._drain_warrants(),
+            {"simulate": time.perf_counter() - started},
+        )
+
+    def _token_for(self, campaign: _Campaign, now: float) -> str:
+        if now >= campaign.token_expires - 1.0:
+            campaign.token = self.stack.login(campaign.spec.identity, now)
+            campaign.token_expires = now + self.stack.settings.token_ttl_s
+        return campaign.token
+
+    def _run_attempt(self, campaign: _Campaign, now: float) -> None:
+        spec = campaign.spec
+        eid = episode_id(self.config_hash, self.seed, spec.campaign_id, campaign.attempt)
+        token = self._token_for(campaign, now)
+        if campaign.attacker is not None:
+            attack: Attack = campaign.attacker.propose(campaign.attempt)
+            if attack.carrier is not None:
+                request = Request(eid, spec.identity, attack.target_agent, attack.carrier, attack.payload, now)
+            else:
+                request = Request(eid, spec.identity, attack.target_agent, attack.payload, None, now)
+            outcome = self.stack.handle(request, token)
+            campaign.attacker.observe(Feedback(attack.attack_id, outcome.blocked_stage, outcome.rule_ids, outcome.response[:500], outcome.breached))
+            self._rows.append(
+                (
+                    eid, spec.campaign_id, campaign.attempt, "attack", attack.goal.value, attack.channel.value, attack.tier.value,
+                    attack.generator, spec.identity, attack.target_agent, attack.techniques, attack.parent_ids, attack.payload,
+                    outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
+                    outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
+                    outcome.records_exfiltrated, None, attack.cost_usd, now,
+                )
+            )
+            return
+        benign = benign_request(self.stack.company, spec.identity, campaign.rng, self.exp.benign.hard_negative_rate)
+        request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now)
+        outcome = self.stack.handle(request, token)
+        self._rows.append(
+            (
+                eid, spec.campaign_id, campaign.attempt, "benign", Goal.NONE.value, "indirect" if benign.document else "direct", Tier.USER.value,
+                "traffic", spec.identity, benign.agent, _EMPTY, _EMPTY, benign.document or benign.text,
+                outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
+                outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
+                outcome.records_exfiltrated, outcome.task_completed, 0.0, now,
+            )
+        )
+
+    # --- draining to Arrow ---------------------------------------------------
+    def _drain_episodes(self) -> pa.Table:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return EPISODES.empty_table()
+        n = len(rows)
+        cols = list(zip(*rows))
+        (eid, cid, attempt, kind, goal, channel, tier, generator, identity, agent, techniques, parents, payload,
+         blocked, rule_ids, in_action, in_score, out_action, breached, damage, secrets, records, completed, cost, sim_time) = cols
+        data = {
+            "episode_id": eid, "run_id": [self.run_id] * n, "generation": [self.generation] * n, "replica": [self.replica] * n,
+            "campaign_id": cid, "attempt": attempt, "kind": kind, "goal": goal, "channel": channel, "tier": tier,
+            "generator": generator, "identity": identity, "agent": agent, "techniques": [list(t) for t in techniques],
+            "parent_ids": [list(p) for p in parents], "payload": payload, "blocked_stage": blocked,
+            "rule_ids": [list(r) for r in rule_ids], "input_action": in_action, "input_score": in_score,
+            "output_action": out_action, "breached": breached, "damage_usd": damage, "secrets_leaked": secrets,
+            "records_exfiltrated": records, "task_completed": completed, "cost_usd": cost, "sim_time": sim_time,
+        }
+        return pa.Table.from_pydict(data, schema=EPISODES)
+
+    def _drain_cases(self) -> pa.Table:
+        cases, self._cases = self._cases, []
+        if not cases:
+            return CASES.empty_table()
+        return pa.Table.from_pylist(
+            [
+                {
+                    "run_id": self.run_id, "replica": self.replica, "case_id": f"r{self.replica}-{c.case_id}", "sentinel": c.sentinel,
+                    "rule": c.rule, "subject": c.subject, "subject_kind": c.subject_kind.value, "severity": c.severity,
+                    "confidence": c.confidence, "window_start": c.window_start, "window_end": c.window_end, "evidence": list(c.evidence),
+                }
+                for c in cases
+            ],
+            schema=CASES,
+        )
+
+    def _is_benign_subject(self, warrant: Warrant) -> bool:
+        """Ground truth: was the warrant's subject innocent?"""
+        truth = self.stack.company.truth
+        if warrant.subject_kind is SubjectKind.IDENTITY:
+            return warrant.subject in self._benign_identities
+        if warrant.subject_kind is SubjectKind.WALLET:
+            return warrant.subject not in truth.attacker_accounts
+        return True  # quarantining a company agent always hurts legitimate users
+
+    def _drain_warrants(self) -> pa.Table:
+        warrants, self._warrants = self._warrants, []
+        if not warrants:
+            return WARRANTS.empty_table()
+        return pa.Table.from_pylist(
+            [
+                {
+                    "run_id": self.run_id, "replica": self.replica, "warrant_id": f"r{self.replica}-{w.warrant_id}", "action": w.action.value,
+                    "subject": w.subject, "subject_kind": w.subject_kind.value, "case_ids": [f"r{self.replica}-{c}" for c in w.case_ids],
+                    "reasoning": w.reasoning, "sim_time": w.sim_time, "subject_is_benign": self._is_benign_subject(w),
+                }
+                for w in warrants
+            ],
+            schema=WARRANTS,
+        )

@@ -1,0 +1,109 @@
+"""``immune scan``: JSON lines in, one verdict line out per input line.
+
+Input lines are ``{"text": "..."}``. Output lines are
+``{"verdict": "allow"|"flag"|"block", "rules": [...], "score": float}`` plus
+``"text"`` (the redacted text) for the output stage. A line that is not valid
+UTF-8, not JSON, not an object or has no string ``text`` gets
+``{"error": "..."}``; the following lines go on. Lines are processed in
+batches and output is flushed per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import BinaryIO, Literal, TextIO
+
+from targets.input_guard import InputGuard
+from targets.output_guard import OutputGuard
+from targets.rules import RuleSet
+
+MAX_LINE_BYTES = 64 * 1024 * 1024  # longer lines are answered with an error, not read into memory
+
+
+def iter_lines(stream: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """Yield raw lines (without the newline); ``None`` for a line longer than ``max_bytes``."""
+    while True:
+        line = stream.readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            while True:  # discard the rest of the over-long line
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield None
+            continue
+        yield line[:-1] if line.endswith(b"\n") else line
+
+
+def _parse(raw: bytes | None) -> str | dict[str, str]:
+    """The text of one input line, or an error object."""
+    if raw is None:
+        return {"error": f"line longer than {MAX_LINE_BYTES} bytes"}
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {"error": f"not valid UTF-8 (byte {exc.start})"}
+    try:
+        obj = json.loads(decoded)
+    except json.JSONDecodeError as exc:
+        return {"error": f"not JSON: {exc.msg} at column {exc.colno}"}
+    except RecursionError:
+        return {"error": "not JSON: nested too deeply"}
+    if not isinstance(obj, dict):
+        return {"error": f"expected a JSON object, got {type(obj).__name__}"}
+    text = obj.get("text")
+    if text is None:
+        return {"error": 'missing "text"'}
+    if not isinstance(text, str):
+        return {"error": f'"text" must be a string, got {type(text).__name__}'}
+    return text
+
+
+class Scanner:
+    """Answers scan lines with one guard of one rule set."""
+
+    def __init__(self, ruleset: RuleSet, stage: Literal["input", "output"]) -> None:
+        self.stage = stage
+        self.input_guard = InputGuard(ruleset) if stage == "input" else None
+        self.output_guard = OutputGuard(ruleset) if stage == "output" else None
+
+    def answer(self, text: str) -> dict[str, object]:
+        if self.input_guard is not None:
+            verdict = self.input_guard.scan(text)
+            return {"verdict": verdict.action.value, "rules": list(verdict.rule_ids), "score": round(verdict.score, 4)}
+        assert self.output_guard is not None
+        verdict = self.output_guard.scan(text)
+        answer: dict[str, object] = {"verdict": verdict.action.value, "rules": list(verdict.rule_ids), "score": round(verdict.score, 4), "text": verdict.text}
+        if verdict.reasons:
+            answer["reasons"] = list(verdict.reasons)
+        return answer
+
+    def run(self, stream: BinaryIO, out: TextIO, batch: int = 1024) -> tuple[int, int]:
+        """Scan every line of ``stream``; returns (lines, errors)."""
+        lines = errors = 0
+        pending: list[str] = []
+        for raw in iter_lines(stream):
+            lines += 1
+            parsed = _parse(raw)
+            if isinstance(parsed, dict):
+                errors += 1
+                result: dict[str, object] = dict(parsed)
+            else:
+                try:
+                    result = self.answer(parsed)
+                except Exception as exc:  # noqa: BLE001 - one bad line must never stop the scan
+                    errors += 1
+                    result = {"error": f"internal error: {type(exc).__name__}"}
+            pending.append(json.dumps(result))
+            if len(pending) >= batch:
+                out.write("\n".join(pending) + "\n")
+                out.flush()
+                pending.clear()
+        if pending:
+            out.write("\n".join(pending) + "\n")
+            out.flush()
+        return lines, errors

@@ -1,0 +1,165 @@
+"""Canonicalisation of text before rule matching.
+
+Steps (non-ASCII text only; pure ASCII skips straight to the last two):
+
+1. remove invisible characters: zero-width, bidi controls, variation
+   selectors, Unicode tag characters, soft hyphen, combining grapheme joiner;
+2. Unicode NFKC (folds fullwidth, mathematical alphanumerics, ligatures);
+3. case folding;
+4. confusable/homoglyph folding to ASCII from the Unicode confusables data
+   (UTS #39, shipped by the ``confusable_homoglyphs`` package);
+5. whitespace folding (any run of whitespace becomes one space) and lower case.
+
+A separate leetspeak-decoded variant is produced for matching only. The
+original text is never modified; the victim reads the original.
+
+Everything here is linear in the input length.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+
+# Characters that render as nothing (or only steer rendering) and are used to
+# break up keywords or smuggle hidden instructions.
+_ZERO_WIDTH = [0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E, 0x00AD, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0]
+_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_VARIATION = [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
+_TAGS = list(range(0xE0000, 0xE0080))
+
+INVISIBLE: frozenset[int] = frozenset(_ZERO_WIDTH + _BIDI + _VARIATION + _TAGS)
+TAG_CHARS: frozenset[int] = frozenset(_TAGS)
+BIDI_CHARS: frozenset[int] = frozenset(_BIDI)
+
+_INVISIBLE_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(INVISIBLE)) + "]+")
+_WHITESPACE_RE = re.compile(r"\s+")
+
+# Leetspeak: characters that stand for letters inside words.
+_LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET_IN_WORD_RE = re.compile(r"[a-z][0134578@$!|+]|[0134578@$!|+][a-z]")
+_LEET_TOKEN_RE = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*")
+
+
+@functools.lru_cache(maxsize=1)
+def confusable_table() -> dict[int, str]:
+    """Map every non-ASCII confusable character to its ASCII prototype (UTS #39 data)."""
+    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    table: dict[int, str] = {}
+    for key, entries in data.items():
+        if not key.isascii() or not key.strip():
+            continue
+        target = key.lower()
+        for entry in entries:
+            glyph = entry["c"].replace("\u200e", "").replace("\u200f", "")
+            if len(glyph) == 1 and not glyph.isascii():
+                table.setdefault(ord(glyph), target)
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """A canonical form of a text plus what canonicalisation had to undo."""
+
+    text: str
+    leet: str | None  # leetspeak-decoded variant, if it differs from ``text``
+    invisible: int  # invisible characters removed
+    tags: int  # Unicode tag characters among them
+    bidi: int  # bidi controls among them
+    confusables: int  # characters folded by the confusables table
+    mixed_script: int  # words mixing ASCII letters with non-Latin look-alikes
+
+    def variants(self) -> tuple[str, ...]:
+        """The strings rules are matched against."""
+        return (self.text,) if self.leet is None else (self.text, self.leet)
+
+
+def decode_leet(text: str) -> str | None:
+    """Leetspeak-decode words that mix letters and leet symbols; None if nothing changes.
+
+    ``text`` must already be lower case. Numbers standing alone ("$50", "2024")
+    are left alone: only tokens containing a letter are decoded.
+    """
+    if not _LEET_IN_WORD_RE.search(text):
+        return None
+
+    def fix(match: re.Match[str]) -> str:
+        token = match.group(0)
+        letters = sum(1 for ch in token if "a" <= ch <= "z")
+        symbols = len(token) - letters
+        # Words written in leet keep at least as many letters as symbols;
+        # identifiers such as IBANs ("gb29nwbk6016...") are mostly digits.
+        if symbols == 0 or letters < 2 or symbols > letters:
+            return token
+        return token.translate(_LEET_TABLE)
+
+    decoded = _LEET_TOKEN_RE.sub(fix, text)
+    return decoded if decoded != text else None
+
+
+def canonicalize(text: str) -> Canonical:
+    """Canonicalise ``text`` for matching (see module docstring)."""
+    invisible = tags = bidi = confusables = mixed = 0
+    if not text.isascii():
+        mixed = count_mixed_script_words(text)
+        text = _without_surrogates(text)
+        stripped = _INVISIBLE_RE.sub("", text)
+        if len(stripped) != len(text):
+            invisible = len(text) - len(stripped)
+            tags = sum(1 for ch in text if ord(ch) in TAG_CHARS)
+            bidi = sum(1 for ch in text if ord(ch) in BIDI_CHARS)
+        text = unicodedata.normalize("NFKC", stripped).casefold()
+        if not text.isascii():
+            table = confusable_table()
+            folded = text.translate(table)
+            if folded != text:
+                confusables = sum(1 for ch in text if ord(ch) in table)
+            text = folded
+    text = _WHITESPACE_RE.sub(" ", text).strip().lower()
+    return Canonical(text, decode_leet(text), invisible, tags, bidi, confusables, mixed)
+
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def count_mixed_script_words(text: str) -> int:
+    """Words that mix ASCII letters with non-Latin confusables (``pаypal`` with a Cyrillic a).
+
+    Accented Latin letters (below U+0250) do not count, so ``café`` is fine.
+    """
+    table = confusable_table()
+    mixed = 0
+    for match in _WORD_RE.finditer(_INVISIBLE_RE.sub("", text)):
+        word = match.group(0)
+        if word.isascii():
+            continue
+        has_ascii = any("a" <= ch <= "z" or "A" <= ch <= "Z" for ch in word)
+        if has_ascii and any(ord(ch) >= 0x250 and ord(ch) in table for ch in word):
+            mixed += 1
+    return mixed
+
+
+def _without_surrogates(text: str) -> str:
+    """Replace lone surrogates (possible in JSON-decoded input) with U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def strip_invisible(text: str) -> str:
+    """Remove invisible characters only (what a capable reader ignores)."""
+    return text if text.isascii() else _INVISIBLE_RE.sub("", text)
+
+
+def fold_confusables(text: str) -> str:
+    """Invisible-strip, NFKC, casefold and confusable-fold (no whitespace change)."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", _INVISIBLE_RE.sub("", text)).casefold()
+    return text if text.isascii() else text.translate(confusable_table())

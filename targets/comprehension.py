@@ -1,0 +1,101 @@
+"""How the simulated victim model *reads* text, by capability.
+
+A capable LLM understands what a naive filter misses: homoglyphs, zero-width
+splitting, leetspeak, base64/hex, ROT13, reversed text, payloads split into
+variables or parts. A capability profile says which of these the victim
+understands; :func:`readings` returns every interpretation it would act on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from targets.canonical import confusable_table, decode_leet, strip_invisible
+from targets.decoding import decode_runs
+
+# Everything a victim model may understand (profiles pick a subset).
+CAPABILITIES: frozenset[str] = frozenset(
+    {
+        "homoglyph", "zero_width", "leetspeak", "base64", "hex", "rot13", "reverse", "split_payload",
+        "roleplay", "hypothetical", "override", "authority", "indirect", "nesting",
+    }
+)
+
+MAX_CONTEXT_CHARS = 8_000
+
+_ASSIGN_RE = re.compile(r"""\b([a-z_][a-z0-9_]{0,15})\s*=\s*["']([^"'\n]{1,300})["']""")
+_PART_RE = re.compile(r"\bpart\s*\d{1,2}\s*(?:of\s*\d{1,2})?\s*[:=\-]\s*")
+_JOIN_HINT_RE = re.compile(r"\b(?:concatenat\w*|combine|join|put together|assemble|merge)\b|\w\s*\+\s*\w")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One interpretation of the input; ``source`` is ``text`` or ``document``."""
+
+    source: str
+    text: str
+    via: tuple[str, ...] = ()  # capabilities needed to arrive at it
+
+
+def _fold_homoglyphs(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return text if text.isascii() else text.translate(confusable_table())
+
+
+def _surface(text: str, capabilities: frozenset[str]) -> tuple[str, tuple[str, ...]]:
+    via: list[str] = []
+    if not text.isascii():
+        if "zero_width" in capabilities:
+            stripped = strip_invisible(text)
+            if stripped != text:
+                via.append("zero_width")
+            text = stripped
+        if "homoglyph" in capabilities:
+            folded = _fold_homoglyphs(text)
+            if folded != text.lower():
+                via.append("homoglyph")
+            text = folded
+    return " ".join(text.lower().split()), tuple(via)
+
+
+def _split_payload(text: str) -> str | None:
+    if _JOIN_HINT_RE.search(text) is None and _PART_RE.search(text) is None:
+        return None
+    assigned = _ASSIGN_RE.findall(text)
+    if len(assigned) >= 2:
+        return "".join(value for _, value in assigned)
+    pieces = _PART_RE.split(text)
+    if len(pieces) >= 3:
+        return " ".join(piece.strip().strip("\"'") for piece in pieces[1:])
+    return None
+
+
+def readings(text: str, capabilities: frozenset[str], *, source: str = "text", decode_depth: int = 3) -> list[Reading]:
+    """Every interpretation of ``text`` the victim understands (the literal one first)."""
+    text = text[:MAX_CONTEXT_CHARS]
+    surface, via = _surface(text, capabilities)
+    found = [Reading(source, surface, via)]
+    if "leetspeak" in capabilities:
+        decoded = decode_leet(surface)
+        if decoded is not None:
+            found.append(Reading(source, decoded, via + ("leetspeak",)))
+    encodings = {name for name in ("base64", "hex") if name in capabilities} | {"url", "qp"}
+    if ("base64" in capabilities or "hex" in capabilities) and len(text) >= 16:
+        for run in decode_runs(text, max_depth=decode_depth, max_bytes=16_384, max_runs=16):
+            if all(step in encodings for step in run.chain):
+                decoded, inner_via = _surface(run.decoded, capabilities)
+                found.append(Reading(source, decoded, via + tuple(s for s in run.chain if s in CAPABILITIES) + inner_via))
+                if "leetspeak" in capabilities and (unleet := decode_leet(decoded)) is not None:
+                    found.append(Reading(source, unleet, via + tuple(s for s in run.chain if s in CAPABILITIES) + inner_via + ("leetspeak",)))
+    if "rot13" in capabilities and ("rot13" in surface or "rot-13" in surface or "caesar" in surface):
+        found.append(Reading(source, codecs.encode(surface, "rot13"), via + ("rot13",)))
+    if "reverse" in capabilities and ("revers" in surface or "backwards" in surface):
+        found.append(Reading(source, surface[::-1], via + ("reverse",)))
+    if "split_payload" in capabilities:
+        joined = _split_payload(surface)
+        if joined:
+            found.append(Reading(source, " ".join(joined.split()), via + ("split_payload",)))
+    return found

@@ -1,0 +1,72 @@
+"""The court ("the brain"): the only component allowed to take destructive action.
+
+It weighs the sentinels' cases per subject: a single severe, confident case,
+or corroboration (cases from at least two different rules or sentinels within
+the memory horizon) is enough for a kill warrant. Known-good identities never
+get one. Each warrant states its reasoning; enforcers apply it at once and it
+holds for the rest of the campaign.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from kosmoi.types import Case, SubjectKind, Warrant, WarrantAction
+
+_ACTION_FOR = {
+    SubjectKind.IDENTITY: WarrantAction.REVOKE_TOKEN,
+    SubjectKind.AGENT: WarrantAction.QUARANTINE_AGENT,
+    SubjectKind.WALLET: WarrantAction.FREEZE_WALLET,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CourtConfig:
+    severe: int = 4  # a case this severe ...
+    severe_confidence: float = 0.8  # ... and this confident suffices alone
+    corroboration: int = 2  # distinct rules needed otherwise
+    corroborated_confidence: float = 0.6  # mean confidence needed for corroborated cases
+    memory_s: float = 600.0  # how long cases count as evidence
+
+
+class Court:
+    """Turns cases into warrants."""
+
+    def __init__(self, config: CourtConfig | None = None, known_good: frozenset[str] = frozenset()) -> None:
+        self.config = config or CourtConfig()
+        self.known_good = known_good
+        self._docket: dict[tuple[str, SubjectKind], list[Case]] = defaultdict(list)
+        self._sentenced: set[tuple[str, SubjectKind]] = set()
+        self._issued = 0
+
+    def deliberate(self, cases: list[Case], now: float) -> list[Warrant]:
+        """Warrants warranted by the new cases (and recent ones on the docket)."""
+        cfg = self.config
+        touched: list[tuple[str, SubjectKind]] = []
+        for case in cases:
+            key = (case.subject, case.subject_kind)
+            if key in self._sentenced or case.subject in self.known_good:
+                continue
+            if key not in touched:
+                touched.append(key)
+            self._docket[key].append(case)
+        warrants: list[Warrant] = []
+        for key in touched:
+            docket = [c for c in self._docket[key] if c.window_end >= now - cfg.memory_s]
+            self._docket[key] = docket
+            severe = [c for c in docket if c.severity >= cfg.severe and c.confidence >= cfg.severe_confidence]
+            rules = {(c.sentinel, c.rule) for c in docket}
+            mean_confidence = sum(c.confidence for c in docket) / len(docket) if docket else 0.0
+            if severe:
+                reason = f"severe case {severe[0].rule} (severity {severe[0].severity}, confidence {severe[0].confidence:.2f})"
+            elif len(rules) >= cfg.corroboration and mean_confidence >= cfg.corroborated_confidence:
+                reason = f"corroborated by {len(rules)} rules: {', '.join(sorted(r for _, r in rules))}"
+            else:
+                continue
+            self._issued += 1
+            subject, kind = key
+            warrants.append(Warrant(f"w{self._issued}", _ACTION_FOR[kind], subject, kind, tuple(c.case_id for c in docket), reason, now))
+            self._sentenced.add(key)
+            del self._docket[key]
+        return warrants

@@ -1,0 +1,133 @@
+"""Bounded decoding of encoded runs (base64, hex, URL, quoted-printable).
+
+Used by the output guard to re-scan what an encoding hides, and by the victim
+to understand encoded instructions. Every call is bounded in depth, number of
+runs and total decoded bytes, so a decompression-style input cannot make it
+expand without limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import urllib.parse
+from dataclasses import dataclass
+
+import re2
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False
+
+_BASE64_RE = re2.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}", _OPTIONS)
+_HEX_RE = re2.compile(r"\b(?:[0-9a-fA-F]{2}){8,}\b|\b(?:[0-9a-fA-F]{2}[ :]){7,}[0-9a-fA-F]{2}\b", _OPTIONS)
+_URL_RE = re2.compile(r"(?:[^\s%]{0,64}%[0-9a-fA-F]{2}){3,}[^\s%]{0,64}", _OPTIONS)
+_QP_RE = re2.compile(r"(?:[^\s=]{0,64}=[0-9A-F]{2}){3,}[^\s=]{0,64}", _OPTIONS)
+
+DEFAULT_MAX_DEPTH = 4
+DEFAULT_MAX_BYTES = 64 * 1024
+DEFAULT_MAX_RUNS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRun:
+    """A run of ``text[start:end]`` that decodes (through ``chain``) to ``decoded``."""
+
+    start: int
+    end: int
+    chain: tuple[str, ...]
+    decoded: str
+
+
+def _printable_text(raw: bytes) -> str | None:
+    if len(raw) < 4:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t")
+    return text if printable >= 0.9 * len(text) else None
+
+
+def _decode_base64(run: str) -> str | None:
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        altchars = b"-_" if ("-" in body or "_" in body) else None
+        raw = base64.b64decode(padded, altchars=altchars, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _printable_text(raw)
+
+
+def _decode_hex(run: str) -> str | None:
+    digits = run.replace(" ", "").replace(":", "")
+    try:
+        return _printable_text(bytes.fromhex(digits))
+    except ValueError:
+        return None
+
+
+def _decode_url(run: str) -> str | None:
+    try:
+        decoded = urllib.parse.unquote(run, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return decoded if decoded != run else None
+
+
+def _decode_qp(run: str) -> str | None:
+    try:
+        raw = quopri.decodestring(run.encode("ascii", "strict"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    text = _printable_text(raw)
+    return text if text and text != run else None
+
+
+_DECODERS = (("base64", _BASE64_RE, _decode_base64), ("hex", _HEX_RE, _decode_hex), ("url", _URL_RE, _decode_url), ("qp", _QP_RE, _decode_qp))
+
+
+def decode_runs(
+    text: str,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_runs: int = DEFAULT_MAX_RUNS,
+) -> list[DecodedRun]:
+    """Every encoded run in ``text`` and, recursively, in what it decodes to.
+
+    Spans always refer to ``text`` (a run found inside a decoded run reports
+    the outer run's span). Stops when depth, run count or the decoded-byte
+    budget is exhausted; what was found so far is returned.
+    """
+    results: list[DecodedRun] = []
+    budget = max_bytes
+    frontier: list[tuple[int, int, tuple[str, ...], str]] = [(0, len(text), (), text)]
+    for _depth in range(max_depth):
+        next_frontier: list[tuple[int, int, tuple[str, ...], str]] = []
+        for outer_start, outer_end, chain, body in frontier:
+            if not any(ch in body for ch in "%=") and len(body) < 16:
+                continue
+            for name, pattern, decoder in _DECODERS:
+                for match in pattern.finditer(body):
+                    if len(results) >= max_runs or budget <= 0:
+                        return results
+                    run = match.group(0)
+                    if len(run) > budget * 2:
+                        continue
+                    decoded = decoder(run)
+                    if decoded is None:
+                        continue
+                    budget -= len(decoded)
+                    start, end = (match.start(), match.end()) if not chain else (outer_start, outer_end)
+                    item = DecodedRun(start, end, chain + (name,), decoded)
+                    results.append(item)
+                    next_frontier.append((start, end, item.chain, decoded))
+        if not next_frontier:
+            break
+        frontier = next_frontier
+    return results
