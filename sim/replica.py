@@ -11,6 +11,7 @@ bounded memory.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ def stack_settings(exp: Experiment) -> StackSettings:
         business=BusinessPolicy(t.output_guard.price_floor_usd, t.output_guard.max_transfer_usd, t.output_guard.max_refund_usd),
         auditor=AuditorConfig(t.sentinels.rapid_fire_per_window, t.sentinels.error_loop_threshold),
         court=CourtConfig(**t.court.model_dump()),
+        customers=max(200, exp.benign.customers),
     )
 
 
@@ -117,6 +119,10 @@ class ReplicaSimulator:
 
     def _close_windows_until(self, t: float) -> None:
         while self._window_end <= t:
+            if not self.stack.log.pending_window():
+                # nothing happened since the last window: skip straight to the window holding t
+                self._window_end = (math.floor(t / self.window_s) + 1) * self.window_s
+                return
             cases, warrants = self.stack.close_window(self._window_end - self.window_s, self._window_end)
             self._cases.extend(cases)
             self._warrants.extend(warrants)

@@ -60,6 +60,10 @@ class EventLog:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def pending_window(self) -> bool:
+        """Whether any row was emitted since the last :meth:`window` call."""
+        return self._window_start_index < len(self._rows)
+
     def window(self) -> list[EventRow]:
         """Rows emitted since the previous call (the window that just closed)."""
         rows = self._rows[self._window_start_index :]

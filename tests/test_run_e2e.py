@@ -1,0 +1,101 @@
+"""End to end: `immune run` on the embedded defaults, and determinism across worker counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from kosmoi.schemas import EPISODES, schema_version
+from sim.runner import RunOptions, run_experiment
+from tests.conftest import ROOT, immune_cmd
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, dict, str]:
+    out = tmp_path_factory.mktemp("runs")
+    proc = subprocess.run(
+        [*immune_cmd(), "run", str(ROOT / "experiments" / "smoke.yaml"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": ""},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dirs = [p for p in out.iterdir() if p.is_dir() and (p / "summary.json").exists()]
+    assert len(run_dirs) == 1
+    return run_dirs[0], json.loads((run_dirs[0] / "summary.json").read_text()), proc.stdout + proc.stderr
+
+
+def test_smoke_prints_a_summary_quietly(smoke_run):
+    run_dir, summary, output = smoke_run
+    assert f"run {summary['run_id']}" in output and "breach rate" in output
+    for noise in ("Started a local Ray instance", "INFO", "Traceback", "WARNING"):
+        assert noise not in output
+
+
+def test_smoke_parquet_matches_the_summary(smoke_run):
+    run_dir, summary, _ = smoke_run
+    files = sorted((run_dir / "episodes").glob("*.parquet"))
+    assert files and schema_version(pq.read_schema(files[0])) == ("episodes", 1)
+    df = pd.read_parquet(run_dir / "episodes")
+    assert set(EPISODES.names) <= set(df.columns)
+    assert len(df) == summary["episodes"] >= 1000
+    assert df["episode_id"].is_unique and (df["run_id"] == summary["run_id"]).all()
+    attacks, benign = df[df.kind == "attack"], df[df.kind == "benign"]
+    assert len(attacks) == summary["attack_episodes"] and len(benign) == summary["benign_episodes"]
+    assert summary["breach_rate"] == pytest.approx(attacks["breached"].mean())
+    flagged = (benign["input_action"] != "allow") | (benign["output_action"] != "allow")
+    assert summary["false_positive_rate"] == pytest.approx(flagged.mean())
+    assert summary["blocked_by_stage"] == attacks["blocked_stage"].value_counts().to_dict()
+    assert summary["damage_usd"] == pytest.approx(attacks["damage_usd"].sum())
+    assert 0 < summary["breach_rate"] < 1 and summary["false_positive_rate"] < 0.2
+    assert summary["episodes_per_s"] > 0 and summary["duration_s"] > 0
+    for key in ("mlflow_tracking_uri", "mlflow_run_id", "seed", "config_hash"):
+        assert summary[key] not in (None, "")
+    for table in ("events", "cases", "warrants"):
+        assert (run_dir / table).is_dir()
+        pd.read_parquet(run_dir / table)
+    events = pd.read_parquet(run_dir / "events")
+    assert set(events["episode_id"]) - {""} <= set(df["episode_id"])
+
+
+def test_smoke_is_an_mlflow_run_with_metrics(smoke_run):
+    from mlflow.tracking import MlflowClient
+
+    run_dir, summary, _ = smoke_run
+    assert summary["mlflow_tracking_uri"] == f"sqlite:///{(run_dir.parent / 'mlflow.db').resolve()}"
+    client = MlflowClient(summary["mlflow_tracking_uri"])
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["breach_rate"] == pytest.approx(summary["breach_rate"])
+    assert run.data.metrics["false_positive_rate"] == pytest.approx(summary["false_positive_rate"])
+    assert run.data.params["attackers.grunt.count"] == "240"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"summary.json", "config.yaml"} <= artifacts
+
+
+def _episodes(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_parquet(run_dir / "episodes").drop(columns=["run_id"])
+    return df.sort_values("episode_id").reset_index(drop=True)
+
+
+def test_same_seed_same_results_whatever_the_workers(ray_local, tiny_experiment, tmp_path):
+    one = run_experiment(tiny_experiment, RunOptions(out=tmp_path, workers=1, track=False))
+    two = run_experiment(tiny_experiment, RunOptions(out=tmp_path, workers=2, track=False))
+    other_seed = run_experiment(tiny_experiment, RunOptions(out=tmp_path, workers=2, seed=12, track=False))
+    assert one.summary["workers"] == 1 and two.summary["workers"] == 2
+    a, b = _episodes(one.run_dir), _episodes(two.run_dir)
+    pd.testing.assert_frame_equal(a, b)
+    assert one.summary["breach_rate"] == two.summary["breach_rate"]
+    c = _episodes(other_seed.run_dir)
+    assert set(c["episode_id"]).isdisjoint(a["episode_id"])
+    warrants_a = pd.read_parquet(one.run_dir / "warrants").drop(columns=["run_id"]).sort_values("warrant_id").reset_index(drop=True)
+    warrants_b = pd.read_parquet(two.run_dir / "warrants").drop(columns=["run_id"]).sort_values("warrant_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(warrants_a, warrants_b)
