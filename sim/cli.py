@@ -31,7 +31,7 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=verbose, rich_tracebacks=verbose)],
+        handlers=[RichHandler(console=err, show_time=verbose, show_path=verbose, rich_tracebacks=verbose)],
         force=True,
     )
 

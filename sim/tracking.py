@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 # Fail fast instead of retrying for minutes against an unreachable server.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
@@ -48,10 +49,12 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def _quiet_mlflow() -> None:
+    """Keep MLflow's and its HTTP client's chatter out of the CLI unless -v asked for INFO."""
+    if logging.getLogger().getEffectiveLevel() <= logging.INFO:
+        return
     for name in ("mlflow", "alembic", "sqlalchemy"):
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
-            logger.setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # per-retry warnings; we warn once
 
 
 def log_run(

@@ -99,3 +99,14 @@ def test_same_seed_same_results_whatever_the_workers(ray_local, tiny_experiment,
     warrants_a = pd.read_parquet(one.run_dir / "warrants").drop(columns=["run_id"]).sort_values("warrant_id").reset_index(drop=True)
     warrants_b = pd.read_parquet(two.run_dir / "warrants").drop(columns=["run_id"]).sort_values("warrant_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(warrants_a, warrants_b)
+
+
+def test_unreachable_tracking_server_loses_nothing(ray_local, tiny_experiment, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    exp = tiny_experiment.model_copy(update={"tracking": tiny_experiment.tracking.model_copy(update={"enabled": True})})
+    result = run_experiment(exp, RunOptions(out=tmp_path, workers=2))
+    assert result.summary["mlflow_run_id"] is None
+    assert result.summary["mlflow_tracking_uri"] == "http://127.0.0.1:9"
+    assert "MLflow tracking at http://127.0.0.1:9 failed" in caplog.text
+    assert len(pd.read_parquet(result.run_dir / "episodes")) == result.summary["episodes"] == sum(exp.planned_episodes())
