@@ -162,6 +162,28 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
     console.print(f"{path}: sealed {ruleset.sealed().hash}")
 
 
+@rules_app.command("train-classifier")
+def rules_train_classifier(
+    base: Annotated[str, typer.Option(help="Rule set to add the classifier to.")] = "builtin:baseline",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the new rule-set version.")] = Path("ruleset.json"),
+    seed: Annotated[int, typer.Option(help="Seed of the split, sampling and solver.")] = 0,
+) -> None:
+    """Train the light classifier reproducibly and write a new rule-set version carrying it."""
+    from evolve.classifier_training import train_classifier
+
+    try:
+        ruleset = load_ruleset(base)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    trained, report = train_classifier(ruleset, seed=seed)
+    out.write_text(trained.to_json(), "utf-8")
+    flag, block = report["at_flag"], report["at_block"]
+    console.print(
+        f"{out}: {trained.name} v{trained.version} ({trained.hash}); trained on {report['train']} texts, "
+        f"held-out templates: recall {flag['recall']:.1%} / FPR {flag['fpr']:.2%} at flag, recall {block['recall']:.1%} / FPR {block['fpr']:.2%} at block"
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

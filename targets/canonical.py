@@ -7,7 +7,8 @@ Steps (non-ASCII text only; pure ASCII skips straight to the last two):
 2. Unicode NFKC (folds fullwidth, mathematical alphanumerics, ligatures);
 3. case folding;
 4. confusable/homoglyph folding to ASCII from the Unicode confusables data
-   (UTS #39, shipped by the ``confusable_homoglyphs`` package);
+   (UTS #39, shipped by the ``confusable_homoglyphs`` package), then NFKD
+   with combining marks dropped (``ïgnörê`` -> ``ignore``);
 5. whitespace folding (any run of whitespace becomes one space) and lower case.
 
 A separate leetspeak-decoded variant is produced for matching only. The
@@ -106,7 +107,7 @@ def canonicalize(text: str) -> Canonical:
     invisible = tags = bidi = confusables = mixed = 0
     if not text.isascii():
         mixed = count_mixed_script_words(text)
-        text = _without_surrogates(text)
+        text = without_surrogates(text)
         stripped = _INVISIBLE_RE.sub("", text)
         if len(stripped) != len(text):
             invisible = len(text) - len(stripped)
@@ -118,7 +119,7 @@ def canonicalize(text: str) -> Canonical:
             folded = text.translate(table)
             if folded != text:
                 confusables = sum(1 for ch in text if ord(ch) in table)
-            text = folded
+            text = strip_marks(folded)
     text = _WHITESPACE_RE.sub(" ", text).strip().lower()
     return Canonical(text, decode_leet(text), invisible, tags, bidi, confusables, mixed)
 
@@ -143,8 +144,18 @@ def count_mixed_script_words(text: str) -> int:
     return mixed
 
 
-def _without_surrogates(text: str) -> str:
+def strip_marks(text: str) -> str:
+    """NFKD and drop combining marks: ``ïgnörê`` -> ``ignore`` (for matching only)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def without_surrogates(text: str) -> str:
     """Replace lone surrogates (possible in JSON-decoded input) with U+FFFD."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
         return text

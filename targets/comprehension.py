@@ -9,12 +9,11 @@ understands; :func:`readings` returns every interpretation it would act on.
 from __future__ import annotations
 
 import codecs
-import re
 import unicodedata
 from dataclasses import dataclass
 
 from targets.canonical import confusable_table, decode_leet, strip_invisible
-from targets.decoding import decode_runs
+from targets.decoding import decode_runs, join_split_payload
 
 # Everything a victim model may understand (profiles pick a subset).
 CAPABILITIES: frozenset[str] = frozenset(
@@ -26,9 +25,6 @@ CAPABILITIES: frozenset[str] = frozenset(
 
 MAX_CONTEXT_CHARS = 8_000
 
-_ASSIGN_RE = re.compile(r"""\b([a-z_][a-z0-9_]{0,15})\s*=\s*["']([^"'\n]{1,300})["']""")
-_PART_RE = re.compile(r"\bpart\s*\d{1,2}\s*(?:of\s*\d{1,2})?\s*[:=\-]\s*")
-_JOIN_HINT_RE = re.compile(r"\b(?:concatenat\w*|combine|join|put together|assemble|merge)\b|\w\s*\+\s*\w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +57,6 @@ def _surface(text: str, capabilities: frozenset[str]) -> tuple[str, tuple[str, .
     return " ".join(text.lower().split()), tuple(via)
 
 
-def _split_payload(text: str) -> str | None:
-    if _JOIN_HINT_RE.search(text) is None and _PART_RE.search(text) is None:
-        return None
-    assigned = _ASSIGN_RE.findall(text)
-    if len(assigned) >= 2:
-        return "".join(value for _, value in assigned)
-    pieces = _PART_RE.split(text)
-    if len(pieces) >= 3:
-        return " ".join(piece.strip().strip("\"'") for piece in pieces[1:])
-    return None
-
-
 def readings(text: str, capabilities: frozenset[str], *, source: str = "text", decode_depth: int = 3) -> list[Reading]:
     """Every interpretation of ``text`` the victim understands (the literal one first)."""
     text = text[:MAX_CONTEXT_CHARS]
@@ -95,7 +79,7 @@ def readings(text: str, capabilities: frozenset[str], *, source: str = "text", d
     if "reverse" in capabilities and ("revers" in surface or "backwards" in surface):
         found.append(Reading(source, surface[::-1], via + ("reverse",)))
     if "split_payload" in capabilities:
-        joined = _split_payload(surface)
+        joined = join_split_payload(surface)
         if joined:
             found.append(Reading(source, " ".join(joined.split()), via + ("split_payload",)))
     return found

@@ -131,3 +131,24 @@ def decode_runs(
             break
         frontier = next_frontier
     return results
+
+
+_ASSIGN_RE = re2.compile(r"""\b([A-Za-z_][A-Za-z0-9_]{0,15})\s{0,4}=\s{0,4}["']([^"'\n]{1,300})["']""", _OPTIONS)
+_PART_RE = re2.compile(r"(?i)\bpart\s{0,3}\d{1,2}\s{0,3}(?:of\s{0,3}\d{1,2})?\s{0,3}[:=\-]\s{0,3}", _OPTIONS)
+_JOIN_HINT_RE = re2.compile(r"(?i)\b(?:concatenat\w*|combine|join|put together|assemble|merge)\b|\w\s{0,3}\+\s{0,3}\w", _OPTIONS)
+
+
+def join_split_payload(text: str) -> str | None:
+    """Reassemble a payload split into quoted variables (``a="tra"; b="nsfer"; a+b``) or numbered parts.
+
+    Returns None when the text shows no sign of a split payload.
+    """
+    if _JOIN_HINT_RE.search(text) is None and _PART_RE.search(text) is None:
+        return None
+    assigned = _ASSIGN_RE.findall(text[:20_000])
+    if len(assigned) >= 2:
+        return "".join(value for _, value in assigned[:64])
+    pieces = _PART_RE.split(text[:20_000])
+    if len(pieces) >= 3:
+        return " ".join(piece.strip().strip("\"'") for piece in pieces[1:65])
+    return None

@@ -1,28 +1,53 @@
 """The input guardrail ("the skin"): deterministic and fast.
 
 Order: length limit -> canonicalisation -> obfuscation signals -> rule
-matching (RE2, on the canonical text and its leetspeak-decoded variant).
-The verdict carries every rule id that fired and a score in [0, 1]:
-the highest weight among them.
+matching -> the light classifier. Rules match the canonical text, its
+leetspeak-decoded variant and what obfuscation hides: base64/hex/URL/QP runs
+(nested, bounded), ROT13 or reversed text when the text asks for decoding,
+and payloads split into variables or parts. A block rule that fires only on
+text inside quotation marks, in a text that reports on attacks rather than
+making one ("our incident report quotes 'ignore previous instructions'"), is
+downgraded to a flag.
+
+The verdict carries every rule id that fired (``classifier`` for the model)
+and a score in [0, 1]: the highest rule weight or classifier probability.
 """
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable
 
+import re2
+
 from kosmoi.types import Action, Verdict
-from targets.canonical import canonicalize
-from targets.matcher import RuleMatcher
+from targets.canonical import Canonical, canonicalize, decode_leet, without_surrogates
+from targets.classifier import Classifier
+from targets.decoding import decode_runs, join_split_payload
+from targets.matcher import Engine, RuleMatcher
 from targets.rules import RuleSet
 
 DEFAULT_MAX_BYTES = 16 * 1024
 
-# Signals raised by canonicalisation itself (ids are reserved: "signal." / "limit.").
+# Reserved ids of what the guard itself raises ("signal." / "limit." / "classifier").
 LENGTH_RULE = "limit.length"
 TAG_RULE = "signal.tag-characters"
 BIDI_RULE = "signal.bidi-control"
 INVISIBLE_RULE = "signal.invisible-characters"
 MIXED_SCRIPT_RULE = "signal.mixed-script"
+ENCODED_RULE = "signal.encoded-instructions"
+CLASSIFIER_RULE = "classifier"
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False
+_ENCODED_HINT = re2.compile(r"[A-Za-z0-9+/_\-]{16,}|%[0-9a-fA-F]{2}|=[0-9A-F]{2}", _OPTIONS)
+_QUOTED = re2.compile(r"\"[^\"]{1,400}\"|“[^”]{1,400}”|‘[^’]{3,400}’|`[^`]{1,400}`|(?:^|\s)'[^']{3,400}'", _OPTIONS)
+_REPORTING = re2.compile(
+    r"\b(?:reports?|reported|incident|memo|examples?|e\.g\.|such as|phrases?|quoted?|quotes|wrote|writes|says|said|saying|called|known as|"
+    r"classic|common|typical|attacks?|attackers?|injections?|jailbreaks?|phishing|protect|defend|detect|training|awareness|research|paper|"
+    r"what is|what does|how do|why do)\b",
+    _OPTIONS,
+)
 
 
 def utf8_length_exceeds(text: str, limit: int) -> bool:
@@ -34,15 +59,34 @@ def utf8_length_exceeds(text: str, limit: int) -> bool:
     return len(text.encode("utf-8", "replace")) > limit
 
 
+def derived_variants(text: str, canon: Canonical) -> list[tuple[str, str]]:
+    """``(how, canonical text)`` for what obfuscation hides in ``text``."""
+    found: list[tuple[str, str]] = []
+    if len(text) >= 16 and _ENCODED_HINT.search(text):
+        budget = min(64 * 1024, max(4096, 4 * len(text)))
+        for run in decode_runs(text, max_depth=4, max_bytes=budget, max_runs=32):
+            found.append(("+".join(run.chain), canonicalize(run.decoded).text))
+    plain = canon.text
+    if "rot13" in plain or "rot-13" in plain or "rot 13" in plain:
+        found.append(("rot13", codecs.encode(plain, "rot13")))
+    if "revers" in plain or "backward" in plain:
+        found.append(("reverse", plain[::-1]))
+    joined = join_split_payload(plain)
+    if joined:
+        found.append(("split", canonicalize(joined).text))
+    return found
+
+
 class InputGuard:
     """Scans untrusted text (chat messages, retrieved documents) before the model sees it."""
 
-    def __init__(self, ruleset: RuleSet, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, ruleset: RuleSet, max_bytes: int = DEFAULT_MAX_BYTES, engine: Engine = "auto") -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be > 0")
         self.ruleset = ruleset
         self.max_bytes = max_bytes
-        self.matcher = RuleMatcher(ruleset.for_stage("input"))
+        self.matcher = RuleMatcher(ruleset.for_stage("input"), engine)
+        self.classifier = Classifier.from_spec(ruleset.classifier) if ruleset.classifier is not None else None
         self._flag_threshold = ruleset.thresholds.flag
         self._block_threshold = ruleset.thresholds.block
 
@@ -50,8 +94,10 @@ class InputGuard:
         """The verdict for one text."""
         if utf8_length_exceeds(text, self.max_bytes):
             return Verdict(Action.BLOCK, (LENGTH_RULE,), 1.0, reasons=(f"longer than {self.max_bytes} bytes",))
+        text = without_surrogates(text)
         canon = canonicalize(text)
         fired: list[str] = []
+        reasons: list[str] = []
         score = 0.0
         block = flag = False
         if canon.tags:
@@ -66,20 +112,58 @@ class InputGuard:
         if canon.mixed_script:
             fired.append(MIXED_SCRIPT_RULE)
             flag, score = True, max(score, 0.7)
-        for rule in self.matcher.match(canon.variants()):
+
+        matcher = self.matcher
+        hits = matcher.match_indices(canon.variants())
+        derived = derived_variants(text, canon)
+        for how, hidden in derived:
+            new = matcher.match_indices((hidden,)) - hits
+            if new:
+                hits |= new
+                reasons.append(f"{', '.join(matcher.rules[i].id for i in sorted(new))} in {how}-decoded text")
+                if ENCODED_RULE not in fired:
+                    fired.append(ENCODED_RULE)
+        rules = [matcher.rules[i] for i in sorted(hits)]
+        quoted_only = self._quoted_only(canon, rules) if any(r.action == "block" for r in rules) else frozenset()
+        for rule in rules:
             fired.append(rule.id)
+            if rule.id in quoted_only:
+                flag, score = True, max(score, min(rule.weight, 0.6))
+                continue
             score = max(score, rule.weight)
             if rule.action == "block":
                 block = True
             else:
                 flag = True
+        if quoted_only:
+            reasons.append(f"{', '.join(sorted(quoted_only))} only inside quotes in a reporting context: flagged, not blocked")
+        if not block and self.classifier is not None:
+            probability = max(self.classifier.probability(t) for t in (canon.text, *(hidden for _, hidden in derived)))
+            if probability >= self._flag_threshold:
+                fired.append(CLASSIFIER_RULE)
+                reasons.append(f"classifier p={probability:.2f}")
+            score = max(score, probability)
         if block or score >= self._block_threshold:
             action = Action.BLOCK
         elif flag or score >= self._flag_threshold:
             action = Action.FLAG
         else:
             action = Action.ALLOW
-        return Verdict(action, tuple(fired), score)
+        return Verdict(action, tuple(fired), score, reasons=tuple(reasons))
+
+    def _quoted_only(self, canon: Canonical, rules: list) -> frozenset[str]:
+        """Block rules that fire only on quoted text, in a text that reports on attacks."""
+        if not _REPORTING.search(canon.text):
+            return frozenset()
+        dequoted = _QUOTED.sub(" ", canon.text)
+        if dequoted == canon.text:
+            return frozenset()
+        variants = [dequoted]
+        unleet = decode_leet(dequoted)
+        if unleet:
+            variants.append(unleet)
+        still = {self.matcher.rules[i].id for i in self.matcher.match_indices(variants)}
+        return frozenset(r.id for r in rules if r.action == "block" and r.id not in still)
 
     def scan_many(self, texts: Iterable[str]) -> list[Verdict]:
         """Verdicts for many texts, in order."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import re2
 
 from kosmoi.types import Action, Verdict
-from targets.canonical import canonicalize
+from targets.canonical import canonicalize, without_surrogates
 from targets.decoding import decode_runs
 from targets.detectors import ALL_DETECTORS, DetectorBank, Finding, redact
 from targets.matcher import RuleMatcher
@@ -88,6 +88,7 @@ class OutputGuard:
 
     def scan(self, text: str) -> Verdict:
         """Verdict on a response; ``verdict.text`` is the text to deliver (redacted)."""
+        text = without_surrogates(text)
         findings = self._findings(text) if text else []
         fired = list(dict.fromkeys(f.detector for f in findings))
         reasons = [f"{f.detector}: {_COMMAND_REASONS[f.detector.split('@')[0]]}" for f in findings if f.category == "command"]

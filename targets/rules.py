@@ -28,6 +28,8 @@ from typing import Any, Literal
 import re2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from targets.classifier import ClassifierSpec
+
 FORMAT = "kosmoi-ruleset/1"
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_RULESETS = {"baseline": "baseline_rules.json"}
@@ -79,9 +81,11 @@ class Rule(BaseModel):
         return rf"(?s:.{{0,{self.max_gap}}})".join(re2.escape(token) for token in tokens)
 
 
-def _re2_options() -> re2.Options:
+def re2_options() -> re2.Options:
+    """Options every rule is compiled with: case-insensitive, ``.`` matches newlines."""
     options = re2.Options()
     options.case_sensitive = False
+    options.dot_nl = True
     options.log_errors = False
     options.never_capture = True
     options.max_mem = 64 << 20
@@ -89,15 +93,17 @@ def _re2_options() -> re2.Options:
 
 
 def check_linear(rule: Rule) -> None:
-    """Raise RuleSetError unless RE2 (linear time, bounded memory) can run the rule."""
+    """Raise RuleSetError unless the rule runs on a linear-time engine and can fire selectively."""
     try:
-        re2.compile(rule.re2_pattern(), _re2_options())
+        compiled = re2.compile(rule.re2_pattern(), re2_options())
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise RuleSetError(
             f"rule {rule.id!r}: pattern {rule.pattern[:80]!r} cannot run in linear time or is invalid ({reason}); "
-            "RE2 supports no backreferences or lookaround and repetition counts up to 1000"
+            "no backreferences or lookaround, repetition counts up to 1000"
         ) from None
+    if compiled.search("") is not None:
+        raise RuleSetError(f"rule {rule.id!r}: pattern {rule.pattern[:80]!r} matches the empty string, so it would fire on every text")
 
 
 class Thresholds(BaseModel):
@@ -110,7 +116,7 @@ class Thresholds(BaseModel):
 
 
 class RuleSet(BaseModel):
-    """A versioned set of rules (and, later, the classifier they ship with)."""
+    """A versioned set of rules and the classifier (with its thresholds) they ship with."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -121,6 +127,7 @@ class RuleSet(BaseModel):
     description: str = ""
     thresholds: Thresholds = Thresholds()
     rules: tuple[Rule, ...] = ()
+    classifier: ClassifierSpec | None = None
     hash: str | None = None
 
     def content_hash(self) -> str:

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
+from targets.canonical import without_surrogates
 from targets.company import AGENTS, COMPANY_DOMAIN, Company
 from targets.court import Court, CourtConfig
 from targets.eventlog import EventLog
@@ -101,6 +102,8 @@ class StagingStack:
     def handle(self, request: Request, token: str) -> Outcome:
         """Run one request through the whole stack and judge it."""
         now, identity, agent, eid = request.sim_time, request.identity, request.agent, request.episode_id
+        text = without_surrogates(request.text)
+        document = without_surrogates(request.document) if request.document else None
         log = self.log
         log.emit(now, EventKind.REQUEST, identity, agent, eid, "chat")
         if self.verifier.is_revoked(identity) or agent in self.quarantined:
@@ -114,15 +117,15 @@ class StagingStack:
 
         verdict = Verdict(Action.ALLOW)
         if self.settings.input_guard:
-            verdict = self.input_guard.scan(request.text)
-            if request.document:
-                verdict = merge_verdicts(verdict, self.input_guard.scan(request.document))
+            verdict = self.input_guard.scan(text)
+            if document:
+                verdict = merge_verdicts(verdict, self.input_guard.scan(document))
             log.emit(now, EventKind.GUARD_INPUT, identity, agent, eid, "input_guard", verdict.action is not Action.BLOCK, verdict.score, ",".join(verdict.rule_ids)[:240])
         if verdict.action is Action.BLOCK:
             return Outcome(Stage.INPUT_GUARD, verdict.rule_ids, verdict.action, verdict.score, response=BLOCKED_REPLY, task_completed=False)
 
         victim = self.victims[agent]
-        plan = victim.plan(request.text, request.document, eid, identity)
+        plan = victim.plan(text, document, eid, identity)
         effects = Effects()
         results: list[tuple[object, ToolResult]] = []
         output_rules: list[str] = []

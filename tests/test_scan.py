@@ -45,7 +45,7 @@ def _scan(lines: list[bytes], stage: str = "input") -> list[dict]:
 
 def test_every_line_gets_exactly_one_answer():
     answers = _scan(TRICKY)
-    assert answers[0] == {"verdict": "allow", "rules": [], "score": 0.0}
+    assert answers[0]["verdict"] == "allow" and answers[0]["rules"] == [] and answers[0]["score"] < 0.5
     assert answers[1]["verdict"] == "block" and "override.ignore-previous" in answers[1]["rules"]
     assert answers[2]["error"].startswith("not JSON")
     assert answers[3]["error"].startswith("not JSON")  # an empty line is not a JSON document
@@ -58,7 +58,7 @@ def test_every_line_gets_exactly_one_answer():
     assert answers[10]["verdict"] == "block"  # zero-width split override
     assert answers[11]["verdict"] == "block" and "signal.tag-characters" in answers[11]["rules"]
     assert "error" in answers[12]  # 100k nested brackets: an error, not a RecursionError crash
-    assert answers[13]["verdict"] == "allow"
+    assert answers[13]["verdict"] == "allow"  # empty text
     assert answers[14] == {"error": 'missing "text"'}
     assert answers[15] == {"error": "expected a JSON object, got str"}
     assert answers[16]["verdict"] == "block" and answers[16]["rules"] == ["limit.length"]
