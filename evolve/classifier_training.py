@@ -74,17 +74,20 @@ def load_corpus(seed: int = 0) -> Corpus:
 
 
 def _matrix(texts: list[str], spec: ClassifierSpec):  # noqa: ANN202 - scipy.sparse.csr_matrix
+    """Rows of n-gram counts scaled by 1/sqrt(total n-grams), exactly as the guard computes them."""
     from scipy.sparse import csr_matrix
 
     indptr = [0]
     indices: list[np.ndarray] = []
     values: list[np.ndarray] = []
     for text in texts:
-        buckets = ngram_buckets(canonicalize(text).text, spec.ngram_min, spec.ngram_max, spec.buckets)
-        indices.append(buckets)
-        values.append(np.full(len(buckets), 1.0 / np.sqrt(max(1, len(buckets))), dtype=np.float32))
+        buckets = ngram_buckets(canonicalize(text).text, spec.ngram_min, spec.ngram_max, spec.bits)
+        indices.append(buckets.astype(np.int64))
+        values.append(np.full(len(buckets), 1.0 / np.sqrt(max(1, len(buckets))), dtype=np.float64))
         indptr.append(indptr[-1] + len(buckets))
-    return csr_matrix((np.concatenate(values), np.concatenate(indices), np.array(indptr)), shape=(len(texts), spec.buckets))
+    matrix = csr_matrix((np.concatenate(values), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 1 << spec.bits))
+    matrix.sum_duplicates()  # repeated n-grams become counts
+    return matrix
 
 
 def train_classifier(base: RuleSet, *, seed: int = 0, c: float = 8.0, holdout: float = 0.2) -> tuple[RuleSet, dict[str, Any]]:

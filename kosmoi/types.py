@@ -100,6 +100,7 @@ class EventKind(StrEnum):
     TOOL_CALL = "tool_call"
     TOOL_DENIED = "tool_denied"
     TRANSFER = "transfer"
+    REFUND = "refund"
     PRICE_CHANGE = "price_change"
     SECRET_READ = "secret_read"
     ROLE_GRANT = "role_grant"

@@ -22,6 +22,8 @@ from targets.rules import RuleSetError, load_ruleset, parse_ruleset
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kosmoi Immune: adversarial simulation of an LLM-agent defense stack.")
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain guardrail rule sets.")
 app.add_typer(rules_app, name="rules")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print numbers (record them in docs/benchmarks.md).")
+app.add_typer(bench_app, name="bench")
 
 console = Console()
 err = Console(stderr=True)
@@ -182,6 +184,34 @@ def rules_train_classifier(
         f"{out}: {trained.name} v{trained.version} ({trained.hash}); trained on {report['train']} texts, "
         f"held-out templates: recall {flag['recall']:.1%} / FPR {flag['fpr']:.2%} at flag, recall {block['recall']:.1%} / FPR {block['fpr']:.2%} at block"
     )
+
+
+@bench_app.command("guards")
+def bench_guards(
+    quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,
+    engines: Annotated[bool, typer.Option(help="Also compare rule engines (Hyperscan, RE2, Python re).")] = True,
+) -> None:
+    """p50/p99 per guard stage by text size and rule count, engine comparison, input scans/s."""
+    from sim import bench_guards as bench
+
+    counts = (10, 1_000) if quick else bench.RULE_COUNTS
+    sizes = (100, 1_000, 10_000) if quick else bench.SIZES
+    rows = bench.stage_latencies(counts, sizes, progress=lambda msg: err.print(msg))
+    table = Table(title="guard stages (µs)")
+    for column in ("stage", "rules", "text", "p50", "p99"):
+        table.add_column(column, justify="right" if column != "stage" else "left")
+    for row in rows:
+        table.add_row(row.stage + (f" [{row.engine}]" if row.engine else ""), f"{row.rules:,}", f"{row.size:,} B", f"{row.p50_us:,.1f}", f"{row.p99_us:,.1f}")
+    console.print(table)
+    if engines:
+        table = Table(title="rule engines, matching only (µs)")
+        for column in ("engine", "rules", "text", "p50", "p99"):
+            table.add_column(column, justify="right" if column != "engine" else "left")
+        for row in bench.engine_comparison(counts, tuple(s for s in sizes if s <= 10_000)):
+            table.add_row(row.engine, f"{row.rules:,}", f"{row.size:,} B", f"{row.p50_us:,.1f}", f"{row.p99_us:,.1f}")
+        console.print(table)
+    rate, done = bench.input_throughput()
+    console.print(f"input guard, shipped rules, one core: {rate:,.0f} scans/s ({done:,} scans of 60-400 B texts, 20% attacks)")
 
 
 def main() -> None:

@@ -77,9 +77,24 @@ class IdentityConfig(_Strict):
     key_rotation_s: float = Field(default=3600.0, gt=0)
 
 
+class NetworkSentinelConfig(_Strict):
+    alpha: float = Field(default=0.2, gt=0, le=1, description="EWMA weight of the newest window")
+    spike_factor: float = Field(default=4.0, gt=1)
+    min_requests: int = Field(default=8, gt=0)
+    warmup_windows: int = Field(default=3, ge=0)
+
+
 class SentinelConfig(_Strict):
-    rapid_fire_per_window: int = Field(default=12, gt=0)
+    rapid_fire_per_window: int = Field(default=3, gt=0, description="privileged actions per identity per window")
     error_loop_threshold: int = Field(default=3, gt=0)
+    max_price_drop: float = Field(default=0.3, gt=0, le=1)
+    network: NetworkSentinelConfig = NetworkSentinelConfig()
+
+
+class ExerciseWindowConfig(_Strict):
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    subjects: list[str] = Field(min_length=1, description="identities, agents or wallets; a trailing * matches a prefix")
 
 
 class CourtSettings(_Strict):
@@ -88,12 +103,28 @@ class CourtSettings(_Strict):
     corroboration: int = Field(default=2, ge=1)
     corroborated_confidence: float = Field(default=0.6, ge=0, le=1)
     memory_s: float = Field(default=600.0, gt=0)
+    known_good: list[str] = Field(default_factory=list, description="subjects that never get a warrant")
+    exercise_windows: list[ExerciseWindowConfig] = Field(default_factory=list)
+
+
+class LLMVictimSettings(_Strict):
+    """A real model as the victim, behind an OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI)."""
+
+    base_url: str = Field(pattern=r"^https?://", description="e.g. http://localhost:8000/v1; the key comes from OPENAI_API_KEY")
+    model: str = Field(min_length=1)
+    max_steps: int = Field(default=4, gt=0, le=16, description="model calls per episode")
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=512, gt=0)
 
 
 class TargetsConfig(_Strict):
     """The staging defense stack."""
 
     victim_profile: Literal["naive", "typical", "hardened"] = "typical"
+    llm_victim: LLMVictimSettings | None = None
+    rule_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     rules: str = Field(default="builtin:baseline", description="rule set: builtin:NAME or a JSON file")
     input_guard: InputGuardConfig = InputGuardConfig()
     output_guard: OutputGuardConfig = OutputGuardConfig()

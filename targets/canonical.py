@@ -26,6 +26,8 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
+import re2
+
 # Characters that render as nothing (or only steer rendering) and are used to
 # break up keywords or smuggle hidden instructions.
 _ZERO_WIDTH = [0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E, 0x00AD, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0]
@@ -38,11 +40,12 @@ TAG_CHARS: frozenset[int] = frozenset(_TAGS)
 BIDI_CHARS: frozenset[int] = frozenset(_BIDI)
 
 _INVISIBLE_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(INVISIBLE)) + "]+")
-_WHITESPACE_RE = re.compile(r"\s+")
 
 # Leetspeak: characters that stand for letters inside words.
 _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
-_LEET_IN_WORD_RE = re.compile(r"[a-z][0134578@$!|+]|[0134578@$!|+][a-z]")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_LEET_IN_WORD_RE = re2.compile(r"[a-z][0134578@$!|+]|[0134578@$!|+][a-z]", _RE2_OPTIONS)
 _LEET_TOKEN_RE = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*")
 
 
@@ -120,7 +123,7 @@ def canonicalize(text: str) -> Canonical:
             if folded != text:
                 confusables = sum(1 for ch in text if ord(ch) in table)
             text = strip_marks(folded)
-    text = _WHITESPACE_RE.sub(" ", text).strip().lower()
+    text = " ".join(text.lower().split())
     return Canonical(text, decode_leet(text), invisible, tags, bidi, confusables, mixed)
 
 

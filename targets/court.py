@@ -2,15 +2,16 @@
 
 It weighs the sentinels' cases per subject: a single severe, confident case,
 or corroboration (cases from at least two different rules or sentinels within
-the memory horizon) is enough for a kill warrant. Known-good identities never
-get one. Each warrant states its reasoning; enforcers apply it at once and it
-holds for the rest of the campaign.
+the memory horizon, with enough mean confidence) is enough for a kill warrant.
+Known-good identities never get one, and cases inside a declared exercise
+window (a red-team drill, a load test) are dismissed. Each warrant states its
+reasoning; enforcers apply it at once and it holds for the rest of the run.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kosmoi.types import Case, SubjectKind, Warrant, WarrantAction
 
@@ -22,12 +23,28 @@ _ACTION_FOR = {
 
 
 @dataclass(frozen=True, slots=True)
+class ExerciseWindow:
+    """A declared drill: cases about matching subjects between start and end are dismissed."""
+
+    start_s: float
+    end_s: float
+    subjects: tuple[str, ...]  # exact subjects or prefixes ending in "*"
+
+    def covers(self, subject: str, time: float) -> bool:
+        if not self.start_s <= time <= self.end_s:
+            return False
+        return any(subject == s or (s.endswith("*") and subject.startswith(s[:-1])) for s in self.subjects)
+
+
+@dataclass(frozen=True, slots=True)
 class CourtConfig:
     severe: int = 4  # a case this severe ...
     severe_confidence: float = 0.8  # ... and this confident suffices alone
     corroboration: int = 2  # distinct rules needed otherwise
     corroborated_confidence: float = 0.6  # mean confidence needed for corroborated cases
     memory_s: float = 600.0  # how long cases count as evidence
+    known_good: frozenset[str] = frozenset()
+    exercise_windows: tuple[ExerciseWindow, ...] = field(default_factory=tuple)
 
 
 class Court:
@@ -35,19 +52,26 @@ class Court:
 
     def __init__(self, config: CourtConfig | None = None, known_good: frozenset[str] = frozenset()) -> None:
         self.config = config or CourtConfig()
-        self.known_good = known_good
+        self.known_good = frozenset(known_good) | self.config.known_good
         self._docket: dict[tuple[str, SubjectKind], list[Case]] = defaultdict(list)
         self._sentenced: set[tuple[str, SubjectKind]] = set()
         self._issued = 0
+        self.dismissed = 0  # cases set aside (known-good subject, exercise window, already sentenced)
+
+    def _admissible(self, case: Case) -> bool:
+        if case.subject in self.known_good or (case.subject, case.subject_kind) in self._sentenced:
+            return False
+        return not any(window.covers(case.subject, case.window_end) for window in self.config.exercise_windows)
 
     def deliberate(self, cases: list[Case], now: float) -> list[Warrant]:
         """Warrants warranted by the new cases (and recent ones on the docket)."""
         cfg = self.config
         touched: list[tuple[str, SubjectKind]] = []
         for case in cases:
-            key = (case.subject, case.subject_kind)
-            if key in self._sentenced or case.subject in self.known_good:
+            if not self._admissible(case):
+                self.dismissed += 1
                 continue
+            key = (case.subject, case.subject_kind)
             if key not in touched:
                 touched.append(key)
             self._docket[key].append(case)
@@ -61,7 +85,7 @@ class Court:
             if severe:
                 reason = f"severe case {severe[0].rule} (severity {severe[0].severity}, confidence {severe[0].confidence:.2f})"
             elif len(rules) >= cfg.corroboration and mean_confidence >= cfg.corroborated_confidence:
-                reason = f"corroborated by {len(rules)} rules: {', '.join(sorted(r for _, r in rules))}"
+                reason = f"corroborated by {len(rules)} rules: {', '.join(sorted(f'{s}/{r}' for s, r in rules))} (mean confidence {mean_confidence:.2f})"
             else:
                 continue
             self._issued += 1

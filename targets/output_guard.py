@@ -21,7 +21,7 @@ from kosmoi.types import Action, Verdict
 from targets.canonical import canonicalize, without_surrogates
 from targets.decoding import decode_runs
 from targets.detectors import ALL_DETECTORS, DetectorBank, Finding, redact
-from targets.matcher import RuleMatcher
+from targets.matcher import Engine, RuleMatcher
 from targets.rules import RuleSet
 from targets.tools import ToolCall
 
@@ -58,6 +58,7 @@ class OutputGuard:
         redact_categories: frozenset[str] = frozenset({"secret", "canary", "pii"}),
         max_decode_depth: int = 4,
         max_decoded_bytes: int = 64 * 1024,
+        engine: Engine = "auto",
     ) -> None:
         self.policy = policy or BusinessPolicy()
         self.redact_categories = redact_categories
@@ -72,7 +73,7 @@ class OutputGuard:
             (f"canary.spaced.{index}", _spaced_pattern(value)) for index, value in enumerate((canaries or {}).values()) if len(value) >= 8
         )
         self._spaced = [(did, re2.compile(pattern)) for did, pattern in spaced]
-        self.matcher = RuleMatcher(ruleset.for_stage("output"))
+        self.matcher = RuleMatcher(ruleset.for_stage("output"), engine)
 
     def _findings(self, text: str) -> list[Finding]:
         findings = self.bank.find(text)

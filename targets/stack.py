@@ -21,9 +21,11 @@ from targets.input_guard import DEFAULT_MAX_BYTES, InputGuard
 from targets.oracle import Oracle
 from targets.output_guard import BusinessPolicy, OutputGuard
 from targets.rules import RuleSet
-from targets.sentinels import Auditor, AuditorConfig
-from targets.tools import Effects, Services, ToolResult
-from targets.victim import PROFILES, Victim, VictimKnowledge
+from targets.sentinels import Auditor, AuditorConfig, NetworkConfig, NetworkSentinel
+from targets.tools import Effects, Services, ToolCall, ToolResult
+from targets.llm_victim import LLMVictim, LLMVictimConfig
+from targets.matcher import Engine
+from targets.victim import PROFILES, Victim, VictimKnowledge, VictimModel
 
 BLOCKED_REPLY = "This request was blocked by policy."
 _SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
@@ -42,9 +44,12 @@ class StackSettings:
     enforce_identity: bool = True
     business: BusinessPolicy = field(default_factory=BusinessPolicy)
     auditor: AuditorConfig = field(default_factory=AuditorConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     court: CourtConfig = field(default_factory=CourtConfig)
     customers: int = 200
     attacker_accounts: int = 64
+    llm_victim: LLMVictimConfig | None = None  # a real model instead of the simulated victim
+    rule_engine: Engine = "auto"
 
 
 def merge_verdicts(first: Verdict, second: Verdict) -> Verdict:
@@ -66,21 +71,18 @@ class StagingStack:
         self.idp = IdentityProvider(seed * 1_000_003 + replica, settings.token_ttl_s, settings.key_rotation_s)
         self.verifier = TokenVerifier(self.idp)
         self.services = Services(self.company, self.verifier, self.log, enforce_identity=settings.enforce_identity)
-        self.input_guard = InputGuard(ruleset, settings.input_max_bytes)
-        self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business)
+        self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine)
+        self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine)
         self.oracle = Oracle(self.company, settings.business.price_floor_usd)
-        self.auditor = Auditor(self.company, settings.auditor)
+        self.sentinels = (Auditor(self.company, settings.auditor), NetworkSentinel(settings.network))
         self.court = Court(settings.court, known_good=frozenset(f"agent:{name}" for name in AGENTS))
         profile = PROFILES[settings.victim_profile]
         products = dict(self.company.product_by_name)
         secret_names = frozenset(self.company.vault)
-        self.victims = {
-            name: Victim(
-                profile,
-                VictimKnowledge(name, self.company.system_prompts[name], products, secret_names, frozenset(self.company.vendor_accounts), COMPANY_DOMAIN),
-            )
-            for name in AGENTS
-        }
+        self.victims: dict[str, VictimModel] = {}
+        for name in AGENTS:
+            knowledge = VictimKnowledge(name, self.company.system_prompts[name], products, secret_names, frozenset(self.company.vendor_accounts), COMPANY_DOMAIN)
+            self.victims[name] = Victim(profile, knowledge) if settings.llm_victim is None else LLMVictim(settings.llm_victim, knowledge)
         self.quarantined: set[str] = set()
         self._agent_tokens: dict[str, tuple[str, float]] = {}
         self.agent_tasks: deque[tuple[float, str, str, str]] = deque(maxlen=10_000)
@@ -125,34 +127,29 @@ class StagingStack:
             return Outcome(Stage.INPUT_GUARD, verdict.rule_ids, verdict.action, verdict.score, response=BLOCKED_REPLY, task_completed=False)
 
         victim = self.victims[agent]
-        plan = victim.plan(text, document, eid, identity)
         effects = Effects()
-        results: list[tuple[object, ToolResult]] = []
         output_rules: list[str] = []
         output_action = Action.ALLOW
-        policy_blocked = tool_denied = frozen = False
-        agent_token = self._agent_token(agent, now) if plan.calls else ""
-        gathered: list[str] = []
-        for intent, call in plan.calls:
-            if call.service == "messaging" and call.args.get("body") is None:
-                call = call.with_args(body="\n".join(gathered) or "Your receipt from Kosmoi Goods.")
+        flags = {"policy_blocked": False, "tool_denied": False, "frozen": False}
+
+        def act(call: ToolCall) -> ToolResult:
+            nonlocal output_action
             if self.settings.output_guard:
                 call_verdict, call = self.output_guard.check_call(call)
                 output_rules.extend(call_verdict.rule_ids)
                 if _SEVERITY[call_verdict.action] > _SEVERITY[output_action]:
                     output_action = call_verdict.action
                 if call_verdict.action is Action.BLOCK:
-                    policy_blocked = True
-                    results.append((intent, ToolResult(False, error="blocked by policy")))
-                    continue
-            result = self.services.call(agent_token, agent, call, now, eid, identity, effects)
+                    flags["policy_blocked"] = True
+                    return ToolResult(False, error="blocked by policy")
+            result = self.services.call(self._agent_token(agent, now), agent, call, now, eid, identity, effects)
             if not result.ok:
-                tool_denied = tool_denied or result.error.startswith("forbidden")
-                frozen = frozen or result.error == "destination frozen"
-            else:
-                gathered.append(str(result.value))
-            results.append((intent, result))
-        reply = victim.compose(plan, results)  # type: ignore[arg-type]
+                flags["tool_denied"] = flags["tool_denied"] or result.error.startswith("forbidden")
+                flags["frozen"] = flags["frozen"] or result.error == "destination frozen"
+            return result
+
+        turn = victim.respond(text, document, eid, identity, act)
+        reply = turn.reply
         delivered = reply
         if self.settings.output_guard:
             reply_verdict = self.output_guard.scan(reply)
@@ -163,25 +160,23 @@ class StagingStack:
             if reply_verdict.action is Action.BLOCK:
                 delivered = BLOCKED_REPLY
             log.emit(now, EventKind.GUARD_OUTPUT, identity, agent, eid, "output_guard", output_action is not Action.BLOCK, 0.0, ",".join(output_rules)[:240])
-        log.emit(now, EventKind.RESPONSE, identity, agent, eid, "chat", True, 0.0, "")
-        if plan.calls:
-            self.agent_tasks.append((now, agent, identity, ",".join(i.kind for i, _ in plan.calls)))
+        log.emit(now, EventKind.RESPONSE, identity, agent, eid, "chat", not turn.error, 0.0, turn.error[:240])
+        if turn.calls:
+            self.agent_tasks.append((now, agent, identity, ",".join(f"{c.service}.{c.method}" for c, _ in turn.calls)))
 
         damage = self.oracle.assess(effects, delivered, identity, identity in self.company.truth.attacker_identities)
         stage: Stage | None = None
         if not damage.breached:
-            if plan.complied or (not plan.refused and plan.calls):
-                if policy_blocked or output_action is Action.BLOCK or (plan.complied and output_action is Action.FLAG):
+            if turn.complied or (not turn.refused and turn.calls):
+                if flags["policy_blocked"] or output_action is Action.BLOCK or (turn.complied and output_action is Action.FLAG):
                     stage = Stage.OUTPUT_GUARD
-                elif tool_denied:
+                elif flags["tool_denied"]:
                     stage = Stage.TOOL_AUTH
-                elif frozen:
+                elif flags["frozen"]:
                     stage = Stage.COURT
-                elif plan.complied:
-                    stage = None  # went along, but nothing came of it
             else:
                 stage = Stage.VICTIM
-        completed = plan.understood and not plan.refused and all(r.ok for _, r in results) and output_action is not Action.BLOCK
+        completed = turn.understood and not turn.refused and not turn.error and all(r.ok for _, r in turn.calls) and output_action is not Action.BLOCK
         rule_ids = tuple(dict.fromkeys(verdict.rule_ids + tuple(output_rules)))
         return Outcome(
             blocked_stage=stage,
@@ -190,7 +185,7 @@ class StagingStack:
             input_score=verdict.score,
             output_action=output_action,
             response=delivered,
-            tool_calls=len(plan.calls),
+            tool_calls=len(turn.calls),
             breached=damage.breached,
             damage_usd=damage.damage_usd,
             secrets_leaked=damage.secrets_leaked,
@@ -202,7 +197,7 @@ class StagingStack:
     def close_window(self, start: float, end: float) -> tuple[list[Case], list[Warrant]]:
         """Run the sentinels over the window that just closed; the court rules; enforcers act."""
         rows = self.log.window()
-        cases = self.auditor.inspect(rows, start, end)
+        cases = [case for sentinel in self.sentinels for case in sentinel.inspect(rows, start, end)]
         warrants = self.court.deliberate(cases, end) if cases else []
         for warrant in warrants:
             self.enforce(warrant)

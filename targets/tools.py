@@ -158,7 +158,7 @@ class Services:
         self.company.balances[destination] = self.company.balances.get(destination, 0.0) + amount
         self.company.transactions.append((now, COMPANY_ACCOUNT, destination, amount, eid))
         fx.refunds_to.append((destination, amount))
-        self.log.emit(now, EventKind.TRANSFER, identity, agent, eid, destination, True, amount, f"refund order {order.order_id}")
+        self.log.emit(now, EventKind.REFUND, identity, agent, eid, destination, True, amount, f"order {order.order_id}")
         return ToolResult(True, f"refunded ${amount:,.2f} for order {order.order_id}")
 
     # --- catalog -------------------------------------------------------------

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import codecs
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kosmoi.ids import unit_interval
 from targets.company import ROLES_PRIVILEGED
@@ -86,6 +88,29 @@ class VictimKnowledge:
     secret_names: frozenset[str]
     vendor_accounts: frozenset[str]
     company_domain: str
+
+
+@dataclass(slots=True)
+class VictimTurn:
+    """What a victim model did with one request (simulated or a real LLM)."""
+
+    reply: str
+    understood: bool
+    complied: bool  # went along with something harmful (or, for an LLM, attempted a privileged tool call)
+    refused: bool
+    calls: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
+    error: str = ""
+
+
+Act = Callable[[ToolCall], ToolResult]  # runs one tool call through the output guard and zero trust
+
+
+class VictimModel(Protocol):
+    """Anything that can play the victim agent: reads a request, may call tools, replies."""
+
+    knowledge: VictimKnowledge
+
+    def respond(self, text: str, document: str | None, episode_id: str, requester: str, act: Act) -> VictimTurn: ...
 
 
 @dataclass(slots=True)
@@ -171,6 +196,22 @@ class Victim:
             if call is not None:
                 plan.calls.append((intent, call))
         return plan
+
+    def respond(self, text: str, document: str | None, episode_id: str, requester: str, act: Act) -> VictimTurn:
+        """Plan, make the tool calls through ``act`` (sent messages carry what earlier calls returned), reply."""
+        plan = self.plan(text, document, episode_id, requester)
+        results: list[tuple[Intent, ToolResult]] = []
+        calls: list[tuple[ToolCall, ToolResult]] = []
+        gathered: list[str] = []
+        for intent, call in plan.calls:
+            if call.service == "messaging" and call.args.get("body") is None:
+                call = call.with_args(body="\n".join(gathered) or "Your receipt from Kosmoi Goods.")
+            result = act(call)
+            if result.ok:
+                gathered.append(str(result.value))
+            results.append((intent, result))
+            calls.append((call, result))
+        return VictimTurn(self.compose(plan, results), plan.understood, bool(plan.complied), bool(plan.refused), calls)
 
     def _routine_document_work(self, intent: Intent) -> bool:
         agent = self.knowledge.agent
