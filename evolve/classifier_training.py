@@ -23,8 +23,10 @@ import yaml
 from targets.canonical import canonicalize
 from targets.classifier import KIND, ClassifierSpec, ngram_buckets, pack
 from targets.rules import RuleSet
+from targets.semantic import SemanticSpec
 
 MAX_PER_TEMPLATE = 60
+SEMANTIC_EXEMPLARS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +130,20 @@ def train_classifier(base: RuleSet, *, seed: int = 0, c: float = 8.0, holdout: f
         "data": corpus.sources,
         "train": int(len(train_idx)),
         "holdout": int(len(test_idx)),
+        "holdout_positives": int(truth.sum()),
+        "holdout_negatives": int((1 - truth).sum()),
+        "holdout_templates": len(held_templates),
         "at_flag": rates(thresholds.flag),
         "at_block": rates(thresholds.block),
         "nonzero_weights": int(len(keep)),
     }
     spec = ClassifierSpec(bias=float(model.intercept_[0]), indices=pack(keep, "<u4"), weights=pack(weights[keep], "<f4"), training=report)
+    # Exemplars of the optional semantic stage: a deterministic sample of canonical positives.
+    exemplar_rng = random.Random(seed)
+    exemplars = sorted({canonicalize(t).text for t in exemplar_rng.sample(list(corpus.positives), min(SEMANTIC_EXEMPLARS, len(corpus.positives)))})
+    semantic = (base.semantic or SemanticSpec()).model_copy(update={"exemplars": tuple(exemplars)})
     version = str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}+clf"
-    trained = base.model_copy(update={"classifier": spec, "version": version, "parent": base.version, "hash": None}).sealed()
+    trained = base.model_copy(update={"classifier": spec, "semantic": semantic, "version": version, "parent": base.version, "hash": None}).sealed()
     return trained, report
 
 

@@ -205,10 +205,10 @@ def bench_guards(
     console.print(table)
     if engines:
         table = Table(title="rule engines, matching only (µs)")
-        for column in ("engine", "rules", "text", "p50", "p99"):
-            table.add_column(column, justify="right" if column != "engine" else "left")
+        for column in ("engine", "texts", "rules", "text", "p50", "p99"):
+            table.add_column(column, justify="right" if column not in ("engine", "texts") else "left")
         for row in bench.engine_comparison(counts, tuple(s for s in sizes if s <= 10_000)):
-            table.add_row(row.engine, f"{row.rules:,}", f"{row.size:,} B", f"{row.p50_us:,.1f}", f"{row.p99_us:,.1f}")
+            table.add_row(row.engine, row.stage.removeprefix("rules (").rstrip(")"), f"{row.rules:,}", f"{row.size:,} B", f"{row.p50_us:,.1f}", f"{row.p99_us:,.1f}")
         console.print(table)
     rate, done = bench.input_throughput()
     console.print(f"input guard, shipped rules, one core: {rate:,.0f} scans/s ({done:,} scans of 60-400 B texts, 20% attacks)")

@@ -62,6 +62,7 @@ class BenignConfig(_Strict):
 class InputGuardConfig(_Strict):
     enabled: bool = True
     max_bytes: int = Field(default=16 * 1024, gt=0)
+    semantic: bool = Field(default=False, description="embedding-similarity stage for uncertain texts (needs the 'semantic' extra)")
 
 
 class OutputGuardConfig(_Strict):

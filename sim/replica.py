@@ -62,6 +62,7 @@ def stack_settings(exp: Experiment) -> StackSettings:
         customers=max(200, exp.benign.customers),
         llm_victim=LLMVictimConfig(**t.llm_victim.model_dump()) if t.llm_victim is not None else None,
         rule_engine=t.rule_engine,
+        semantic=t.input_guard.semantic,
     )
 
 

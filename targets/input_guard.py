@@ -1,7 +1,8 @@
 """The input guardrail ("the skin"): deterministic and fast.
 
 Order: length limit -> canonicalisation -> obfuscation signals -> rule
-matching -> the light classifier. Rules match the canonical text, its
+matching -> the light classifier -> (optionally) the semantic stage for
+uncertain texts. Rules match the canonical text, its
 leetspeak-decoded variant and what obfuscation hides: base64/hex/URL/QP runs
 (nested, bounded), ROT13 or reversed text when the text asks for decoding,
 and payloads split into variables or parts. A block rule that fires only on
@@ -26,6 +27,7 @@ from targets.classifier import Classifier
 from targets.decoding import decode_runs, join_split_payload
 from targets.matcher import Engine, RuleMatcher
 from targets.rules import RuleSet
+from targets.semantic import SemanticStage
 
 DEFAULT_MAX_BYTES = 16 * 1024
 
@@ -37,6 +39,7 @@ INVISIBLE_RULE = "signal.invisible-characters"
 MIXED_SCRIPT_RULE = "signal.mixed-script"
 ENCODED_RULE = "signal.encoded-instructions"
 CLASSIFIER_RULE = "classifier"
+SEMANTIC_RULE = "semantic.similar-attack"
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -80,13 +83,18 @@ def derived_variants(text: str, canon: Canonical) -> list[tuple[str, str]]:
 class InputGuard:
     """Scans untrusted text (chat messages, retrieved documents) before the model sees it."""
 
-    def __init__(self, ruleset: RuleSet, max_bytes: int = DEFAULT_MAX_BYTES, engine: Engine = "auto") -> None:
+    def __init__(self, ruleset: RuleSet, max_bytes: int = DEFAULT_MAX_BYTES, engine: Engine = "auto", semantic: bool = False) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be > 0")
         self.ruleset = ruleset
         self.max_bytes = max_bytes
         self.matcher = RuleMatcher(ruleset.for_stage("input"), engine)
         self.classifier = Classifier.from_spec(ruleset.classifier) if ruleset.classifier is not None else None
+        self.semantic: SemanticStage | None = None
+        if semantic:
+            if ruleset.semantic is None:
+                raise ValueError(f"rule set {ruleset.name} v{ruleset.version} has no semantic exemplars; the semantic stage cannot run")
+            self.semantic = SemanticStage(ruleset.semantic)
         self._flag_threshold = ruleset.thresholds.flag
         self._block_threshold = ruleset.thresholds.block
 
@@ -143,6 +151,14 @@ class InputGuard:
                 fired.append(CLASSIFIER_RULE)
                 reasons.append(f"classifier p={probability:.2f}")
             score = max(score, probability)
+        if not block and self.semantic is not None and self.semantic.in_band(score):
+            similarity = self.semantic.similarity([canon.text, *(hidden for _, hidden in derived)][:4])
+            if similarity >= self.semantic.spec.threshold:
+                fired.append(SEMANTIC_RULE)
+                reasons.append(f"semantic similarity {similarity:.2f} to a known attack")
+                score = max(score, similarity)
+                block = block or self.semantic.spec.action == "block"
+                flag = True
         if block or score >= self._block_threshold:
             action = Action.BLOCK
         elif flag or score >= self._flag_threshold:

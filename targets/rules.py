@@ -29,6 +29,7 @@ import re2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from targets.classifier import ClassifierSpec
+from targets.semantic import SemanticSpec
 
 FORMAT = "kosmoi-ruleset/1"
 BUILTIN_PREFIX = "builtin:"
@@ -128,6 +129,7 @@ class RuleSet(BaseModel):
     thresholds: Thresholds = Thresholds()
     rules: tuple[Rule, ...] = ()
     classifier: ClassifierSpec | None = None
+    semantic: SemanticSpec | None = None
     hash: str | None = None
 
     def content_hash(self) -> str:

@@ -50,6 +50,7 @@ class StackSettings:
     attacker_accounts: int = 64
     llm_victim: LLMVictimConfig | None = None  # a real model instead of the simulated victim
     rule_engine: Engine = "auto"
+    semantic: bool = False  # the optional embedding stage of the input guard
 
 
 def merge_verdicts(first: Verdict, second: Verdict) -> Verdict:
@@ -71,7 +72,7 @@ class StagingStack:
         self.idp = IdentityProvider(seed * 1_000_003 + replica, settings.token_ttl_s, settings.key_rotation_s)
         self.verifier = TokenVerifier(self.idp)
         self.services = Services(self.company, self.verifier, self.log, enforce_identity=settings.enforce_identity)
-        self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine)
+        self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic)
         self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine)
         self.oracle = Oracle(self.company, settings.business.price_floor_usd)
         self.sentinels = (Auditor(self.company, settings.auditor), NetworkSentinel(settings.network))

@@ -127,3 +127,29 @@ def test_canaries_are_unique_per_run(profile):
     a = StagingStack(StackSettings(victim_profile=profile), EMPTY_RULES, seed=3, replica=0, run_nonce="run-a").company.canaries()
     b = StagingStack(StackSettings(victim_profile=profile), EMPTY_RULES, seed=3, replica=0, run_nonce="run-b").company.canaries()
     assert a.keys() == b.keys() and not set(a.values()) & set(b.values())
+
+
+def test_bad_session_tokens_are_rejected_and_logged():
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    stack = _stack()
+    expired = stack.login("cust-0001", 0.0)
+    outcome = stack.handle(Request("e-exp", "cust-0001", "support", "How much is the aurora desk lamp?", None, 400.0), expired)
+    assert outcome.blocked_stage is Stage.IDENTITY
+    forged = pyjwt.encode(
+        {"iss": "kosmoi-idp", "sub": "cust-0002", "scope": "chat", "iat": 0, "exp": 999, "jti": "x"}, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "k0"}
+    )
+    outcome = stack.handle(Request("e-forged", "cust-0002", "support", "hi", None, 1.0), forged)
+    assert outcome.blocked_stage is Stage.IDENTITY
+    denied = {(row.episode_id, row.detail) for row in stack.log.window() if row.kind == EventKind.AUTH_DENIED.value}
+    assert ("e-exp", "expired") in denied and ("e-forged", "forged") in denied
+
+
+def test_a_token_replayed_after_revocation_is_refused():
+    stack = _stack()
+    token = stack.login("att-00001", 1.0)
+    stack.verifier.revoke_subject("att-00001")
+    outcome = stack.handle(Request("e-replay", "att-00001", "support", "How much is the aurora desk lamp?", None, 2.0), token)
+    assert outcome.blocked_stage is Stage.COURT
+    assert any(row.kind == EventKind.ENFORCED.value and row.episode_id == "e-replay" for row in stack.log.window())
