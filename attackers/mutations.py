@@ -105,10 +105,13 @@ def _zero_width(text: str, rng: random.Random) -> str:
 
 
 def _leetspeak(text: str, rng: random.Random) -> str:
+    """Every word of three letters or more gets at least one leet substitution."""
     out: list[str] = []
     for word in text.split(" "):
-        if word.isalpha() and rng.random() < 0.6:
-            word = "".join(_LEET.get(ch, ch) if rng.random() < 0.7 else ch for ch in word)
+        eligible = [i for i, ch in enumerate(word) if ch.lower() in _LEET]
+        if word.isalpha() and len(word) >= 3 and eligible:
+            forced = rng.choice(eligible)
+            word = "".join(_LEET[ch.lower()] if i == forced or (i in eligible and rng.random() < 0.5) else ch for i, ch in enumerate(word))
         out.append(word)
     return " ".join(out)
 
@@ -142,7 +145,13 @@ def _reorder(text: str, rng: random.Random) -> str:
 
 
 def _split(text: str, rng: random.Random) -> str:
-    cuts = sorted(rng.sample(range(1, len(text)), k=min(2, max(1, len(text) - 1)))) if len(text) > 8 else [len(text) // 2]
+    """Cut inside the first word (usually the verb a filter keys on) and once more further on."""
+    word = len(text.split(" ", 1)[0])
+    if len(text) <= 8 or word < 2:
+        cuts = [max(1, len(text) // 2)]
+    else:
+        first = rng.randrange(1, word)
+        cuts = [first, rng.randrange(first + 2, len(text) - 1)] if len(text) - 1 > first + 2 else [first]
     parts = [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)])]
     names = ("a", "b", "c")
     assigns = "; ".join(f'{n} = "{p}"' for n, p in zip(names, parts) if p)

@@ -2,23 +2,32 @@
 
 One instance is one logical attacker with a goal. It starts from a seed of
 the library, renders it with its own assets, and composes mutation operators
-on top. After each attempt it adapts to the feedback a real attacker would
-see: blocked at the input guard -> add an evasion operator; refused by the
-model -> add persuasion framing; denied by zero-trust -> try another agent;
-caught by the output guard -> ask for an encoded answer or change route;
-breached -> exploit the recipe again with fresh parameters.
+on top (up to ``max_depth``). After each attempt it adapts to the feedback a
+real attacker would see. The feedback decides *what kind* of change to make —
+blocked at the input guard: add an evasion operator; refused by the model:
+add persuasion framing; denied by zero trust: try another agent; caught by
+the output guard: ask for an encoded answer or change route; breached:
+exploit the recipe with fresh parameters — and UCB1 bandits (seeds and
+operators, rewarded by how far each attack got) decide *which* one, as
+GPTFuzzer selects seeds and mutations from rewards.
 
-All randomness comes from the campaign's own seed, so a campaign behaves the
-same whichever worker runs it.
+All randomness comes from the campaign's own seed and the bandit state it is
+given (private, or shared by one replica's attackers), so a campaign behaves
+the same whichever worker runs it.
 """
 
 from __future__ import annotations
 
 import random
 
+from attackers.bandit import BanditState
+from attackers.generation import GenerationRequest, GenerationResult
 from attackers.mutations import EVASION_OPS, FRAMING_OPS, OPERATORS, compose
 from attackers.seeds import AttackerAssets, Seed, render, seeds_for
 from kosmoi.types import Attack, Channel, Feedback, Goal, Stage, Tier
+
+# How far an attack got, as a reward for the operators and seed that made it.
+REWARD = {None: 0.1, Stage.INPUT_GUARD: 0.0, Stage.VICTIM: 0.25, Stage.OUTPUT_GUARD: 0.5, Stage.TOOL_AUTH: 0.4}
 
 GENERATOR = "mutator"
 
@@ -26,7 +35,9 @@ GENERATOR = "mutator"
 class MutatorAttacker:
     """Adaptive template-and-mutation attacker."""
 
-    def __init__(self, campaign_id: str, goal: Goal, assets: AttackerAssets, seed: int, *, max_depth: int = 3) -> None:
+    tier = Tier.GRUNT
+
+    def __init__(self, campaign_id: str, goal: Goal, assets: AttackerAssets, seed: int, *, max_depth: int = 3, bandit: BanditState | None = None) -> None:
         if max_depth < 0:
             raise ValueError("max_depth must be >= 0")
         self.campaign_id = campaign_id
@@ -34,15 +45,27 @@ class MutatorAttacker:
         self.assets = assets
         self.max_depth = max_depth
         self.rng = random.Random(seed)
+        self.bandit = bandit if bandit is not None else BanditState()
         self.candidates = seeds_for(goal)
         if not self.candidates:
             raise ValueError(f"no seeds for goal {goal.value}")
-        self.seed: Seed = self.rng.choice(self.candidates)
-        self.ops: tuple[str, ...] = (self.rng.choice(EVASION_OPS),) if max_depth and self.rng.random() < 0.5 else ()
+        self.seed: Seed = self._pick_seed(self.candidates)
+        self.ops: tuple[str, ...] = (self._pick_op(EVASION_OPS),) if max_depth and self.rng.random() < 0.5 else ()
         self.last: Attack | None = None
         self.feedback: Feedback | None = None
 
-    def propose(self, attempt: int) -> Attack:
+    def _pick_seed(self, pool: list[Seed] | tuple[Seed, ...]) -> Seed:
+        by_key = {f"seed:{s.seed_id}": s for s in pool}
+        return by_key[self.bandit.choose(sorted(by_key), self.rng)]
+
+    def _pick_op(self, pool: tuple[str, ...] | list[str]) -> str:
+        return self.bandit.choose([f"op:{op}" for op in pool], self.rng).removeprefix("op:")
+
+    def generation_request(self, attempt: int) -> GenerationRequest | None:
+        """The offline mutator needs no model call."""
+        return None
+
+    def propose(self, attempt: int, result: GenerationResult | None = None) -> Attack:
         """The next attack; adapts to the last feedback first."""
         if self.feedback is not None:
             self._adapt(self.feedback)
@@ -65,6 +88,12 @@ class MutatorAttacker:
         return attack
 
     def observe(self, feedback: Feedback) -> None:
+        """Credit the seed and operators of the last attack, then remember the feedback for the next one."""
+        if self.last is not None and feedback.blocked_stage not in (Stage.COURT, Stage.IDENTITY):
+            reward = 1.0 if feedback.breached else REWARD.get(feedback.blocked_stage, 0.0)
+            self.bandit.update(f"seed:{self.seed.seed_id}", reward)
+            for op in self.last.techniques:
+                self.bandit.update(f"op:{op}", reward)
         self.feedback = feedback
 
     # --- adaptation ----------------------------------------------------------
@@ -72,7 +101,7 @@ class MutatorAttacker:
         fresh = [op for op in pool if op not in self.ops]
         if not fresh:
             return
-        op = self.rng.choice(fresh)
+        op = self._pick_op(fresh)
         if len(self.ops) < self.max_depth:
             self.ops = self.ops + (op,)
         elif self.ops:
@@ -86,7 +115,7 @@ class MutatorAttacker:
     def _switch_seed(self, other_agent: bool) -> None:
         pool = [s for s in self.candidates if s is not self.seed and (not other_agent or s.agent != self.seed.agent)]
         if pool:
-            self.seed = self.rng.choice(pool)
+            self.seed = self._pick_seed(pool)
 
     def _adapt(self, fb: Feedback) -> None:
         rng = self.rng

@@ -59,6 +59,8 @@ class Tally:
     benign_identities: set[str] = field(default_factory=set)
     warranted_benign_identities: set[str] = field(default_factory=set)
     warrants: int = 0
+    model_calls: dict[str, int] = field(default_factory=dict)  # by status: ok, error, refused, unparsable
+    model_cost_usd: float = 0.0
 
     def add_episodes(self, table: pa.Table) -> None:
         """Fold a batch of episode rows (the ``episodes`` schema) into the tally."""
@@ -87,6 +89,12 @@ class Tally:
             self.benign_completed += int(pc.sum(done.cast(pa.int64())).as_py() or 0)
             _merge_counts(self.benign_blocked_by_stage, _count_values(benign["blocked_stage"]))
             self.benign_identities.update(pc.unique(benign["identity"]).to_pylist())
+
+    def add_calls(self, table: pa.Table) -> None:
+        """Fold a batch of model-call rows (the ``calls`` schema) into the tally."""
+        if table.num_rows:
+            _merge_counts(self.model_calls, _count_values(table["status"]))
+            self.model_cost_usd += float(pc.sum(table["cost_usd"]).as_py() or 0.0)
 
     def add_warrants(self, table: pa.Table) -> None:
         """Fold a batch of warrant rows (the ``warrants`` schema) into the tally."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-TABLES = ("episodes", "events", "cases", "warrants")
+TABLES = ("episodes", "events", "cases", "warrants", "calls")
 
-SCHEMA_VERSIONS: dict[str, int] = {"episodes": 1, "events": 1, "cases": 1, "warrants": 1}
+SCHEMA_VERSIONS: dict[str, int] = {"episodes": 1, "events": 1, "cases": 1, "warrants": 1, "calls": 1}
 
 _STR_LIST = pa.list_(pa.string())
 
@@ -108,7 +108,29 @@ WARRANTS = _with_version(
     ],
 )
 
-SCHEMAS: dict[str, pa.Schema] = {"episodes": EPISODES, "events": EVENTS, "cases": CASES, "warrants": WARRANTS}
+CALLS = _with_version(
+    "calls",
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("replica", pa.int32(), nullable=False),
+        pa.field("episode_id", pa.string(), nullable=False),
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("attempt", pa.int32(), nullable=False),
+        pa.field("tier", pa.string(), nullable=False),
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # ok | error | refused | unparsable
+        pa.field("error", pa.string(), nullable=False),
+        pa.field("input_tokens", pa.int64(), nullable=False),
+        pa.field("output_tokens", pa.int64(), nullable=False),
+        pa.field("cost_usd", pa.float64(), nullable=False),
+        pa.field("latency_s", pa.float64(), nullable=False),
+        pa.field("retries", pa.int32(), nullable=False),
+        pa.field("sim_time", pa.float64(), nullable=False),
+    ],
+)
+
+SCHEMAS: dict[str, pa.Schema] = {"episodes": EPISODES, "events": EVENTS, "cases": CASES, "warrants": WARRANTS, "calls": CALLS}
 
 
 def schema_version(schema: pa.Schema) -> tuple[str, int] | None:

@@ -59,6 +59,9 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     table.add_row("attacks stopped by", stages)
     table.add_row("damage", f"${summary['damage_usd']:,.2f}, {summary['secrets_leaked']} secrets, {summary['records_exfiltrated']} records")
     table.add_row("warrants", f"{summary['warrants']} (false-warrant rate {_fmt_rate(summary['false_warrant_rate'])})")
+    if summary.get("model_calls"):
+        calls = ", ".join(f"{status} {count:,}" for status, count in summary["model_calls"].items())
+        table.add_row("model calls", f"{calls}; ${summary['model_cost_usd']:,.4f}")
     table.add_row("speed", f"{summary['episodes_per_s']:,.0f} episodes/s over {summary['duration_s']:.1f} s ({summary['workers']} workers, {summary['replicas']} replicas)")
     table.add_row("results", str(run_dir))
     tracking = summary.get("mlflow_run_id") or "not tracked"
@@ -183,6 +186,39 @@ def rules_train_classifier(
     console.print(
         f"{out}: {trained.name} v{trained.version} ({trained.hash}); trained on {report['train']} texts, "
         f"held-out templates: recall {flag['recall']:.1%} / FPR {flag['fpr']:.2%} at flag, recall {block['recall']:.1%} / FPR {block['fpr']:.2%} at block"
+    )
+
+
+@app.command()
+def budget(
+    ledger: Annotated[Optional[Path], typer.Option(help="Ledger file (default: IMMUNE_LEDGER_PATH, else the user data directory).")] = None,
+    defcon: Annotated[int, typer.Option(help="DEFCON level whose caps to compare with.", min=1, max=5)] = 5,
+) -> None:
+    """Today's spending on paid models, and what remains under the DEFCON caps."""
+    from attackers.budget import DEFAULT_POLICY, BudgetLedger
+
+    book = BudgetLedger(ledger)
+    caps = DEFAULT_POLICY[defcon]
+    table = Table(title=f"model spend today (UTC) — ledger {book.path}")
+    for column in ("tier", "provider", "model", "attacks", "dollars", "open"):
+        table.add_column(column, justify="left" if column in ("tier", "provider", "model") else "right")
+    rows = book.today()
+    for row in rows:
+        table.add_row(str(row["tier"]), str(row["provider"]), str(row["model"]), f"{row['attacks']:,}", f"${row['usd']:.4f}", str(row["open"]))
+    if not rows:
+        table.add_row("-", "-", "-", "0", "$0.0000", "0")
+    console.print(table)
+    usage = book.usage("sniper")
+
+    def left(cap: float | None, used: float, fmt: str) -> str:
+        return "uncapped" if cap is None else fmt.format(max(0.0, cap - used))
+
+    console.print(
+        f"DEFCON {defcon} sniper caps: {caps.attacks_per_day if caps.attacks_per_day is not None else 'no'} attacks/day, "
+        f"{caps.attacks_per_hour if caps.attacks_per_hour is not None else 'no'} attacks/hour, "
+        f"{'$' + format(caps.usd_per_day, '.2f') if caps.usd_per_day is not None else 'no'} /day. Remaining today: "
+        f"{left(caps.attacks_per_day, usage.attacks_today, '{:.0f} attacks')}, this hour: {left(caps.attacks_per_hour, usage.attacks_this_hour, '{:.0f} attacks')}, "
+        f"dollars: {left(caps.usd_per_day, usage.usd_today, '${:.4f}')}."
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kosmoi.types import Goal
 
@@ -33,19 +33,94 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class GruntLLMConfig(_Strict):
+    """A local model writing grunt attacks: an OpenAI-compatible server (vllm serve, llama.cpp) or an in-process vLLM engine."""
+
+    backend: Literal["openai", "vllm"] = Field(default="openai", description="'openai': an OpenAI-compatible endpoint; 'vllm': vllm.LLM in a GPU Ray actor")
+    base_url: str | None = Field(default=None, pattern=r"^https?://", description="endpoint for backend 'openai', e.g. http://localhost:8000/v1")
+    model: str = Field(min_length=1)
+    concurrency: int = Field(default=16, gt=0, le=1024, description="requests in flight per worker")
+    max_tokens: int = Field(default=300, gt=0)
+    temperature: float = Field(default=0.9, ge=0, le=2)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    num_gpus: float = Field(default=1.0, ge=0, description="GPUs for the in-process engine (backend 'vllm')")
+
+
 class GruntConfig(_Strict):
-    """The offline mutation attacker population."""
+    """The grunt population: the offline mutation attacker, or a local LLM."""
 
     count: int = Field(default=200, gt=0, description="logical attackers (one campaign each)")
     attempts: int = Field(default=4, gt=0, le=10_000, description="attempts per campaign")
-    generator: Literal["mutator"] = "mutator"
+    generator: Literal["mutator", "llm"] = "mutator"
+    llm: GruntLLMConfig | None = None
     max_depth: int = Field(default=3, ge=0, le=8, description="most mutation operators stacked on one attack")
     think_time_s: float = Field(default=20.0, gt=0, description="mean simulated seconds between attempts")
     goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
+    shared_bandit: bool = Field(default=True, description="the mutators of one replica pool what works (one bandit per replica)")
+
+    @model_validator(mode="after")
+    def _llm_needs_settings(self) -> GruntConfig:
+        if self.generator == "llm" and self.llm is None:
+            raise ValueError("generator 'llm' needs an 'llm' section (backend, base_url, model)")
+        if self.llm is not None and self.llm.backend == "openai" and not self.llm.base_url:
+            raise ValueError("llm.base_url is required for backend 'openai' (e.g. http://localhost:8000/v1)")
+        return self
+
+
+class SniperProviderConfig(_Strict):
+    provider: Literal["anthropic", "openai"]
+    model: str = Field(min_length=1)
+    input_usd_per_mtok: float = Field(ge=0, description="price per million input tokens")
+    output_usd_per_mtok: float = Field(ge=0, description="price per million output tokens")
+
+
+class SniperConfig(_Strict):
+    """Frontier models writing attacks; paid, so every call goes through the budget ledger."""
+
+    count: int = Field(default=0, ge=0)
+    attempts: int = Field(default=2, gt=0, le=1_000)
+    providers: list[SniperProviderConfig] = Field(default_factory=list)
+    max_tokens: int = Field(default=400, gt=0)
+    temperature: float = Field(default=0.9, ge=0, le=2)
+    concurrency: int = Field(default=4, gt=0, le=256)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    think_time_s: float = Field(default=60.0, gt=0)
+    goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _providers_when_used(self) -> SniperConfig:
+        if self.count and not self.providers:
+            raise ValueError("sniper campaigns need at least one entry in 'providers'")
+        return self
 
 
 class AttackersConfig(_Strict):
     grunt: GruntConfig = GruntConfig()
+    sniper: SniperConfig = SniperConfig()
+
+
+class CapsConfig(_Strict):
+    attacks_per_day: int | None = Field(default=None, ge=0)
+    attacks_per_hour: int | None = Field(default=None, ge=0)
+    usd_per_day: float | None = Field(default=None, ge=0)
+
+
+class BudgetConfig(_Strict):
+    """Spending on paid models: the DEFCON level picks the caps; the ledger keeps them across runs and workers."""
+
+    defcon: int = Field(default=5, ge=1, le=5, description="5 = peace (tight caps) ... 1 = active breach (uncapped)")
+    ledger: str | None = Field(default=None, description="SQLite ledger path (default: IMMUNE_LEDGER_PATH, else the user data directory)")
+    policy: dict[int, CapsConfig] = Field(default_factory=dict, description="replace the caps of DEFCON levels 1-5 (a missing cap is no cap)")
+
+    @field_validator("policy")
+    @classmethod
+    def _levels(cls, value: dict[int, CapsConfig]) -> dict[int, CapsConfig]:
+        bad = sorted(level for level in value if not 1 <= level <= 5)
+        if bad:
+            raise ValueError(f"DEFCON levels are 1..5, got {bad}")
+        return value
 
 
 class BenignConfig(_Strict):
@@ -156,6 +231,7 @@ class Experiment(_Strict):
     attackers: AttackersConfig = AttackersConfig()
     benign: BenignConfig = BenignConfig()
     targets: TargetsConfig = TargetsConfig()
+    budget: BudgetConfig = BudgetConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("name")
@@ -173,10 +249,10 @@ class Experiment(_Strict):
 
     def planned_episodes(self) -> tuple[int, int]:
         """(attack episodes, benign episodes) the run will produce."""
-        grunt = self.attackers.grunt
+        grunt, sniper = self.attackers.grunt, self.attackers.sniper
         benign = self.benign
         identities = benign.customers + benign.vendors + benign.employees
-        return grunt.count * grunt.attempts, identities * benign.requests
+        return grunt.count * grunt.attempts + sniper.count * sniper.attempts, identities * benign.requests
 
 
 # --- error formatting ----------------------------------------------------------
@@ -242,7 +318,12 @@ def _message(error: dict[str, Any]) -> str:
         return f"must be at most {ctx.get('max_length')} characters"
     message = str(error.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
-    return f"{message[0].lower()}{message[1:]}{got}" if message else f"invalid value{got}"
+    if isinstance(error.get("input"), dict):
+        got = ""  # a whole section: repeating it would not help
+    if not message:
+        return f"invalid value{got}"
+    keep_case = len(message) > 1 and message[1].isupper()  # an acronym such as "DEFCON"
+    return f"{message if keep_case else message[0].lower() + message[1:]}{got}"
 
 
 def _line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int | None:

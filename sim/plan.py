@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 
 from kosmoi.ids import derive_seed
-from kosmoi.types import EpisodeKind, Goal
+from kosmoi.types import EpisodeKind, Goal, Tier
 from sim.config import Experiment
 
 
@@ -27,6 +27,7 @@ class CampaignSpec:
     goal: Goal
     seed: int
     times: tuple[float, ...]  # simulated time of each attempt
+    tier: Tier = Tier.GRUNT
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ def plan_run(exp: Experiment, seed: int) -> list[ReplicaPlan]:
     arrival = exp.simulation.arrival_window_s
     grunt = exp.attackers.grunt
     benign = exp.benign
+    sniper = exp.attackers.sniper
     goals = [Goal(g) for g in grunt.goals]
     per_replica: list[list[tuple]] = [[] for _ in range(replicas)]
     for i in range(grunt.count):
@@ -63,7 +65,14 @@ def plan_run(exp: Experiment, seed: int) -> list[ReplicaPlan]:
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
         goal = goals[i % len(goals)]
         times = _times(rng, rng.uniform(0, arrival), grunt.attempts, grunt.think_time_s)
-        per_replica[i % replicas].append((campaign_id, EpisodeKind.ATTACK, f"att-{i:05d}", goal, derive_seed(seed, "attacker", campaign_id), times))
+        per_replica[i % replicas].append((campaign_id, EpisodeKind.ATTACK, f"att-{i:05d}", goal, derive_seed(seed, "attacker", campaign_id), times, Tier.GRUNT))
+    sniper_goals = [Goal(g) for g in sniper.goals]
+    for i in range(sniper.count):
+        campaign_id = f"s{i:06d}"
+        rng = random.Random(derive_seed(seed, "campaign", campaign_id))
+        goal = sniper_goals[i % len(sniper_goals)]
+        times = _times(rng, rng.uniform(0, arrival), sniper.attempts, sniper.think_time_s)
+        per_replica[(grunt.count + i) % replicas].append((campaign_id, EpisodeKind.ATTACK, f"att-s{i:05d}", goal, derive_seed(seed, "attacker", campaign_id), times, Tier.SNIPER))
     identities = (
         [f"cust-{i:04d}" for i in range(benign.customers)]
         + [f"vendor-{i:02d}" for i in range(benign.vendors)]
@@ -73,7 +82,7 @@ def plan_run(exp: Experiment, seed: int) -> list[ReplicaPlan]:
         campaign_id = f"b{j:06d}"
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
         times = _times(rng, rng.uniform(0, arrival), benign.requests, benign.think_time_s)
-        per_replica[j % replicas].append((campaign_id, EpisodeKind.BENIGN, identity, Goal.NONE, derive_seed(seed, "benign", campaign_id), times))
+        per_replica[j % replicas].append((campaign_id, EpisodeKind.BENIGN, identity, Goal.NONE, derive_seed(seed, "benign", campaign_id), times, Tier.USER))
     plans = []
     for r, entries in enumerate(per_replica):
         campaigns = tuple(CampaignSpec(k, *entry) for k, entry in enumerate(entries))

@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from attackers.backends import GenerationBackend
+from attackers.bandit import BanditState
+from attackers.generation import GenerationResult
+from attackers.llm_attacker import LLMAttacker
 from attackers.mutator import MutatorAttacker
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import episode_id
-from kosmoi.schemas import CASES, EPISODES, WARRANTS
+from kosmoi.schemas import CALLS, CASES, EPISODES, WARRANTS
 from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Request, SubjectKind, Tier, Warrant
 from sim.config import Experiment
 from sim.plan import CampaignSpec, ReplicaPlan
@@ -69,8 +73,9 @@ def stack_settings(exp: Experiment) -> StackSettings:
 @dataclass(slots=True)
 class _Campaign:
     spec: CampaignSpec
-    attacker: MutatorAttacker | None
+    attacker: MutatorAttacker | LLMAttacker | None
     rng: random.Random
+    backend: str | None = None  # key of the generation backend for model-written attacks
     token: str = ""
     token_expires: float = -1.0
     attempt: int = 0
@@ -84,13 +89,23 @@ class SegmentOutput:
     events: pa.Table
     cases: pa.Table
     warrants: pa.Table
+    calls: pa.Table
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class ReplicaSimulator:
     """Runs one replica's campaigns against its own staging stack."""
 
-    def __init__(self, exp: Experiment, plan: ReplicaPlan, seed: int, run_id: str, ruleset: RuleSet, generation: int = 0) -> None:
+    def __init__(
+        self,
+        exp: Experiment,
+        plan: ReplicaPlan,
+        seed: int,
+        run_id: str,
+        ruleset: RuleSet,
+        generation: int = 0,
+        backends: dict[str, GenerationBackend] | None = None,
+    ) -> None:
         self.exp = exp
         self.replica = plan.replica
         self.run_id = run_id
@@ -102,10 +117,15 @@ class ReplicaSimulator:
         company = self.stack.company
         products = tuple(sorted(company.product_by_name))
         secret_names = tuple(company.vault)
+        self.backends = backends or {}
+        self.bandit = BanditState() if exp.attackers.grunt.shared_bandit else None
+        agents = {name: str(how) for name, how in company.public_profile()["agents"].items()}  # type: ignore[union-attr]
         self.campaigns: list[_Campaign] = []
         self._heap: list[tuple[float, int]] = []
+        self._prepared: dict[int, GenerationResult] = {}
+        self._calls: list[tuple] = []
         for spec in plan.campaigns:
-            attacker = None
+            campaign = _Campaign(spec, None, random.Random(spec.seed))
             if spec.kind is EpisodeKind.ATTACK:
                 company.truth.attacker_identities.add(spec.identity)
                 assets = AttackerAssets(
@@ -115,8 +135,8 @@ class ReplicaSimulator:
                     products=products,
                     secret_names=secret_names,
                 )
-                attacker = MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=exp.attackers.grunt.max_depth)
-            self.campaigns.append(_Campaign(spec, attacker, random.Random(spec.seed)))
+                campaign.attacker, campaign.backend = self._make_attacker(spec, assets, agents)
+            self.campaigns.append(campaign)
             if spec.times:
                 self._heap.append((spec.times[0], spec.index))
         heapq.heapify(self._heap)
@@ -126,9 +146,49 @@ class ReplicaSimulator:
         self._warrants: list[Warrant] = []
         self._benign_identities = {c.spec.identity for c in self.campaigns if c.spec.kind is EpisodeKind.BENIGN}
 
+    def _make_attacker(self, spec: CampaignSpec, assets: AttackerAssets, agents: dict[str, str]) -> tuple[MutatorAttacker | LLMAttacker, str | None]:
+        attackers = self.exp.attackers
+        if spec.tier is Tier.SNIPER:
+            sniper = attackers.sniper
+            index = int(spec.campaign_id[1:]) % len(sniper.providers)
+            attacker = LLMAttacker(
+                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.SNIPER, agents=agents,
+                max_tokens=sniper.max_tokens, temperature=sniper.temperature, max_depth=attackers.grunt.max_depth,
+            )
+            return attacker, f"sniper:{index}"
+        grunt = attackers.grunt
+        if grunt.generator == "llm" and grunt.llm is not None:
+            attacker = LLMAttacker(
+                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.GRUNT, agents=agents,
+                max_tokens=grunt.llm.max_tokens, temperature=grunt.llm.temperature, max_depth=grunt.max_depth,
+            )
+            return attacker, "grunt"
+        return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit), None
+
     @property
     def finished(self) -> bool:
         return not self._heap
+
+    def _prepare(self, first: int) -> None:
+        """Generate the next attack of every model-backed campaign that is waiting, one batch per backend.
+
+        A campaign is waiting once its previous attempt has run (its feedback is
+        in the prompt), so batching everything waiting keeps exact time order
+        and full adaptivity while giving the backend the largest batch.
+        """
+        waiting = [first] + [i for _, i in self._heap if self.campaigns[i].backend is not None and i not in self._prepared and i != first]
+        by_backend: dict[str, list[int]] = {}
+        for index in waiting:
+            by_backend.setdefault(self.campaigns[index].backend or "", []).append(index)
+        for key, indices in sorted(by_backend.items()):
+            backend = self.backends.get(key)
+            requests = [self.campaigns[i].attacker.generation_request(self.campaigns[i].attempt) for i in indices]  # type: ignore[union-attr]
+            if backend is None:
+                results = [GenerationResult(r.request_id, False, status="error", error=f"no generation backend {key!r} in this worker") for r in requests]
+            else:
+                results = backend.generate(requests)
+            for index, result in zip(indices, results):
+                self._prepared[index] = result
 
     def _close_windows_until(self, t: float) -> None:
         while self._window_end <= t:
@@ -160,6 +220,7 @@ class ReplicaSimulator:
             self.stack.log.drain(self.run_id),
             self._drain_cases(),
             self._drain_warrants(),
+            self._drain_calls(),
             {"simulate": time.perf_counter() - started},
         )
 
@@ -174,7 +235,17 @@ class ReplicaSimulator:
         eid = episode_id(self.config_hash, self.seed, spec.campaign_id, campaign.attempt)
         token = self._token_for(campaign, now)
         if campaign.attacker is not None:
-            attack: Attack = campaign.attacker.propose(campaign.attempt)
+            result = None
+            if campaign.backend is not None:
+                if spec.index not in self._prepared:
+                    self._prepare(spec.index)
+                result = self._prepared.pop(spec.index)
+            attack: Attack = campaign.attacker.propose(campaign.attempt, result)
+            if result is not None:
+                self._calls.append(
+                    (eid, spec.campaign_id, campaign.attempt, spec.tier.value, result.provider, result.model, result.status, result.error,
+                     result.input_tokens, result.output_tokens, result.cost_usd, result.latency_s, result.retries, now)
+                )
             if attack.carrier is not None:
                 request = Request(eid, spec.identity, attack.target_agent, attack.carrier, attack.payload, now)
             else:
@@ -223,6 +294,16 @@ class ReplicaSimulator:
             "records_exfiltrated": records, "task_completed": completed, "cost_usd": cost, "sim_time": sim_time,
         }
         return pa.Table.from_pydict(data, schema=EPISODES)
+
+    def _drain_calls(self) -> pa.Table:
+        rows, self._calls = self._calls, []
+        if not rows:
+            return CALLS.empty_table()
+        n = len(rows)
+        cols = list(zip(*rows))
+        names = ["episode_id", "campaign_id", "attempt", "tier", "provider", "model", "status", "error", "input_tokens", "output_tokens", "cost_usd", "latency_s", "retries", "sim_time"]
+        data = {"run_id": [self.run_id] * n, "replica": [self.replica] * n, **dict(zip(names, cols))}
+        return pa.Table.from_pydict(data, schema=CALLS)
 
     def _drain_cases(self) -> pa.Table:
         cases, self._cases = self._cases, []

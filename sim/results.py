@@ -6,7 +6,7 @@ Layout of one run::
       config.yaml            the resolved experiment (seed included)
       summary.json           headline metrics (see ``sim.summary``)
       episodes/seg-00000.parquet ...   one file per unit of work
-      events/ cases/ warrants/         same layout
+      events/ cases/ warrants/ calls/  same layout (calls: every paid or LLM model call)
 
 Files are written to a temporary name and renamed, so a crash never leaves a
 half-written Parquet file behind.
@@ -29,6 +29,7 @@ _SORT_KEYS: dict[str, list[tuple[str, str]]] = {
     "events": [("event_id", "ascending")],
     "cases": [("replica", "ascending"), ("window_end", "ascending"), ("case_id", "ascending")],
     "warrants": [("replica", "ascending"), ("sim_time", "ascending"), ("warrant_id", "ascending")],
+    "calls": [("replica", "ascending"), ("sim_time", "ascending"), ("episode_id", "ascending")],
 }
 
 

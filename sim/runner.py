@@ -26,6 +26,7 @@ from kosmoi.ids import new_run_id
 from kosmoi.metrics import Tally, bypass_rates, summary_metrics
 from kosmoi.schemas import SCHEMA_VERSIONS, SCHEMAS, TABLES
 from sim.config import ConfigError, Experiment
+from sim.generation import check_provider_keys, start_shared_actors
 from sim.plan import plan_run, segment_count
 from sim.results import RunWriter, write_json
 from sim.tracking import flatten, log_run, resolve_tracking_uri
@@ -100,6 +101,7 @@ def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallb
     except RuleSetError as exc:
         raise ConfigError(f"targets.rules: {exc}") from None
     exp = exp.model_copy(update={"seed": seed})
+    check_provider_keys(exp)
     run_id = new_run_id()
     out = options.out
     run_dir = out / run_id
@@ -121,7 +123,8 @@ def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallb
         assignment = [[r for r in range(len(plans)) if r % workers == w] for w in range(workers)]
         actor_cls = ray.remote(num_cpus=1)(SimulationWorker)
         config = exp.model_dump(mode="json")
-        actors = [actor_cls.remote(config, seed, run_id, ruleset.to_json(), replicas) for replicas in assignment]
+        shared = start_shared_actors(ray, exp)
+        actors = [actor_cls.remote(config, seed, run_id, ruleset.to_json(), replicas, 0, shared) for replicas in assignment]
         ray.get([a.ready.remote() for a in actors])
         startup_s = time.perf_counter() - started_total
         log.info("run %s: %d replicas on %d workers, %d units of work, %d episodes planned", run_id, len(plans), workers, n_segments, planned)
@@ -149,6 +152,7 @@ def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallb
                 writer.write_segment(next_to_write, tables)
                 tally.add_episodes(tables["episodes"])
                 tally.add_warrants(tables["warrants"])
+                tally.add_calls(tables["calls"])
                 segment_seconds.append(max(p.seconds for p in parts))
                 next_to_write += 1
         duration_s = time.perf_counter() - sim_started
@@ -173,6 +177,8 @@ def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallb
         "secrets_leaked": tally.secrets_leaked,
         "records_exfiltrated": tally.records_exfiltrated,
         "cost_usd": tally.cost_usd,
+        "model_calls": dict(sorted(tally.model_calls.items())),
+        "model_cost_usd": round(tally.model_cost_usd, 6),
         "warrants": tally.warrants,
         "duration_s": round(duration_s, 3),
         "startup_s": round(startup_s, 3),

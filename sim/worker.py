@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from kosmoi.schemas import SCHEMAS, TABLES
 from sim.config import Experiment
+from sim.generation import build_backends
 from sim.plan import plan_run
 from sim.replica import ReplicaSimulator
 from targets.rules import parse_ruleset
@@ -34,12 +35,22 @@ class WorkerSegment:
 class SimulationWorker:
     """Advances a fixed set of replicas through simulated time."""
 
-    def __init__(self, experiment: dict[str, Any], seed: int, run_id: str, ruleset_json: str, replicas: list[int], generation: int = 0) -> None:
+    def __init__(
+        self,
+        experiment: dict[str, Any],
+        seed: int,
+        run_id: str,
+        ruleset_json: str,
+        replicas: list[int],
+        generation: int = 0,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
         exp = Experiment.model_validate(experiment)
         ruleset = parse_ruleset(ruleset_json, "rule set from the driver")
         plans = plan_run(exp, seed)
         self.replicas = list(replicas)
-        self.sims = [ReplicaSimulator(exp, plans[r], seed, run_id, ruleset, generation) for r in replicas]
+        backends = build_backends(exp, shared or {}, run_id)
+        self.sims = [ReplicaSimulator(exp, plans[r], seed, run_id, ruleset, generation, backends) for r in replicas]
 
     def ready(self) -> list[int]:
         """Round-trip used by the driver to wait for start-up."""

@@ -105,3 +105,22 @@ def test_cli_missing_file(tmp_path: Path):
     assert proc.returncode == 2
     assert "missing.yaml: no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sniper_campaigns_need_providers_and_llm_grunts_need_settings():
+    message = _error("name: x\nattackers:\n  sniper:\n    count: 3\n")
+    assert "attackers.sniper: sniper campaigns need at least one entry in 'providers'" in message
+    assert ", got" not in message  # no dump of the whole section
+    message = _error("name: x\nattackers:\n  grunt:\n    generator: llm\n")
+    assert "generator 'llm' needs an 'llm' section" in message
+
+
+def test_budget_policy_replaces_a_level_entirely():
+    from attackers.budget import DEFAULT_POLICY
+    from sim.generation import caps_for
+
+    exp = parse_experiment("name: x\nbudget:\n  defcon: 4\n  policy: {4: {attacks_per_day: 7}}\n", "b.yaml")
+    caps = caps_for(exp.budget)
+    assert caps.attacks_per_day == 7 and caps.attacks_per_hour is None and caps.usd_per_day is None
+    assert caps_for(parse_experiment("name: x\nbudget: {defcon: 3}\n", "b.yaml").budget) == DEFAULT_POLICY[3]
+    assert "DEFCON levels are 1..5" in _error("name: x\nbudget:\n  policy: {9: {}}\n")

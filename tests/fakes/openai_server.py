@@ -75,13 +75,16 @@ class FakeOpenAI:
                     time.sleep(reply.delay_s)
                 body = reply.body
                 data = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for key, value in reply.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test): nothing to report
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -110,3 +113,21 @@ def last_user_text(payload: dict[str, Any]) -> str:
 
 def tool_messages(payload: dict[str, Any]) -> list[str]:
     return [str(m.get("content")) for m in payload.get("messages", []) if m.get("role") == "tool"]
+
+
+def anthropic_message(text: str, usage: tuple[int, int] = (40, 25), model: str = "claude-fake") -> dict[str, Any]:
+    """A Messages API response body."""
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+    }
+
+
+def anthropic_error(status: int, kind: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}}
