@@ -73,6 +73,7 @@ def serve_command(directory: Path, port: int, name: str = "tiny-llama") -> list[
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(directory), "--served-model-name", name,
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "4096",
+        "--gpu-memory-utilization", "0.1",  # on the CPU backend: the share of RAM reserved for the KV cache
         "--host", "127.0.0.1", "--port", str(port),
     ]
 

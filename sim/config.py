@@ -45,6 +45,7 @@ class GruntLLMConfig(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
     num_gpus: float = Field(default=1.0, ge=0, description="GPUs for the in-process engine (backend 'vllm')")
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM arguments (backend 'vllm'), e.g. {dtype: float16, max_model_len: 4096}")
 
 
 class GruntConfig(_Strict):

@@ -83,7 +83,7 @@ def start_shared_actors(ray: Any, exp: Experiment) -> dict[str, Any]:
     llm = exp.attackers.grunt.llm
     if exp.attackers.grunt.generator == "llm" and llm is not None and llm.backend == "vllm":
         require_vllm()
-        shared["vllm"] = ray.remote(num_gpus=llm.num_gpus)(VLLMEngine).remote(llm.model, {})
+        shared["vllm"] = ray.remote(num_gpus=llm.num_gpus, num_cpus=0)(VLLMEngine).remote(llm.model, dict(llm.engine_args))
     return shared
 
 

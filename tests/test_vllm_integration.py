@@ -76,3 +76,38 @@ tracking: {{enabled: false}}
     assert len(answered) == 8, calls[["status", "error"]].to_string()
     assert (answered.output_tokens > 0).all() and (answered.input_tokens > 0).all()
     assert result.summary["attack_episodes"] == 8
+
+
+def test_grunt_campaign_with_the_in_process_engine(ray_local, tmp_path_factory, tmp_path):
+    """Backend 'vllm': vllm.LLM inside a Ray actor (num_gpus 0 here, so it runs on the CPU build)."""
+    from attackers.tiny_llama import build
+    from sim.config import parse_experiment
+    from sim.runner import RunOptions, run_experiment
+
+    model = build(tmp_path_factory.mktemp("tiny-llama-engine"))
+    exp = parse_experiment(
+        f"""
+name: vllm-engine-grunts
+seed: 9
+simulation: {{replicas: 2, arrival_window_s: 60}}
+attackers:
+  grunt:
+    count: 4
+    attempts: 2
+    generator: llm
+    llm:
+      backend: vllm
+      model: "{model}"
+      num_gpus: 0
+      max_tokens: 24
+      engine_args: {{dtype: float32, enforce_eager: true, gpu_memory_utilization: 0.1, max_model_len: 4096}}
+benign: {{customers: 2, vendors: 0, employees: 0, requests: 1}}
+tracking: {{enabled: false}}
+""",
+        "vllm-engine.yaml",
+    )
+    result = run_experiment(exp, RunOptions(out=tmp_path, workers=2, track=False))
+    calls = pd.read_parquet(result.run_dir / "calls")
+    assert len(calls) == 8 and set(calls.provider) == {"vllm"}
+    assert calls.status.isin(["ok", "unparsable"]).all(), calls[["status", "error"]].to_string()
+    assert (calls.output_tokens > 0).all()
