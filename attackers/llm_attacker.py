@@ -17,8 +17,9 @@ import random
 
 from attackers.generation import GenerationRequest, GenerationResult
 from attackers.mutator import MutatorAttacker
-from attackers.prompts import SYSTEM, build_prompt, parse_attack
+from attackers.prompts import HISTORY, SYSTEM, build_prompt, parse_attack
 from attackers.seeds import AttackerAssets, Seed, seeds_for
+from kosmoi.ids import derive_seed
 from kosmoi.types import Attack, Channel, Feedback, Goal, Stage, Tier
 
 
@@ -45,7 +46,7 @@ class LLMAttacker:
         self.agents = agents
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self.rng = random.Random(seed)
+        self.rng = random.Random(derive_seed(seed, "init"))  # re-seeded before every use (see MutatorAttacker)
         self.routes: tuple[Seed, ...] = seeds_for(goal)
         self.route: Seed = self.rng.choice(self.routes)
         self.fallback = MutatorAttacker(campaign_id, goal, assets, seed ^ 0x5EED, max_depth=max_depth)
@@ -92,11 +93,20 @@ class LLMAttacker:
         self.last = attack
         return attack
 
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "rng": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.rng = random.Random()
+
     def observe(self, feedback: Feedback) -> None:
         """Remember what happened; try another route when zero trust or the model's refusal stops this one."""
         if self.last is not None:
             self.history.append((self.last.payload, feedback))
+            del self.history[:-HISTORY]
         self.fallback.observe(feedback)
+        self.rng.seed(derive_seed(self._seed, "observe", len(self.history)))
         if not feedback.breached and feedback.blocked_stage in (Stage.TOOL_AUTH, Stage.VICTIM) and self.rng.random() < 0.5:
             others = [s for s in self.routes if s is not self.route]
             if others:

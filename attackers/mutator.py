@@ -24,6 +24,7 @@ from attackers.bandit import BanditState
 from attackers.generation import GenerationRequest, GenerationResult
 from attackers.mutations import EVASION_OPS, FRAMING_OPS, OPERATORS, compose
 from attackers.seeds import AttackerAssets, Seed, render, seeds_for
+from kosmoi.ids import derive_seed
 from kosmoi.types import Attack, Channel, Feedback, Goal, Stage, Tier
 
 # How far an attack got, as a reward for the operators and seed that made it.
@@ -44,7 +45,10 @@ class MutatorAttacker:
         self.goal = goal
         self.assets = assets
         self.max_depth = max_depth
-        self.rng = random.Random(seed)
+        self._seed = seed
+        # One generator, re-seeded from (seed, attempt) before each use: behaviour depends only on the
+        # seed and the feedback, and a snapshot of the attacker does not carry generator state.
+        self.rng = random.Random(derive_seed(seed, "init"))
         self.bandit = bandit if bandit is not None else BanditState()
         self.candidates = seeds_for(goal)
         if not self.candidates:
@@ -67,6 +71,7 @@ class MutatorAttacker:
 
     def propose(self, attempt: int, result: GenerationResult | None = None) -> Attack:
         """The next attack; adapts to the last feedback first."""
+        self.rng.seed(derive_seed(self._seed, attempt))
         if self.feedback is not None:
             self._adapt(self.feedback)
             self.feedback = None
@@ -86,6 +91,13 @@ class MutatorAttacker:
         )
         self.last = attack
         return attack
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "rng": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.rng = random.Random()  # re-seeded at the next proposal
 
     def observe(self, feedback: Feedback) -> None:
         """Credit the seed and operators of the last attack, then remember the feedback for the next one."""

@@ -62,7 +62,11 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     if summary.get("model_calls"):
         calls = ", ".join(f"{status} {count:,}" for status, count in summary["model_calls"].items())
         table.add_row("model calls", f"{calls}; ${summary['model_cost_usd']:,.4f}")
-    table.add_row("speed", f"{summary['episodes_per_s']:,.0f} episodes/s over {summary['duration_s']:.1f} s ({summary['workers']} workers, {summary['replicas']} replicas)")
+    if summary.get("episodes_per_s") is not None:
+        speed = f"{summary['episodes_per_s']:,.0f} episodes/s over {summary['duration_s']:.1f} s"
+    else:
+        speed = f"resumed ({summary.get('resumes', 0)}x): {summary['duration_s']:.1f} s in the last session"
+    table.add_row("speed", f"{speed} ({summary['workers']} workers, {summary['replicas']} replicas)")
     table.add_row("results", str(run_dir))
     tracking = summary.get("mlflow_run_id") or "not tracked"
     table.add_row("mlflow", f"{tracking} @ {summary.get('mlflow_tracking_uri') or '-'}")
@@ -71,41 +75,80 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 
 @app.command()
 def run(
-    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    experiment: Annotated[Optional[Path], typer.Argument(help="Experiment YAML file (not needed with --resume).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for run results.")] = Path("runs"),
     seed: Annotated[Optional[int], typer.Option(help="Override the experiment's seed.", min=0)] = None,
     workers: Annotated[Optional[int], typer.Option(help="Ray worker actors (default: one per core).", min=1)] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster: 'auto' or 'ray://host:10001'. Default: start Ray locally.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted or crashed run: its directory.")] = None,
+    fail_if: Annotated[Optional[str], typer.Option("--fail-if", help="Exit 3 when a condition on the summary holds, e.g. 'breach_rate > 0.05'.")] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
+    no_lock: Annotated[bool, typer.Option("--no-lock", help="Allow overlapping runs of the same experiment.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray and MLflow logs and full tracebacks.")] = False,
 ) -> None:
-    """Run an experiment: campaigns of attackers plus benign traffic against the staging stack."""
-    _setup_logging(verbose)
-    try:
-        exp = load_experiment(experiment)
-    except ConfigError as exc:
-        _fail(str(exc))
-    from sim.runner import RunOptions, run_experiment
+    """Run an experiment: campaigns of attackers plus benign traffic against the staging stack.
 
-    options = RunOptions(out=out, seed=seed, workers=workers, address=address or os.environ.get("IMMUNE_RAY_ADDRESS"), verbose=verbose, track=not no_track)
+    Exit codes: 0 done, 2 bad input, 3 a --fail-if condition holds, 75 another run of the
+    experiment holds the lock, 130 interrupted (resume with --resume RUN_DIR), 1 other errors.
+    """
+    _setup_logging(verbose)
+    if verbose:
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
+    from sim.failif import parse_conditions
+    from sim.locks import LockHeld
+    from sim.runner import SUMMARY_METRICS, RunOptions, resume_run, run_experiment
+
+    if resume is None and experiment is None:
+        _fail("give an experiment file, or --resume RUN_DIR")
+    conditions = []
+    if fail_if:
+        try:
+            conditions = parse_conditions(fail_if, {name: 0.0 for name in SUMMARY_METRICS})
+        except ValueError as exc:
+            _fail(str(exc))
+    exp = None
+    if resume is None:
+        try:
+            exp = load_experiment(experiment)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            _fail(str(exc))
+    options = RunOptions(
+        out=out if resume is None else resume.parent,
+        seed=seed,
+        workers=workers,
+        address=address or os.environ.get("IMMUNE_RAY_ADDRESS"),
+        verbose=verbose,
+        track=not no_track,
+        lock=not no_lock,
+        handle_signals=True,
+    )
+    label = exp.name if exp is not None else f"resuming {resume}"
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeElapsedColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task(f"{exp.name}: starting Ray", total=None)
+            task = bar.add_task(f"{label}: starting Ray", total=None)
 
             def on_progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, description=exp.name)
+                bar.update(task, completed=done, total=total, description=label)
 
-            result = run_experiment(exp, options, on_progress)
+            result = resume_run(resume, options, on_progress) if resume is not None else run_experiment(exp, options, on_progress)  # type: ignore[arg-type]
     except ConfigError as exc:
         _fail(str(exc))
+    except LockHeld as exc:
+        _fail(str(exc), 75)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted at once; committed units of work are kept — resume with: immune run --resume <run dir>", 130)
     except Exception as exc:
         if verbose:
             raise
         _fail(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+    if result.status == "interrupted":
+        _print_summary(result.summary, result.run_dir)
+        _fail(f"interrupted after {result.summary['episodes']:,} episodes; resume with: immune run --resume {result.run_dir}", 130)
     _print_summary(result.summary, result.run_dir)
+    tripped = [str(c) for c in conditions if c.holds(result.summary)]
+    if tripped:
+        _fail(f"--fail-if: {'; '.join(tripped)}", 3)
 
 
 class ScanStage(str, enum.Enum):

@@ -215,6 +215,7 @@ class SimulationConfig(_Strict):
     arrival_window_s: float = Field(default=1800.0, gt=0, description="campaigns start uniformly within this span")
     window_s: float = Field(default=60.0, gt=0, description="sentinel window (simulated seconds)")
     segment_windows: int = Field(default=10, gt=0, description="windows per unit of work (progress, flush and commit granularity)")
+    checkpoint_every: int = Field(default=1, ge=0, description="snapshot the replicas every N units of work (0: never; resume then re-simulates from the start)")
 
 
 class TrackingConfig(_Strict):

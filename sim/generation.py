@@ -87,6 +87,14 @@ def start_shared_actors(ray: Any, exp: Experiment) -> dict[str, Any]:
     return shared
 
 
+def backend_keys(exp: Experiment) -> list[str]:
+    """Names of the generation backends an experiment needs ('grunt', 'sniper:0', ...)."""
+    keys = ["grunt"] if exp.attackers.grunt.generator == "llm" else []
+    if exp.attackers.sniper.count:
+        keys += [f"sniper:{i}" for i in range(len(exp.attackers.sniper.providers))]
+    return keys
+
+
 def build_backends(exp: Experiment, shared: dict[str, Any], run_id: str) -> dict[str, GenerationBackend]:
     """The generation backends of one worker process."""
     backends: dict[str, GenerationBackend] = {}

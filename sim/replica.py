@@ -24,7 +24,7 @@ from attackers.generation import GenerationResult
 from attackers.llm_attacker import LLMAttacker
 from attackers.mutator import MutatorAttacker
 from attackers.seeds import AttackerAssets
-from kosmoi.ids import episode_id
+from kosmoi.ids import derive_seed, episode_id
 from kosmoi.schemas import CALLS, CASES, EPISODES, WARRANTS
 from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Request, SubjectKind, Tier, Warrant
 from sim.config import Experiment
@@ -74,7 +74,6 @@ def stack_settings(exp: Experiment) -> StackSettings:
 class _Campaign:
     spec: CampaignSpec
     attacker: MutatorAttacker | LLMAttacker | None
-    rng: random.Random
     backend: str | None = None  # key of the generation backend for model-written attacks
     token: str = ""
     token_expires: float = -1.0
@@ -118,6 +117,8 @@ class ReplicaSimulator:
         products = tuple(sorted(company.product_by_name))
         secret_names = tuple(company.vault)
         self.backends = backends or {}
+        self._rng = random.Random(0)  # scratch generator, re-seeded from (campaign seed, attempt) before each use
+        self._timings: dict[str, float] = {"attack_generation": 0.0, "benign_generation": 0.0}
         self.bandit = BanditState() if exp.attackers.grunt.shared_bandit else None
         agents = {name: str(how) for name, how in company.public_profile()["agents"].items()}  # type: ignore[union-attr]
         self.campaigns: list[_Campaign] = []
@@ -125,7 +126,7 @@ class ReplicaSimulator:
         self._prepared: dict[int, GenerationResult] = {}
         self._calls: list[tuple] = []
         for spec in plan.campaigns:
-            campaign = _Campaign(spec, None, random.Random(spec.seed))
+            campaign = _Campaign(spec, None)
             if spec.kind is EpisodeKind.ATTACK:
                 company.truth.attacker_identities.add(spec.identity)
                 assets = AttackerAssets(
@@ -164,6 +165,12 @@ class ReplicaSimulator:
             )
             return attacker, "grunt"
         return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit), None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "backends": {}}  # clients are per process: re-attach after a restore
+
+    def attach_backends(self, backends: dict[str, GenerationBackend]) -> None:
+        self.backends = backends
 
     @property
     def finished(self) -> bool:
@@ -215,14 +222,23 @@ class ReplicaSimulator:
             if campaign.attempt < len(campaign.spec.times):
                 heapq.heappush(heap, (campaign.spec.times[campaign.attempt], index))
         self._close_windows_until(until)
-        return SegmentOutput(
+        drain_started = time.perf_counter()
+        output = SegmentOutput(
             self._drain_episodes(),
             self.stack.log.drain(self.run_id),
             self._drain_cases(),
             self._drain_warrants(),
             self._drain_calls(),
-            {"simulate": time.perf_counter() - started},
         )
+        finished = time.perf_counter()
+        stages = dict(self.stack.timings)
+        stages.update({name: seconds for name, seconds in self._timings.items()})
+        stages["arrow"] = finished - drain_started
+        stages["simulate"] = finished - started
+        self.stack.timings.clear()
+        self._timings = {"attack_generation": 0.0, "benign_generation": 0.0}
+        output.stage_seconds = stages
+        return output
 
     def _token_for(self, campaign: _Campaign, now: float) -> str:
         if now >= campaign.token_expires - 1.0:
@@ -235,6 +251,7 @@ class ReplicaSimulator:
         eid = episode_id(self.config_hash, self.seed, spec.campaign_id, campaign.attempt)
         token = self._token_for(campaign, now)
         if campaign.attacker is not None:
+            generation_started = time.perf_counter()
             result = None
             if campaign.backend is not None:
                 if spec.index not in self._prepared:
@@ -246,6 +263,7 @@ class ReplicaSimulator:
                     (eid, spec.campaign_id, campaign.attempt, spec.tier.value, result.provider, result.model, result.status, result.error,
                      result.input_tokens, result.output_tokens, result.cost_usd, result.latency_s, result.retries, now)
                 )
+            self._timings["attack_generation"] += time.perf_counter() - generation_started
             if attack.carrier is not None:
                 request = Request(eid, spec.identity, attack.target_agent, attack.carrier, attack.payload, now)
             else:
@@ -262,7 +280,10 @@ class ReplicaSimulator:
                 )
             )
             return
-        benign = benign_request(self.stack.company, spec.identity, campaign.rng, self.exp.benign.hard_negative_rate)
+        generation_started = time.perf_counter()
+        self._rng.seed(derive_seed(spec.seed, campaign.attempt))
+        benign = benign_request(self.stack.company, spec.identity, self._rng, self.exp.benign.hard_negative_rate)
+        self._timings["benign_generation"] += time.perf_counter() - generation_started
         request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now)
         outcome = self.stack.handle(request, token)
         self._rows.append(

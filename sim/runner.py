@@ -1,10 +1,21 @@
-"""Runs an experiment on Ray: plan, start workers, stream results, summarise, track.
+"""Runs an experiment on Ray: plan, start workers, stream results, commit, summarise, track.
 
 Replicas (independent staging copies) are fixed by the experiment; workers
 (Ray actors, one per core by default) only host them, so ``--workers`` never
-changes the results. The driver pipelines one call per worker per unit of
-work, writes each unit's Parquet files as soon as every worker has delivered
-it, and folds the rows into the metric tally.
+changes the results. The driver keeps one call in flight per worker and unit
+of work, writes a unit's Parquet files as soon as every worker has delivered
+it, then commits the unit in the manifest. Every ``checkpoint_every`` units
+the workers also return snapshots of their replicas, written next to the
+results, so that
+
+- ``immune run --resume RUN_DIR`` continues from the latest snapshot after a
+  crash, ``kill -9`` or Ctrl-C, re-simulates what was not committed, and ends
+  with exactly the rows of an uninterrupted run;
+- a worker that dies mid-run is restarted from the same snapshot (at most
+  three times) while the others carry on;
+- a first Ctrl-C stops handing out work, lets in-flight units finish, commits
+  them and marks the run interrupted; a second one exits at once (the
+  manifest on disk is always consistent).
 """
 
 from __future__ import annotations
@@ -13,6 +24,8 @@ import contextlib
 import logging
 import os
 import platform
+import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,17 +38,29 @@ import yaml
 from kosmoi.ids import new_run_id
 from kosmoi.metrics import Tally, bypass_rates, summary_metrics
 from kosmoi.schemas import SCHEMA_VERSIONS, SCHEMAS, TABLES
-from sim.config import ConfigError, Experiment
+from sim.config import ConfigError, Experiment, load_experiment
+from sim.gateway import start_gateway
 from sim.generation import check_provider_keys, start_shared_actors
-from sim.plan import plan_run, segment_count
+from sim.locks import experiment_lock
+from sim.manifest import Manifest
+from sim.plan import ReplicaPlan, plan_run, segment_count
 from sim.results import RunWriter, write_json
 from sim.tracking import flatten, log_run, resolve_tracking_uri
 from sim.worker import SimulationWorker, WorkerSegment
-from targets.rules import RuleSetError, load_ruleset
+from targets.rules import RuleSet, RuleSetError, load_ruleset, parse_ruleset
 
 log = logging.getLogger(__name__)
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a security tool does not phone home
+
+MAX_WORKER_RESTARTS = 3
+
+# Numeric summary keys (what --fail-if may test).
+SUMMARY_METRICS = (
+    "episodes", "attack_episodes", "benign_episodes", "breach_rate", "false_positive_rate", "utility", "false_warrant_rate",
+    "breaches", "damage_usd", "secrets_leaked", "records_exfiltrated", "cost_usd", "model_cost_usd", "warrants",
+    "duration_s", "episodes_per_s",
+)
 
 
 @dataclass(slots=True)
@@ -46,6 +71,8 @@ class RunOptions:
     address: str | None = None
     verbose: bool = False
     track: bool = True
+    lock: bool = True
+    handle_signals: bool = False  # the CLI turns Ctrl-C into a graceful stop
 
 
 @dataclass(slots=True)
@@ -53,6 +80,7 @@ class RunResult:
     run_id: str
     run_dir: Path
     summary: dict[str, Any]
+    status: str = "complete"
     tally: Tally = field(repr=False, default_factory=Tally)
 
 
@@ -79,8 +107,51 @@ def ray_session(address: str | None, workers: int | None, verbose: bool) -> Iter
         ray.shutdown()
 
 
-def _cluster_cpus(ray: Any) -> int:
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+class _Interrupt:
+    """First Ctrl-C: stop gracefully. Second: exit at once."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping: finishing the units of work in flight (Ctrl-C again to exit at once)")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled and self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclass
+class _Run:
+    """Everything about one run that the loop needs."""
+
+    exp: Experiment
+    seed: int
+    run_id: str
+    run_dir: Path
+    ruleset: RuleSet
+    plans: list[ReplicaPlan]
+    manifest: Manifest
+    segment_length: float
+    planned: int
+
+
+@dataclass
+class _Worker:
+    replicas: list[int]
+    actor: Any
+    next_segment: int
+    restarts: int = 0
 
 
 def _merge(parts: list[WorkerSegment]) -> dict[str, pa.Table]:
@@ -91,8 +162,32 @@ def _merge(parts: list[WorkerSegment]) -> dict[str, pa.Table]:
     return merged
 
 
-def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
-    """Run one experiment end to end and return its summary."""
+def _checkpoint_dir(run_dir: Path, segment: int) -> Path:
+    return run_dir / "checkpoints" / f"seg-{segment:05d}"
+
+
+def _write_checkpoint(run_dir: Path, segment: int, snapshots: dict[int, bytes]) -> None:
+    directory = _checkpoint_dir(run_dir, segment)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for replica, blob in snapshots.items():
+        (tmp / f"replica-{replica:04d}.pkl").write_bytes(blob)
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(tmp, directory)
+    for old in (run_dir / "checkpoints").glob("seg-*"):
+        if old != directory and not old.name.endswith(".tmp"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_checkpoint(run_dir: Path, segment: int, replicas: int) -> dict[int, bytes]:
+    directory = _checkpoint_dir(run_dir, segment)
+    snapshots = {r: (directory / f"replica-{r:04d}.pkl").read_bytes() for r in range(replicas)}
+    return snapshots
+
+
+def _prepare_new(exp: Experiment, options: RunOptions) -> _Run:
     seed = exp.seed if options.seed is None else options.seed
     if seed < 0:
         raise ConfigError(f"--seed: must be >= 0, got {seed}")
@@ -103,65 +198,204 @@ def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallb
     exp = exp.model_copy(update={"seed": seed})
     check_provider_keys(exp)
     run_id = new_run_id()
-    out = options.out
-    run_dir = out / run_id
+    run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False), "utf-8")
+    (run_dir / "ruleset.json").write_text(ruleset.to_json(), "utf-8")  # the exact rules, for provenance and resume
     plans = plan_run(exp, seed)
-    n_segments = segment_count(plans, exp)
-    segment_length = exp.simulation.window_s * exp.simulation.segment_windows
-    planned = sum(p.episodes for p in plans)
-    writer = RunWriter(run_dir)
-    tally = Tally()
-    segment_seconds: list[float] = []
-    started_total = time.perf_counter()
+    manifest = Manifest(run_id=run_id, experiment=exp.name, seed=seed, config_hash=exp.config_hash(), segments=segment_count(plans, exp))
+    manifest.save(run_dir)
+    return _Run(exp, seed, run_id, run_dir, ruleset, plans, manifest, exp.simulation.window_s * exp.simulation.segment_windows, sum(p.episodes for p in plans))
 
-    with ray_session(options.address, options.workers, options.verbose) as ray:
-        available = _cluster_cpus(ray)
-        workers = options.workers or (available if options.address else min(available, os.cpu_count() or 1))
-        workers = max(1, min(workers, len(plans)))
-        assignment = [[r for r in range(len(plans)) if r % workers == w] for w in range(workers)]
+
+def _prepare_resume(run_dir: Path) -> _Run:
+    if not (run_dir / "manifest.json").exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no manifest.json)")
+    manifest = Manifest.load(run_dir)
+    if manifest.status == "complete":
+        raise ConfigError(f"{run_dir}: run {manifest.run_id} is already complete")
+    exp = load_experiment(run_dir / "config.yaml")
+    try:
+        ruleset = parse_ruleset((run_dir / "ruleset.json").read_text("utf-8"), str(run_dir / "ruleset.json"))
+    except (OSError, RuleSetError) as exc:
+        raise ConfigError(f"{run_dir}: cannot read the run's rule set ({exc})") from None
+    if exp.config_hash() != manifest.config_hash:
+        raise ConfigError(f"{run_dir}: config.yaml does not match the manifest (edited after the run started?)")
+    check_provider_keys(exp)
+    plans = plan_run(exp, manifest.seed)
+    manifest.resumes += 1
+    manifest.status = "running"
+    return _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plans, manifest, exp.simulation.window_s * exp.simulation.segment_windows, sum(p.episodes for p in plans))
+
+
+def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
+    """Run one experiment end to end and return its summary."""
+    return _execute(_prepare_new(exp, options), options, progress)
+
+
+def resume_run(run_dir: Path, options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
+    """Finish an interrupted or crashed run in place."""
+    return _execute(_prepare_resume(run_dir), options, progress)
+
+
+def _rebuild_tally(run: _Run) -> tuple[Tally, list[tuple[float, dict[str, float]]]]:
+    """The tally and metric series of the committed units (resume)."""
+    tally, series = Tally(), []
+    for segment in sorted(run.manifest.committed):
+        name = f"seg-{segment:05d}.parquet"
+        for table, add in (("episodes", tally.add_episodes), ("warrants", tally.add_warrants), ("calls", tally.add_calls)):
+            path = run.run_dir / table / name
+            if path.exists():
+                add(_read_file(path, table))
+        series.append(((segment + 1) * run.segment_length, summary_metrics(tally)))
+    return tally, series
+
+
+def _read_file(path: Path, table: str) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, schema=SCHEMAS[table])
+
+
+def _execute(run: _Run, options: RunOptions, progress: ProgressCallback | None) -> RunResult:
+    exp, manifest = run.exp, run.manifest
+    lock = experiment_lock(options.out if not manifest.resumes else run.run_dir.parent, exp.name) if options.lock else contextlib.nullcontext()
+    with lock:
+        return _simulate(run, options, progress)
+
+
+def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None) -> RunResult:
+    exp, manifest, run_dir = run.exp, run.manifest, run.run_dir
+    every = exp.simulation.checkpoint_every
+    writer = RunWriter(run_dir)
+    tally, series = _rebuild_tally(run) if manifest.committed else (Tally(), [])
+    committed = set(manifest.committed)
+    start = manifest.checkpoint + 1 if manifest.checkpoint is not None else 0
+    stage_seconds: dict[str, float] = {}
+    started_total = time.perf_counter()
+    status = "complete"
+
+    with ray_session(options.address, options.workers, options.verbose) as ray, _Interrupt(options.handle_signals) as interrupt:
+        from ray.exceptions import RayActorError
+
+        available = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n_workers = options.workers or (available if options.address else min(available, os.cpu_count() or 1))
+        n_workers = max(1, min(n_workers, len(run.plans)))
+        shared = start_shared_actors(ray, exp)
+        gateway = start_gateway(ray, exp, shared, run.run_id)
         actor_cls = ray.remote(num_cpus=1)(SimulationWorker)
         config = exp.model_dump(mode="json")
-        shared = start_shared_actors(ray, exp)
-        actors = [actor_cls.remote(config, seed, run_id, ruleset.to_json(), replicas, 0, shared) for replicas in assignment]
-        ray.get([a.ready.remote() for a in actors])
-        startup_s = time.perf_counter() - started_total
-        log.info("run %s: %d replicas on %d workers, %d units of work, %d episodes planned", run_id, len(plans), workers, n_segments, planned)
+        ruleset_json = run.ruleset.to_json()
+        snapshots = _read_checkpoint(run_dir, manifest.checkpoint, len(run.plans)) if manifest.checkpoint is not None else {}
 
-        sim_started = time.perf_counter()
+        def spawn(replicas: list[int], from_snapshots: dict[int, bytes]) -> Any:
+            return actor_cls.remote(config, run.seed, run.run_id, ruleset_json, replicas, 0, gateway, {r: from_snapshots[r] for r in replicas if r in from_snapshots})
+
+        workers = [_Worker(replicas, None, start) for replicas in ([r for r in range(len(run.plans)) if r % n_workers == w] for w in range(n_workers))]
+        for worker in workers:
+            worker.actor = spawn(worker.replicas, snapshots)
+        ray.get([w.actor.ready.remote() for w in workers])
+        startup_s = time.perf_counter() - started_total
+        log.info("run %s: %d replicas on %d workers, units %d..%d of %d", run.run_id, len(run.plans), n_workers, start, manifest.segments - 1, manifest.segments)
+
+        done_episodes = tally.episodes
+        if progress:
+            progress(done_episodes, run.planned)
+        latest_snapshots: dict[int, bytes] = dict(snapshots)
+        latest_snapshot_segment = manifest.checkpoint
         inflight: dict[Any, tuple[int, int]] = {}
-        received: dict[int, list[WorkerSegment]] = {}
-        for w, actor in enumerate(actors):
-            inflight[actor.advance.remote(0, segment_length)] = (w, 0)
-        next_to_write = 0
-        done_episodes = 0
+        received: dict[int, dict[int, WorkerSegment]] = {}
+        next_to_write = manifest.next_segment
+        sim_started = time.perf_counter()
+
+        def submit(index: int) -> None:
+            worker = workers[index]
+            k = worker.next_segment
+            if k >= manifest.segments or interrupt.requested:
+                return
+            worker.next_segment += 1
+            snapshot = every > 0 and (k + 1) % every == 0 and k + 1 < manifest.segments
+            inflight[worker.actor.advance.remote(k, (k + 1) * run.segment_length, snapshot)] = (index, k)
+
+        for index in range(len(workers)):
+            submit(index)
         while inflight:
-            ready, _ = ray.wait(list(inflight), num_returns=1)
-            w, k = inflight.pop(ready[0])
-            part: WorkerSegment = ray.get(ready[0])
-            received.setdefault(k, []).append(part)
-            done_episodes += part.episodes
-            if progress:
-                progress(done_episodes, planned)
-            if k + 1 < n_segments:
-                inflight[actors[w].advance.remote(k + 1, (k + 2) * segment_length)] = (w, k + 1)
-            while next_to_write in received and len(received[next_to_write]) == workers:
-                parts = received.pop(next_to_write)
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            if not ready:
+                continue
+            index, k = inflight.pop(ready[0])
+            worker = workers[index]
+            try:
+                part: WorkerSegment = ray.get(ready[0])
+            except RayActorError as exc:
+                worker.restarts += 1
+                manifest.worker_restarts += 1
+                if worker.restarts > MAX_WORKER_RESTARTS:
+                    raise RuntimeError(f"worker for replicas {worker.replicas} died {worker.restarts} times; last error: {exc}") from None
+                resume_from = latest_snapshot_segment + 1 if latest_snapshot_segment is not None else 0
+                log.warning("a worker (replicas %s) died; restarting it from unit %d", worker.replicas, resume_from)
+                for ref, (i, _k) in list(inflight.items()):
+                    if i == index:
+                        del inflight[ref]
+                for parts in received.values():
+                    parts.pop(index, None)
+                worker.actor = spawn(worker.replicas, latest_snapshots)
+                worker.next_segment = resume_from
+                submit(index)
+                continue
+            if k not in committed:
+                received.setdefault(k, {})[index] = part
+            for stage, seconds in part.stage_seconds.items():
+                stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
+            submit(index)
+            while next_to_write in received and len(received[next_to_write]) == len(workers):
+                parts = list(received.pop(next_to_write).values())
                 tables = _merge(parts)
                 writer.write_segment(next_to_write, tables)
                 tally.add_episodes(tables["episodes"])
                 tally.add_warrants(tables["warrants"])
                 tally.add_calls(tables["calls"])
-                segment_seconds.append(max(p.seconds for p in parts))
+                series.append(((next_to_write + 1) * run.segment_length, summary_metrics(tally)))
+                done_episodes += tables["episodes"].num_rows
+                new_snapshots = {r: blob for p in parts for r, blob in p.snapshots.items()}
+                if new_snapshots and len(new_snapshots) == len(run.plans):
+                    _write_checkpoint(run_dir, next_to_write, new_snapshots)
+                    latest_snapshots, latest_snapshot_segment = new_snapshots, next_to_write
+                    manifest.checkpoint = next_to_write
+                committed.add(next_to_write)
+                manifest.committed = sorted(committed)
+                manifest.save(run_dir)
+                next_to_write += 1
+                if progress:
+                    progress(done_episodes, run.planned)
+            while next_to_write in committed:
                 next_to_write += 1
         duration_s = time.perf_counter() - sim_started
-    writer.finish()
+        if interrupt.requested and len(committed) < manifest.segments:
+            status = "interrupted"
 
+    writer.finish()
+    manifest.status = status
+    if status == "complete":
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        manifest.checkpoint = None
+    manifest.save(run_dir)
+    summary = _summary(run, tally, duration_s, startup_s, len(workers), stage_seconds, status)
+    if status == "complete" and tally.episodes != run.planned:
+        raise RuntimeError(f"run {run.run_id} produced {tally.episodes} episodes, {run.planned} were planned")
+    if status == "complete" and options.track and exp.tracking.enabled:
+        _track(run, summary, tally, series, options)
+    write_json(run_dir / "summary.json", summary)
+    return RunResult(run.run_id, run_dir, summary, status, tally)
+
+
+def _summary(run: _Run, tally: Tally, duration_s: float, startup_s: float, workers: int, stage_seconds: dict[str, float], status: str) -> dict[str, Any]:
     metrics = summary_metrics(tally)
-    summary: dict[str, Any] = {
-        "run_id": run_id,
-        "experiment": exp.name,
+    simulated = {k: v for k, v in stage_seconds.items() if k not in ("simulate", "snapshot")}
+    return {
+        "run_id": run.run_id,
+        "experiment": run.exp.name,
+        "status": status,
         "episodes": tally.episodes,
         "attack_episodes": tally.attack_episodes,
         "benign_episodes": tally.benign_episodes,
@@ -182,39 +416,47 @@ def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallb
         "warrants": tally.warrants,
         "duration_s": round(duration_s, 3),
         "startup_s": round(startup_s, 3),
-        "episodes_per_s": round(tally.episodes / duration_s, 1) if duration_s > 0 else 0.0,
+        "episodes_per_s": round(tally.episodes / duration_s, 1) if duration_s > 0 and not run.manifest.resumes else None,
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(simulated.items())},
+        "snapshot_seconds": round(stage_seconds.get("snapshot", 0.0), 3),
         "workers": workers,
-        "replicas": len(plans),
-        "seed": seed,
-        "config_hash": exp.config_hash(),
-        "rules": {"ref": exp.targets.rules, "name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash},
+        "replicas": len(run.plans),
+        "segments": run.manifest.segments,
+        "resumes": run.manifest.resumes,
+        "worker_restarts": run.manifest.worker_restarts,
+        "seed": run.seed,
+        "config_hash": run.exp.config_hash(),
+        "rules": {"ref": run.exp.targets.rules, "name": run.ruleset.name, "version": run.ruleset.version, "hash": run.ruleset.hash},
         "schema_versions": SCHEMA_VERSIONS,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "mlflow_tracking_uri": None,
         "mlflow_run_id": None,
     }
-    if tally.episodes != planned:
-        raise RuntimeError(f"run {run_id} produced {tally.episodes} episodes, {planned} were planned")
-    if options.track and exp.tracking.enabled:
-        tracking_uri, artifact_location = resolve_tracking_uri(out)
-        summary["mlflow_tracking_uri"] = tracking_uri
 
-        def artifacts(mlflow_run_id: str) -> list[Path]:
-            summary["mlflow_run_id"] = mlflow_run_id
-            write_json(run_dir / "summary.json", summary)
-            return [run_dir / "summary.json", run_dir / "config.yaml"]
 
-        params = flatten(exp.model_dump(mode="json", exclude={"description"}))
-        params.update({"workers": str(workers), "replicas": str(len(plans)), "config_hash": exp.config_hash(), "rules.hash": str(ruleset.hash)})
-        summary["mlflow_run_id"] = log_run(
-            tracking_uri=tracking_uri,
-            artifact_location=artifact_location,
-            experiment_name=exp.tracking.experiment,
-            run_name=run_id,
-            params=params,
-            metrics={**metrics, "episodes": float(tally.episodes), "episodes_per_s": summary["episodes_per_s"], "duration_s": duration_s},
-            tags={"kosmoi.run_id": run_id, "kosmoi.experiment": exp.name, "kosmoi.run_dir": str(run_dir.resolve())},
-            artifacts=artifacts,
-        )
-    write_json(run_dir / "summary.json", summary)
-    return RunResult(run_id, run_dir, summary, tally)
+def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[float, dict[str, float]]], options: RunOptions) -> None:
+    tracking_uri, artifact_location = resolve_tracking_uri(options.out if not run.manifest.resumes else run.run_dir.parent)
+    summary["mlflow_tracking_uri"] = tracking_uri
+
+    def artifacts(mlflow_run_id: str) -> list[Path]:
+        summary["mlflow_run_id"] = mlflow_run_id
+        write_json(run.run_dir / "summary.json", summary)
+        return [run.run_dir / "summary.json", run.run_dir / "config.yaml", run.run_dir / "ruleset.json"]
+
+    params = flatten(run.exp.model_dump(mode="json", exclude={"description"}))
+    params.update({"workers": str(summary["workers"]), "replicas": str(len(run.plans)), "config_hash": run.exp.config_hash(), "rules.hash": str(run.ruleset.hash)})
+    metrics = {**summary_metrics(tally), "episodes": float(tally.episodes), "duration_s": float(summary["duration_s"])}
+    if summary["episodes_per_s"] is not None:
+        metrics["episodes_per_s"] = float(summary["episodes_per_s"])
+    steps = [(f"sim.{name}", value, int(sim_time)) for sim_time, values in series for name, value in values.items() if name in ("breach_rate", "false_positive_rate", "damage_usd", "cost_usd", "warrants")]
+    summary["mlflow_run_id"] = log_run(
+        tracking_uri=tracking_uri,
+        artifact_location=artifact_location,
+        experiment_name=run.exp.tracking.experiment,
+        run_name=run.run_id,
+        params=params,
+        metrics=metrics,
+        tags={"kosmoi.run_id": run.run_id, "kosmoi.experiment": run.exp.name, "kosmoi.run_dir": str(run.run_dir.resolve())},
+        artifacts=artifacts,
+        metric_steps=steps,
+    )

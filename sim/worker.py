@@ -2,11 +2,14 @@
 
 Plain Python class; the runner wraps it as a Ray actor (``num_cpus=1``), one
 per core. One remote call advances all of a worker's replicas by one unit of
-work (many thousands of episodes), never one call per episode.
+work (thousands of episodes), never one call per episode. A worker can start
+from snapshots of its replicas (resume, or recovery after a crash) and hands
+out snapshots when asked.
 """
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +18,8 @@ import pyarrow as pa
 
 from kosmoi.schemas import SCHEMAS, TABLES
 from sim.config import Experiment
-from sim.generation import build_backends
+from sim.gateway import gateway_backends
+from sim.generation import backend_keys
 from sim.plan import plan_run
 from sim.replica import ReplicaSimulator
 from targets.rules import parse_ruleset
@@ -30,6 +34,7 @@ class WorkerSegment:
     episodes: int
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    snapshots: dict[int, bytes] = field(default_factory=dict)  # replica -> pickled state after this unit
 
 
 class SimulationWorker:
@@ -43,30 +48,44 @@ class SimulationWorker:
         ruleset_json: str,
         replicas: list[int],
         generation: int = 0,
-        shared: dict[str, Any] | None = None,
+        gateway: Any | None = None,
+        snapshots: dict[int, bytes] | None = None,
     ) -> None:
         exp = Experiment.model_validate(experiment)
         ruleset = parse_ruleset(ruleset_json, "rule set from the driver")
-        plans = plan_run(exp, seed)
         self.replicas = list(replicas)
-        backends = build_backends(exp, shared or {}, run_id)
-        self.sims = [ReplicaSimulator(exp, plans[r], seed, run_id, ruleset, generation, backends) for r in replicas]
+        backends = gateway_backends(gateway, backend_keys(exp))
+        snapshots = snapshots or {}
+        plans = plan_run(exp, seed) if len(snapshots) < len(self.replicas) else None
+        self.sims: list[ReplicaSimulator] = []
+        for replica in self.replicas:
+            if replica in snapshots:
+                sim: ReplicaSimulator = pickle.loads(snapshots[replica])  # noqa: S301 - our own run directory
+                sim.attach_backends(backends)
+            else:
+                assert plans is not None
+                sim = ReplicaSimulator(exp, plans[replica], seed, run_id, ruleset, generation, backends)
+            self.sims.append(sim)
 
     def ready(self) -> list[int]:
         """Round-trip used by the driver to wait for start-up."""
         return self.replicas
 
-    def advance(self, segment: int, until: float) -> WorkerSegment:
-        """Run every replica up to simulated time ``until``."""
+    def advance(self, segment: int, until: float, snapshot: bool = False) -> WorkerSegment:
+        """Run every replica up to simulated time ``until``; optionally return snapshots of them."""
         started = time.perf_counter()
         outputs = [sim.advance(until) for sim in self.sims]
         tables = {}
         for name in TABLES:
-            parts = [getattr(out, name) for out in outputs]
-            parts = [p for p in parts if p.num_rows]
+            parts = [p for p in (getattr(out, name) for out in outputs) if p.num_rows]
             tables[name] = pa.concat_tables(parts) if parts else SCHEMAS[name].empty_table()
         stage_seconds: dict[str, float] = {}
         for out in outputs:
             for key, value in out.stage_seconds.items():
                 stage_seconds[key] = stage_seconds.get(key, 0.0) + value
-        return WorkerSegment(segment, tables, tables["episodes"].num_rows, time.perf_counter() - started, stage_seconds)
+        snapshots = {}
+        if snapshot:
+            snap_started = time.perf_counter()
+            snapshots = {replica: pickle.dumps(sim, protocol=pickle.HIGHEST_PROTOCOL) for replica, sim in zip(self.replicas, self.sims)}
+            stage_seconds["snapshot"] = time.perf_counter() - snap_started
+        return WorkerSegment(segment, tables, tables["episodes"].num_rows, time.perf_counter() - started, stage_seconds, snapshots)

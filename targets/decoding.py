@@ -135,7 +135,7 @@ def decode_runs(
 
 _ASSIGN_RE = re2.compile(r"""\b([A-Za-z_][A-Za-z0-9_]{0,15})\s{0,4}=\s{0,4}["']([^"'\n]{1,300})["']""", _OPTIONS)
 _PART_RE = re2.compile(r"(?i)\bpart\s{0,3}\d{1,2}\s{0,3}(?:of\s{0,3}\d{1,2})?\s{0,3}[:=\-]\s{0,3}", _OPTIONS)
-_JOIN_HINT_RE = re2.compile(r"(?i)\b(?:concatenat\w*|combine|join|put together|assemble|merge)\b|\w\s{0,3}\+\s{0,3}\w", _OPTIONS)
+_JOIN_WORDS = ("concatenat", "combine", "join", "put together", "assemble", "merge")
 
 
 def join_split_payload(text: str) -> str | None:
@@ -143,11 +143,16 @@ def join_split_payload(text: str) -> str | None:
 
     Returns None when the text shows no sign of a split payload.
     """
-    if _JOIN_HINT_RE.search(text) is None and _PART_RE.search(text) is None:
+    lowered = text.lower()
+    has_parts = "part" in lowered and _PART_RE.search(text) is not None
+    if not has_parts and not ("+" in lowered or any(word in lowered for word in _JOIN_WORDS)):
         return None
-    assigned = _ASSIGN_RE.findall(text[:20_000])
-    if len(assigned) >= 2:
-        return "".join(value for _, value in assigned[:64])
+    if "=" in text:
+        assigned = _ASSIGN_RE.findall(text[:20_000])
+        if len(assigned) >= 2:
+            return "".join(value for _, value in assigned[:64])
+    if not has_parts:
+        return None
     pieces = _PART_RE.split(text[:20_000])
     if len(pieces) >= 3:
         return " ".join(piece.strip().strip("\"'") for piece in pieces[1:65])

@@ -146,6 +146,7 @@ class DetectorBank:
 
     def __init__(self, detectors: tuple[Detector, ...], literals: tuple[tuple[str, str], ...] = ()) -> None:
         """``literals``: extra ``(detector_id, exact string)`` pairs, e.g. canary secrets."""
+        self._args = (detectors, literals)
         self.detectors = detectors + tuple(Detector(did, "canary", re2.escape(lit)) for did, lit in literals if lit)
         self._compiled = [re2.compile(d.pattern, _options(d.case_sensitive)) for d in self.detectors]
         self._prefilter = re2.Set.SearchSet(_options(True))
@@ -153,6 +154,12 @@ class DetectorBank:
             pattern = detector.pattern if detector.case_sensitive else f"(?i:{detector.pattern})"
             self._prefilter.Add(pattern)
         self._prefilter.Compile()
+
+    def __getstate__(self) -> tuple[tuple[Detector, ...], tuple[tuple[str, str], ...]]:
+        return self._args  # RE2 sets cannot be pickled; rebuilt on load
+
+    def __setstate__(self, state: tuple[tuple[Detector, ...], tuple[tuple[str, str], ...]]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
 
     def find(self, text: str) -> list[Finding]:
         """Every validated finding in ``text``, sorted by position."""

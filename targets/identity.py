@@ -88,8 +88,16 @@ class IdentityProvider:
         return key
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
-        """The verification key for ``kid`` (None if this IdP never made it)."""
-        return self._public.get(kid)
+        """The verification key for ``kid`` (None for a kid that is not one of this IdP's key slots)."""
+        key = self._public.get(kid)
+        if key is None and len(kid) > 1 and kid[0] == "k" and kid[1:].isdigit():
+            self._signing_key(kid)  # keys are derived from the seed: re-derive after a restore
+            key = self._public.get(kid)
+        return key
+
+    def __getstate__(self) -> dict[str, object]:
+        # Key objects cannot be pickled; they are re-derived from the seed on demand.
+        return {**self.__dict__, "_private": {}, "_public": {}}
 
     def issue(self, subject: str, scopes: frozenset[str] | set[str], now: float) -> str:
         """A signed token for ``subject`` valid from ``now`` for ``ttl_s``."""
@@ -130,6 +138,9 @@ class TokenVerifier:
         self._cache_size = cache_size
         self._revoked_subjects: set[str] = set()
         self._revoked_tokens: set[str] = set()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_cache": {}}  # a cache of verified signatures: cheap to rebuild
 
     def revoke_subject(self, subject: str) -> None:
         """Every token of ``subject``, present and future, is rejected from now on."""

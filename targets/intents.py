@@ -50,6 +50,27 @@ _ORDER_RE = re.compile(r"\b(?:order|package|shipment|delivery|parcel)\b\s*(?:#|n
 _CATALOG_RE = re.compile(r"\b(?:catalog|catalogue|what (?:do you|products)|products do you|list (?:your|the) products|what do you sell)\b")
 _PRICE_ASK_RE = re.compile(r"\b(?:price|cost|how much|in stock|quote|details|tell me about|do you (?:sell|have))\b")
 
+# Necessary keywords of each pattern: a cheap substring test before the regex runs.
+_HAS = {
+    "transfer": ("transfer", "wire", "send", "move", "pay", "remit", "disburse", "forward", "route"),
+    "invoice": ("due", "payable"),
+    "refund": ("refund", "reimburse", "credit back", "money back"),
+    "secret": ("_", "api", "secret", "credential", "private key", "password", "token", "vault"),
+    "grant": ("admin", "root", "owner", "superuser", "viewer", "editor", "analyst"),
+    "prompt": ("prompt", "instructions", "hidden", "configuration", "internal reference"),
+    "exhaust": ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "thousand", "million", "forever", "infinit", "endless", "indefinit", "nonstop", "continuous"),
+    "records": ("all", "every", "entire", "complete", "full"),
+    "order": ("order", "package", "shipment", "delivery", "parcel"),
+    "catalog": ("catalog", "what do you", "what products", "products do you", "list your", "list the"),
+    "ask": ("price", "cost", "how much", "in stock", "quote", "details", "tell me about", "do you"),
+}
+_DIGITS = tuple("0123456789")
+
+
+def _has(text: str, key: str) -> bool:
+    return any(word in text for word in _HAS[key])
+
+
 OUTPUT_ENCODINGS = (
     ("base64", re.compile(r"\b(?:in|as|using|with)\s+base-?64\b|\bbase-?64[ \-]encod")),
     ("hex", re.compile(r"\b(?:in|as)\s+hex(?:adecimal)?\b|\bhex[ \-]encod")),
@@ -57,6 +78,14 @@ OUTPUT_ENCODINGS = (
     ("reverse", re.compile(r"\b(?:backwards|in reverse|reversed)\b")),
     ("spaced", re.compile(r"\b(?:spaces?|dashes|hyphens|dots) between (?:each|every|the)\b|\bone character at a time\b|\bletter by letter\b")),
 )
+
+CUE_WORDS = {
+    "override": ("ignore", "disregard", "forget", "override", "bypass", "set aside", "new instructions", "new system"),
+    "roleplay": ("pretend", "roleplay", "role-play", "role play", "act as", "you are now", "imagine you are", "stay in character", "do anything now", "from now on you are", "persona"),
+    "hypothetical": ("hypothetical", "imagine", "in a story", "for a novel", "fiction", "thought experiment", "purely theoretical", "screenplay", "game"),
+    "authority": ("as the", "as your", "authori", "security audit", "compliance", "urgent", "i am the", "i am your", "approved by"),
+}
+ENCODING_WORDS = {"base64": ("base64", "base-64"), "hex": ("hex",), "rot13": ("rot",), "reverse": ("backward", "reverse"), "spaced": ("between", "one character", "letter by letter")}
 
 CUES = (
     ("override", re.compile(r"\b(?:ignore|disregard|forget|override|bypass|set aside)\b.{0,40}?\b(?:instructions|rules|guidelines|prompt|policies|constraints|directives|restrictions)\b|\bnew (?:system )?instructions\b")),
@@ -100,11 +129,14 @@ def parse_intents(reading: Reading, products: dict[str, str], secret_names: froz
     def add(kind: str, **args: object) -> None:
         found.append(Intent(kind, args, reading.source, reading.via))
 
-    for match in (_TRANSFER_RE.search(text), _INVOICE_RE.search(text)):
-        if match:
-            add("transfer", amount=_amount(match.group("amount")), to=match.group("account").replace(" ", "").upper())
-            break
-    match = _REFUND_RE.search(text)
+    has_digit = any(d in text for d in _DIGITS)
+    if has_digit:
+        transfer = _TRANSFER_RE.search(text) if _has(text, "transfer") else None
+        if transfer is None and _has(text, "invoice"):
+            transfer = _INVOICE_RE.search(text)
+        if transfer:
+            add("transfer", amount=_amount(transfer.group("amount")), to=transfer.group("account").replace(" ", "").upper())
+    match = _REFUND_RE.search(text) if has_digit and _has(text, "refund") else None
     if match:
         amount_match = _REFUND_AMOUNT_RE.search(text)
         iban = re.search(_IBAN, text[match.start() :])
@@ -114,38 +146,38 @@ def parse_intents(reading: Reading, products: dict[str, str], secret_names: froz
             amount=_amount(amount_match.group("amount")) if amount_match else None,
             to=iban.group("account").replace(" ", "").upper() if iban and "account" in text else None,
         )
-    match = _SECRET_RE.search(text)
+    match = _SECRET_RE.search(text) if _has(text, "secret") else None
     if match and "password reset" not in text:
         add("read_secret", name=_secret_name(match.group("what"), secret_names))
-    match = _SET_PRICE_RE.search(text)
+    match = _SET_PRICE_RE.search(text) if has_digit and "price" in text else None
     if match:
         sku = _product(text, products)
         if sku:
             add("set_price", sku=sku, price=_amount(match.group("price")))
-    match = _GRANT_RE.search(text)
+    match = _GRANT_RE.search(text) if _has(text, "grant") else None
     if match:
         subject = _SUBJECT_RE.search(text)
         add("grant", role=match.group("role"), subject=subject.group("subject") if subject else requester)
-    if _PROMPT_RE.search(text):
+    if _has(text, "prompt") and _PROMPT_RE.search(text):
         add("leak_prompt")
-    match = _EXHAUST_RE.search(text)
+    match = _EXHAUST_RE.search(text) if _has(text, "exhaust") else None
     if match:
         n = match.group("n")
         add("exhaust", repeat=int(n) if n.isdigit() else 1_000_000)
-    if _RECORDS_RE.search(text):
+    if _has(text, "records") and _RECORDS_RE.search(text):
         add("export_records")
-    match = _SEND_RE.search(text)
+    match = _SEND_RE.search(text) if "@" in text else None
     if match:
         add("send_message", to=match.group("email"))
     if not found:
-        if _BALANCE_RE.search(text):
+        if ("balance" in text or "credit" in text) and _BALANCE_RE.search(text):
             add("balance")
-        match = _ORDER_RE.search(text)
+        match = _ORDER_RE.search(text) if has_digit and _has(text, "order") else None
         if match:
             add("order_status", order_id=match.group("order"))
-        if _CATALOG_RE.search(text):
+        if _has(text, "catalog") and _CATALOG_RE.search(text):
             add("list_products")
-        elif _PRICE_ASK_RE.search(text):
+        elif _has(text, "ask") and _PRICE_ASK_RE.search(text):
             sku = _product(text, products)
             if sku:
                 add("product_info", sku=sku)
@@ -154,12 +186,14 @@ def parse_intents(reading: Reading, products: dict[str, str], secret_names: froz
 
 def detect_cues(texts: list[str]) -> frozenset[str]:
     """Persuasion cues present in any of the texts."""
-    return frozenset(name for name, pattern in CUES if any(pattern.search(t) for t in texts))
+    return frozenset(
+        name for name, pattern in CUES if any(any(w in t for w in CUE_WORDS[name]) and pattern.search(t) for t in texts)
+    )
 
 
 def requested_encoding(texts: list[str]) -> str | None:
     """An output encoding the requester asked for (to slip past output filters)."""
     for name, pattern in OUTPUT_ENCODINGS:
-        if any(pattern.search(t) for t in texts):
+        if any(any(w in t for w in ENCODING_WORDS[name]) and pattern.search(t) for t in texts):
             return name
     return None

@@ -107,6 +107,12 @@ class LLMVictim:
             )
         self.client = client
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "knowledge": self.knowledge}  # the HTTP client is rebuilt
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"], state["knowledge"])  # type: ignore[misc]
+
     def _system_prompt(self) -> str:
         return (
             f"{self.knowledge.system_prompt} You are the '{self.knowledge.agent}' agent. Use the tools to help the user. "

@@ -179,6 +179,12 @@ class RuleMatcher:
         _MEMORY_CACHE[(self.engine, key)] = backend
         self._backend = backend
 
+    def __getstate__(self) -> dict[str, object]:
+        return {"rules": self.rules, "engine": self.engine}  # compiled databases are rebuilt (or taken from the cache)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["rules"], state["engine"])  # type: ignore[misc, arg-type]
+
     def __len__(self) -> int:
         return len(self.rules)
 

@@ -8,7 +8,8 @@ closed window of simulated time (:meth:`StagingStack.close_window`).
 
 from __future__ import annotations
 
-from collections import deque
+import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
@@ -85,6 +86,7 @@ class StagingStack:
             knowledge = VictimKnowledge(name, self.company.system_prompts[name], products, secret_names, frozenset(self.company.vendor_accounts), COMPANY_DOMAIN)
             self.victims[name] = Victim(profile, knowledge) if settings.llm_victim is None else LLMVictim(settings.llm_victim, knowledge)
         self.quarantined: set[str] = set()
+        self.timings: defaultdict[str, float] = defaultdict(float)  # seconds spent per stage (benchmarks)
         self._agent_tokens: dict[str, tuple[str, float]] = {}
         self.agent_tasks: deque[tuple[float, str, str, str]] = deque(maxlen=10_000)
 
@@ -108,6 +110,9 @@ class StagingStack:
         text = without_surrogates(request.text)
         document = without_surrogates(request.document) if request.document else None
         log = self.log
+        timings = self.timings
+        clock = time.perf_counter
+        t0 = clock()
         log.emit(now, EventKind.REQUEST, identity, agent, eid, "chat")
         if self.verifier.is_revoked(identity) or agent in self.quarantined:
             log.emit(now, EventKind.ENFORCED, identity, agent, eid, "chat", False, 0.0, "warrant in force")
@@ -118,12 +123,16 @@ class StagingStack:
             log.emit(now, EventKind.AUTH_DENIED, identity, agent, eid, "chat", False, 0.0, exc.reason)
             return Outcome(blocked_stage=Stage.IDENTITY, task_completed=False)
 
+        t1 = clock()
+        timings["identity"] += t1 - t0
         verdict = Verdict(Action.ALLOW)
         if self.settings.input_guard:
             verdict = self.input_guard.scan(text)
             if document:
                 verdict = merge_verdicts(verdict, self.input_guard.scan(document))
             log.emit(now, EventKind.GUARD_INPUT, identity, agent, eid, "input_guard", verdict.action is not Action.BLOCK, verdict.score, ",".join(verdict.rule_ids)[:240])
+        t2 = clock()
+        timings["input_guard"] += t2 - t1
         if verdict.action is Action.BLOCK:
             return Outcome(Stage.INPUT_GUARD, verdict.rule_ids, verdict.action, verdict.score, response=BLOCKED_REPLY, task_completed=False)
 
@@ -150,6 +159,8 @@ class StagingStack:
             return result
 
         turn = victim.respond(text, document, eid, identity, act)
+        t3 = clock()
+        timings["victim_and_tools"] += t3 - t2
         reply = turn.reply
         delivered = reply
         if self.settings.output_guard:
@@ -165,7 +176,10 @@ class StagingStack:
         if turn.calls:
             self.agent_tasks.append((now, agent, identity, ",".join(f"{c.service}.{c.method}" for c, _ in turn.calls)))
 
+        t4 = clock()
+        timings["output_guard"] += t4 - t3
         damage = self.oracle.assess(effects, delivered, identity, identity in self.company.truth.attacker_identities)
+        timings["oracle"] += clock() - t4
         stage: Stage | None = None
         if not damage.breached:
             if turn.complied or (not turn.refused and turn.calls):
@@ -197,12 +211,14 @@ class StagingStack:
     # --- sentinels and court -------------------------------------------------
     def close_window(self, start: float, end: float) -> tuple[list[Case], list[Warrant]]:
         """Run the sentinels over the window that just closed; the court rules; enforcers act."""
+        started = time.perf_counter()
         rows = self.log.window()
         cases = [case for sentinel in self.sentinels for case in sentinel.inspect(rows, start, end)]
         warrants = self.court.deliberate(cases, end) if cases else []
         for warrant in warrants:
             self.enforce(warrant)
             self.log.emit(end, EventKind.WARRANT, warrant.subject, "", "", warrant.action.value, True, 0.0, warrant.reasoning[:240])
+        self.timings["sentinels_and_court"] += time.perf_counter() - started
         return cases, warrants
 
     def enforce(self, warrant: Warrant) -> None:

@@ -78,7 +78,19 @@ def test_smoke_is_an_mlflow_run_with_metrics(smoke_run):
     assert run.data.metrics["false_positive_rate"] == pytest.approx(summary["false_positive_rate"])
     assert run.data.params["attackers.grunt.count"] == "240"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"summary.json", "config.yaml"} <= artifacts
+    assert {"summary.json", "config.yaml", "ruleset.json"} <= artifacts
+    history = client.get_metric_history(run.info.run_id, "sim.breach_rate")
+    assert len(history) == summary["segments"] >= 2  # one point per unit of work, step = simulated seconds
+    assert [m.step for m in history] == sorted(m.step for m in history)
+    assert history[-1].value == pytest.approx(summary["breach_rate"])
+
+
+def test_smoke_summary_has_a_stage_breakdown(smoke_run):
+    _, summary, _ = smoke_run
+    stages = summary["stage_seconds"]
+    for stage in ("identity", "input_guard", "victim_and_tools", "output_guard", "oracle", "sentinels_and_court", "attack_generation", "benign_generation", "arrow"):
+        assert stage in stages and stages[stage] >= 0
+    assert summary["status"] == "complete" and summary["resumes"] == 0
 
 
 def _episodes(run_dir: Path) -> pd.DataFrame:
