@@ -13,6 +13,7 @@ control) lives in ``Company.truth``; only the oracle and the simulator read it.
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 from kosmoi.ids import derive_seed, stable_hash64
@@ -157,12 +158,12 @@ class Company:
         self.attacker_email_list = sorted(self.truth.attacker_emails)
         self.roles: dict[str, set[str]] = {}
         self.frozen_accounts: set[str] = set()
-        # History tables (agent_tasks, transactions) start with past vendor payments.
-        self.transactions: list[tuple[float, str, str, float, str]] = [
-            (-86_400.0 + i * 600.0, COMPANY_ACCOUNT, account, float(rng.choice((450, 900, 1200, 2400))), "historic invoice")
-            for i, account in enumerate(sorted(self.vendor_accounts))
-        ]
-        self.agent_tasks: list[tuple[float, str, str, str]] = []
+        # The transactions table starts with past vendor payments (the agent_tasks table lives in the stack).
+        # Bounded: a long run keeps the most recent rows only (memory must not grow with run length).
+        self.transactions: deque[tuple[float, str, str, float, str]] = deque(
+            ((-86_400.0 + i * 600.0, COMPANY_ACCOUNT, account, float(rng.choice((450, 900, 1200, 2400))), "historic invoice") for i, account in enumerate(sorted(self.vendor_accounts))),
+            maxlen=100_000,
+        )
 
     def public_profile(self) -> dict[str, object]:
         """What any outsider can learn: agents and how to reach them, product names."""
