@@ -122,3 +122,17 @@ def test_unreachable_tracking_server_loses_nothing(ray_local, tiny_experiment, t
     assert result.summary["mlflow_tracking_uri"] == "http://127.0.0.1:9"
     assert "MLflow tracking at http://127.0.0.1:9 failed" in caplog.text
     assert len(pd.read_parquet(result.run_dir / "episodes")) == result.summary["episodes"] == sum(exp.planned_episodes())
+
+
+def test_parquet_schemas_are_exactly_the_declared_ones(smoke_run):
+    """Every table on disk carries the versioned schema of kosmoi/schemas.py (readers depend on it)."""
+    from kosmoi.schemas import SCHEMAS, TABLES
+
+    run_dir, _, _ = smoke_run
+    for table in TABLES:
+        files = sorted((run_dir / table).glob("*.parquet"))
+        assert files, table
+        for path in files:
+            schema = pq.read_schema(path)
+            assert schema.equals(SCHEMAS[table], check_metadata=False), f"{path}: {schema} != {SCHEMAS[table]}"
+            assert schema_version(schema) == (table, int(SCHEMAS[table].metadata[b"kosmoi.schema_version"]))
