@@ -89,6 +89,7 @@ class LLMAttacker:
             generator=f"{result.provider}:{result.model}" if result else "llm",
             cost_usd=result.cost_usd if result else 0.0,
             carrier=self.route.carrier if indirect else None,
+            seed_id=self.route.seed_id,
         )
         self.last = attack
         return attack

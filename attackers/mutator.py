@@ -38,7 +38,18 @@ class MutatorAttacker:
 
     tier = Tier.GRUNT
 
-    def __init__(self, campaign_id: str, goal: Goal, assets: AttackerAssets, seed: int, *, max_depth: int = 3, bandit: BanditState | None = None) -> None:
+    def __init__(
+        self,
+        campaign_id: str,
+        goal: Goal,
+        assets: AttackerAssets,
+        seed: int,
+        *,
+        max_depth: int = 3,
+        bandit: BanditState | None = None,
+        start: tuple[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        """``start``: an inherited recipe ``(seed_id, operators)`` (the evolution loop's elites)."""
         if max_depth < 0:
             raise ValueError("max_depth must be >= 0")
         self.campaign_id = campaign_id
@@ -55,6 +66,11 @@ class MutatorAttacker:
             raise ValueError(f"no seeds for goal {goal.value}")
         self.seed: Seed = self._pick_seed(self.candidates)
         self.ops: tuple[str, ...] = (self._pick_op(EVASION_OPS),) if max_depth and self.rng.random() < 0.5 else ()
+        if start is not None:
+            by_id = {s.seed_id: s for s in self.candidates}
+            if start[0] in by_id:
+                self.seed = by_id[start[0]]
+            self.ops = tuple(op for op in start[1] if op in OPERATORS)[:max_depth]
         self.last: Attack | None = None
         self.feedback: Feedback | None = None
 
@@ -84,6 +100,7 @@ class MutatorAttacker:
             channel=self.seed.channel,
             target_agent=self.seed.agent,
             techniques=self.ops,
+            seed_id=self.seed.seed_id,
             parent_ids=(self.last.attack_id,) if self.last is not None else (),
             tier=Tier.GRUNT,
             generator=GENERATOR,

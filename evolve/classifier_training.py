@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -92,16 +93,34 @@ def _matrix(texts: list[str], spec: ClassifierSpec):  # noqa: ANN202 - scipy.spa
     return matrix
 
 
-def train_classifier(base: RuleSet, *, seed: int = 0, c: float = 8.0, holdout: float = 0.2) -> tuple[RuleSet, dict[str, Any]]:
-    """A new version of ``base`` carrying a freshly trained classifier, and the training report."""
+def train_classifier(
+    base: RuleSet,
+    *,
+    seed: int = 0,
+    c: float = 8.0,
+    holdout: float = 0.2,
+    extra_positives: Sequence[str] = (),
+    extra_negatives: Sequence[str] = (),
+    version: str | None = None,
+) -> tuple[RuleSet, dict[str, Any]]:
+    """A new version of ``base`` carrying a freshly trained classifier, and the training report.
+
+    ``extra_positives`` (attacks mined by the evolution loop) join the training
+    side only; ``extra_negatives`` (the benign mining corpus: the company's own
+    legitimate traffic) teach it that an ordinary invoice is not an attack.
+    """
     from sklearn.linear_model import LogisticRegression
 
     corpus = load_corpus(seed)
+    extra = list(dict.fromkeys(extra_positives))
+    negatives = corpus.negatives + tuple(dict.fromkeys(extra_negatives))
+    sources = {**corpus.sources, "positives_mined": len(extra), "negatives_extra": len(negatives) - len(corpus.negatives)}
+    corpus = Corpus(corpus.positives + tuple(extra), negatives, sources, corpus.positive_groups + tuple([-1] * len(extra)))
     texts = list(corpus.positives) + list(corpus.negatives)
     labels = np.array([1] * len(corpus.positives) + [0] * len(corpus.negatives))
     # Hold out whole templates (not single renderings) so the report measures generalisation.
     rng = np.random.default_rng(seed)
-    templates = np.unique(corpus.positive_groups)
+    templates = np.unique([g for g in corpus.positive_groups if g >= 0])
     held_templates = set(rng.choice(templates, size=max(1, int(len(templates) * holdout)), replace=False).tolist())
     held_positive = np.array([g in held_templates for g in corpus.positive_groups])
     held_negative = rng.random(len(corpus.negatives)) < holdout
@@ -142,7 +161,7 @@ def train_classifier(base: RuleSet, *, seed: int = 0, c: float = 8.0, holdout: f
     exemplar_rng = random.Random(seed)
     exemplars = sorted({canonicalize(t).text for t in exemplar_rng.sample(list(corpus.positives), min(SEMANTIC_EXEMPLARS, len(corpus.positives)))})
     semantic = (base.semantic or SemanticSpec()).model_copy(update={"exemplars": tuple(exemplars)})
-    version = str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}+clf"
+    version = version or (str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}+clf")
     trained = base.model_copy(update={"classifier": spec, "semantic": semantic, "version": version, "parent": base.version, "hash": None}).sealed()
     return trained, report
 

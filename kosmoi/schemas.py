@@ -11,7 +11,7 @@ import pyarrow as pa
 
 TABLES = ("episodes", "events", "cases", "warrants", "calls")
 
-SCHEMA_VERSIONS: dict[str, int] = {"episodes": 1, "events": 1, "cases": 1, "warrants": 1, "calls": 1}
+SCHEMA_VERSIONS: dict[str, int] = {"episodes": 2, "events": 1, "cases": 1, "warrants": 1, "calls": 1}
 
 _STR_LIST = pa.list_(pa.string())
 
@@ -38,6 +38,7 @@ EPISODES = _with_version(
         pa.field("identity", pa.string(), nullable=False),
         pa.field("agent", pa.string(), nullable=False),
         pa.field("techniques", _STR_LIST, nullable=False),
+        pa.field("seed_id", pa.string(), nullable=False),  # v2: the library seed of an attack ("" otherwise)
         pa.field("parent_ids", _STR_LIST, nullable=False),
         pa.field("payload", pa.string(), nullable=False),
         pa.field("blocked_stage", pa.string(), nullable=True),

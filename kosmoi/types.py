@@ -129,6 +129,7 @@ class Attack:
     generator: str = "mutator"
     cost_usd: float = 0.0
     carrier: str | None = None
+    seed_id: str = ""  # the library seed the attack grew from (for model-written attacks: the route it took)
 
 
 @dataclass(slots=True)

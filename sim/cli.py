@@ -159,15 +159,14 @@ class ScanStage(str, enum.Enum):
 @app.command()
 def scan(
     stage: Annotated[ScanStage, typer.Option(help="Which guardrail to run.")] = ScanStage.input,
-    rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME or a JSON file.")] = "builtin:baseline",
+    rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME, a JSON file, or models:/kosmoi-guardrails@production.")] = "builtin:baseline",
     batch: Annotated[int, typer.Option(help="Lines per output flush.", min=1)] = 1024,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ rules (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
     """Read JSON lines {"text": ...} on stdin; write one verdict line per input line."""
     _setup_logging(False)
-    if rules.startswith("models:/"):
-        _fail("models:/ rule-set URIs need the MLflow model registry, which `immune evolve` populates; pass a rule-set JSON file or builtin:NAME")
     try:
-        ruleset = load_ruleset(rules)
+        ruleset = _load_rules(rules, tracking_uri)
     except RuleSetError as exc:
         _fail(str(exc))
     from sim.scan import Scanner
@@ -179,6 +178,72 @@ def scan(
         raise typer.Exit(0) from None
     if errors:
         logging.getLogger("immune.scan").info("%d of %d lines had errors", errors, lines)
+
+
+DEFAULT_TRACKING = "sqlite:///runs/mlflow.db"
+
+
+def _tracking(uri: str | None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING
+
+
+def _load_rules(ref: str, tracking_uri: str | None = None):  # noqa: ANN202 - a RuleSet
+    """builtin:NAME, a JSON file, or a models:/ URI from the MLflow registry."""
+    if ref.startswith("models:/"):
+        from evolve.registry import download_ruleset
+
+        return download_ruleset(ref, _tracking(tracking_uri))[0]
+    return load_ruleset(ref)
+
+
+@rules_app.command("show")
+def rules_show(
+    ref: Annotated[str, typer.Argument(help="builtin:NAME, a JSON file or a models:/ URI.")],
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ references.")] = None,
+) -> None:
+    """A rule set for humans: version, lineage, thresholds, classifier and every rule with its provenance."""
+    try:
+        ruleset = _load_rules(ref, tracking_uri)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    console.print(f"[bold]{ruleset.name}[/] v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}")
+    console.print(f"thresholds: flag {ruleset.thresholds.flag}, block {ruleset.thresholds.block}; classifier: {ruleset.classifier.kind if ruleset.classifier else 'none'}; semantic exemplars: {len(ruleset.semantic.exemplars) if ruleset.semantic else 0}")
+    table = Table()
+    for column in ("id", "kind", "action", "stage", "source", "pattern / description"):
+        table.add_column(column)
+    for rule in ruleset.rules:
+        source = str(rule.provenance.get("source", ""))
+        if source == "mined":
+            source += f" g{rule.provenance.get('generation')} ({rule.provenance.get('cluster_size')} attacks)"
+        table.add_row(rule.id, rule.kind, rule.action, rule.stage, source, f"{rule.pattern[:70]}\n[dim]{rule.description[:90]}[/]")
+    console.print(table)
+
+
+@rules_app.command("diff")
+def rules_diff(
+    old: Annotated[str, typer.Argument(help="The older rule set.")],
+    new: Annotated[str, typer.Argument(help="The newer rule set.")],
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ references.")] = None,
+) -> None:
+    """What changed between two rule sets: rules added, removed or changed; thresholds; classifier."""
+    try:
+        a, b = _load_rules(old, tracking_uri), _load_rules(new, tracking_uri)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    before, after = {r.id: r for r in a.rules}, {r.id: r for r in b.rules}
+    console.print(f"{a.name} v{a.version} -> {b.name} v{b.version}")
+    for rule_id in sorted(after.keys() - before.keys()):
+        console.print(f"[green]+ {rule_id}[/] {after[rule_id].pattern[:100]}  [dim]{after[rule_id].description[:80]}[/]", highlight=False)
+    for rule_id in sorted(before.keys() - after.keys()):
+        console.print(f"[red]- {rule_id}[/] {before[rule_id].pattern[:100]}", highlight=False)
+    for rule_id in sorted(before.keys() & after.keys()):
+        if before[rule_id] != after[rule_id]:
+            console.print(f"[yellow]~ {rule_id}[/] {before[rule_id].pattern[:60]} -> {after[rule_id].pattern[:60]}", highlight=False)
+    if a.thresholds != b.thresholds:
+        console.print(f"thresholds: {a.thresholds} -> {b.thresholds}")
+    if (a.classifier and a.classifier.weights) != (b.classifier and b.classifier.weights):
+        console.print("classifier: retrained")
+    console.print(f"{len(after.keys() - before.keys())} added, {len(before.keys() - after.keys())} removed")
 
 
 @rules_app.command("validate")
@@ -291,6 +356,99 @@ def bench_guards(
         console.print(table)
     rate, done = bench.input_throughput()
     console.print(f"input guard, shipped rules, one core: {rate:,.0f} scans/s ({done:,} scans of 60-400 B texts, 20% attacks)")
+
+
+@app.command()
+def evolve(
+    experiment: Annotated[Optional[Path], typer.Argument(help="Experiment YAML file (not needed with --resume).")] = None,
+    generations: Annotated[int, typer.Option(help="Generations to run.", min=1, max=1000)] = 10,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for results (an evo-<id> directory is made inside).")] = Path("runs"),
+    frozen: Annotated[bool, typer.Option("--frozen", help="Control run: evolve the attackers but never patch the rules.")] = False,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an evolution directory from its last finished generation.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1)] = None,
+    address: Annotated[Optional[str], typer.Option()] = None,
+    no_track: Annotated[bool, typer.Option("--no-track")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Co-evolve attackers and rules: each generation runs the experiment, mines what got through, registers a new rule set."""
+    _setup_logging(verbose)
+    from evolve.loop import EvolutionOptions
+    from evolve.loop import evolve as run_evolution
+
+    if experiment is None and resume is None:
+        _fail("give an experiment file, or --resume EVOLUTION_DIR")
+    exp = None
+    if resume is None:
+        try:
+            exp = load_experiment(experiment)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            _fail(str(exc))
+    options = EvolutionOptions(out=out if resume is None else resume.parent, generations=generations, frozen=frozen, workers=workers, address=address, verbose=verbose, track=not no_track, resume=resume)
+
+    def on_generation(done: int, total: int, record) -> None:  # noqa: ANN001
+        if record is not None:
+            err.print(
+                f"generation {record.generation}: breach rate {record.breach_rate:.2%} ({record.breaches}/{record.attack_episodes}), "
+                f"FPR {record.false_positive_rate:.2%}, rules {record.rules} (+{record.new_rules}, -{record.pruned}), archive {record.archive_coverage:.0%}"
+                + (f", model v{record.model_version}" if record.model_version else ""),
+                highlight=False,
+            )
+
+    try:
+        result = run_evolution(exp, options, on_generation)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted; finished generations are kept — resume with: immune evolve --resume <evolution dir>", 130)
+    table = Table(title=f"evolution {result.state.evolution_id}{' (frozen rules)' if result.state.frozen else ''}")
+    for column in ("generation", "breach rate", "FPR", "rules", "new", "archive"):
+        table.add_column(column, justify="right")
+    for row in result.curve:
+        table.add_row(str(row["generation"]), f"{row['breach_rate']:.2%}", f"{row['false_positive_rate']:.2%}", str(row["rules"]), str(row["new_rules"]), f"{row['archive_coverage']:.0%}")
+    console.print(table)
+    console.print(f"results: {result.directory}")
+
+
+@app.command()
+def promote(
+    version: Annotated[Optional[str], typer.Option(help="Model version to promote (default: the one aliased 'staging').")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if the gate fails (needs --reason).")] = False,
+    reason: Annotated[str, typer.Option(help="Why (recorded with the move).")] = "",
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+) -> None:
+    """Move the 'production' alias of kosmoi-guardrails to a version, if the promotion gate passes."""
+    _setup_logging(False)
+    from evolve.benign_corpus import build_benign_corpus
+    from evolve.registry import promote as do_promote
+
+    try:
+        version_moved, result = do_promote(tracking_uri=_tracking(tracking_uri), benign=build_benign_corpus().texts("gate"), version=version, force=force, reason=reason)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    candidate = result.candidate
+    console.print(
+        f"candidate v{version_moved}: held-out attacks allowed {candidate['allow_rate']['rate']:.2%}, benign FPR {candidate['false_positive_rate']['rate']:.2%}"
+        + (f"; production allows {result.production['allow_rate']['rate']:.2%}" if result.production else "; no production version yet")
+    )
+    if not result.passed and not force:
+        _fail(f"gate failed: {result.reason} (use --force --reason '...' to override)", 3)
+    console.print(f"production -> v{version_moved}" + (" (forced)" if force and not result.passed else ""))
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded with the move).")] = "",
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+) -> None:
+    """Move the 'production' alias back to the version it held before the last promotion."""
+    _setup_logging(False)
+    from evolve.registry import rollback as do_rollback
+
+    try:
+        before, after = do_rollback(tracking_uri=_tracking(tracking_uri), reason=reason)
+    except RuleSetError as exc:
+        _fail(str(exc))
+    console.print(f"production: v{before} -> v{after}")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ class Manifest(BaseModel):
     experiment: str
     seed: int
     config_hash: str
+    generation: int = 0  # evolution generation (0 outside the evolution loop)
     status: Status = "running"
     segments: int
     committed: list[int] = Field(default_factory=list)

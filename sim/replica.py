@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from attackers.archive import Archive
 from attackers.backends import GenerationBackend
 from attackers.bandit import BanditState
 from attackers.generation import GenerationResult
@@ -104,6 +105,7 @@ class ReplicaSimulator:
         ruleset: RuleSet,
         generation: int = 0,
         backends: dict[str, GenerationBackend] | None = None,
+        archive: Archive | None = None,
     ) -> None:
         self.exp = exp
         self.replica = plan.replica
@@ -117,6 +119,7 @@ class ReplicaSimulator:
         products = tuple(sorted(company.product_by_name))
         secret_names = tuple(company.vault)
         self.backends = backends or {}
+        self.archive = archive
         self._rng = random.Random(0)  # scratch generator, re-seeded from (campaign seed, attempt) before each use
         self._timings: dict[str, float] = {"attack_generation": 0.0, "benign_generation": 0.0}
         self.bandit = BanditState() if exp.attackers.grunt.shared_bandit else None
@@ -164,7 +167,10 @@ class ReplicaSimulator:
                 max_tokens=grunt.llm.max_tokens, temperature=grunt.llm.temperature, max_depth=grunt.max_depth,
             )
             return attacker, "grunt"
-        return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit), None
+        start = None
+        if self.archive is not None:
+            start = self.archive.recipe_for(spec.goal.value, random.Random(derive_seed(spec.seed, "archive")), grunt.max_depth)
+        return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit, start=start), None
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}  # clients are per process: re-attach after a restore
@@ -273,7 +279,7 @@ class ReplicaSimulator:
             self._rows.append(
                 (
                     eid, spec.campaign_id, campaign.attempt, "attack", attack.goal.value, attack.channel.value, attack.tier.value,
-                    attack.generator, spec.identity, attack.target_agent, attack.techniques, attack.parent_ids, attack.payload,
+                    attack.generator, spec.identity, attack.target_agent, attack.techniques, attack.seed_id, attack.parent_ids, attack.payload,
                     outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
                     outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
                     outcome.records_exfiltrated, None, attack.cost_usd, now,
@@ -289,7 +295,7 @@ class ReplicaSimulator:
         self._rows.append(
             (
                 eid, spec.campaign_id, campaign.attempt, "benign", Goal.NONE.value, "indirect" if benign.document else "direct", Tier.USER.value,
-                "traffic", spec.identity, benign.agent, _EMPTY, _EMPTY, benign.document or benign.text,
+                "traffic", spec.identity, benign.agent, _EMPTY, "", _EMPTY, benign.document or benign.text,
                 outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
                 outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
                 outcome.records_exfiltrated, outcome.task_completed, 0.0, now,
@@ -303,12 +309,12 @@ class ReplicaSimulator:
             return EPISODES.empty_table()
         n = len(rows)
         cols = list(zip(*rows))
-        (eid, cid, attempt, kind, goal, channel, tier, generator, identity, agent, techniques, parents, payload,
+        (eid, cid, attempt, kind, goal, channel, tier, generator, identity, agent, techniques, seed_ids, parents, payload,
          blocked, rule_ids, in_action, in_score, out_action, breached, damage, secrets, records, completed, cost, sim_time) = cols
         data = {
             "episode_id": eid, "run_id": [self.run_id] * n, "generation": [self.generation] * n, "replica": [self.replica] * n,
             "campaign_id": cid, "attempt": attempt, "kind": kind, "goal": goal, "channel": channel, "tier": tier,
-            "generator": generator, "identity": identity, "agent": agent, "techniques": [list(t) for t in techniques],
+            "generator": generator, "identity": identity, "agent": agent, "techniques": [list(t) for t in techniques], "seed_id": seed_ids,
             "parent_ids": [list(p) for p in parents], "payload": payload, "blocked_stage": blocked,
             "rule_ids": [list(r) for r in rule_ids], "input_action": in_action, "input_score": in_score,
             "output_action": out_action, "breached": breached, "damage_usd": damage, "secrets_leaked": secrets,

@@ -144,6 +144,12 @@ class _Run:
     manifest: Manifest
     segment_length: float
     planned: int
+    tracking_extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def archive_json(self) -> str | None:
+        path = self.run_dir / "archive.json"
+        return path.read_text("utf-8") if path.exists() else None
 
 
 @dataclass
@@ -187,14 +193,15 @@ def _read_checkpoint(run_dir: Path, segment: int, replicas: int) -> dict[int, by
     return snapshots
 
 
-def _prepare_new(exp: Experiment, options: RunOptions) -> _Run:
+def _prepare_new(exp: Experiment, options: RunOptions, ruleset: RuleSet | None, generation: int, archive_json: str | None) -> _Run:
     seed = exp.seed if options.seed is None else options.seed
     if seed < 0:
         raise ConfigError(f"--seed: must be >= 0, got {seed}")
-    try:
-        ruleset = load_ruleset(exp.targets.rules)
-    except RuleSetError as exc:
-        raise ConfigError(f"targets.rules: {exc}") from None
+    if ruleset is None:
+        try:
+            ruleset = load_ruleset(exp.targets.rules)
+        except RuleSetError as exc:
+            raise ConfigError(f"targets.rules: {exc}") from None
     exp = exp.model_copy(update={"seed": seed})
     check_provider_keys(exp)
     run_id = new_run_id()
@@ -202,8 +209,10 @@ def _prepare_new(exp: Experiment, options: RunOptions) -> _Run:
     run_dir.mkdir(parents=True, exist_ok=False)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False), "utf-8")
     (run_dir / "ruleset.json").write_text(ruleset.to_json(), "utf-8")  # the exact rules, for provenance and resume
+    if archive_json:
+        (run_dir / "archive.json").write_text(archive_json, "utf-8")  # the attackers' inherited recipes (evolution)
     plans = plan_run(exp, seed)
-    manifest = Manifest(run_id=run_id, experiment=exp.name, seed=seed, config_hash=exp.config_hash(), segments=segment_count(plans, exp))
+    manifest = Manifest(run_id=run_id, experiment=exp.name, seed=seed, config_hash=exp.config_hash(), generation=generation, segments=segment_count(plans, exp))
     manifest.save(run_dir)
     return _Run(exp, seed, run_id, run_dir, ruleset, plans, manifest, exp.simulation.window_s * exp.simulation.segment_windows, sum(p.episodes for p in plans))
 
@@ -228,9 +237,25 @@ def _prepare_resume(run_dir: Path) -> _Run:
     return _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plans, manifest, exp.simulation.window_s * exp.simulation.segment_windows, sum(p.episodes for p in plans))
 
 
-def run_experiment(exp: Experiment, options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
-    """Run one experiment end to end and return its summary."""
-    return _execute(_prepare_new(exp, options), options, progress)
+def run_experiment(
+    exp: Experiment,
+    options: RunOptions,
+    progress: ProgressCallback | None = None,
+    *,
+    ruleset: RuleSet | None = None,
+    generation: int = 0,
+    archive_json: str | None = None,
+    tracking_extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run one experiment end to end and return its summary.
+
+    The evolution loop passes the generation's rule set (instead of
+    ``targets.rules``), its number, the attackers' archive of inherited
+    recipes and extra MLflow params/tags.
+    """
+    run = _prepare_new(exp, options, ruleset, generation, archive_json)
+    run.tracking_extra = tracking_extra or {}
+    return _execute(run, options, progress)
 
 
 def resume_run(run_dir: Path, options: RunOptions, progress: ProgressCallback | None = None) -> RunResult:
@@ -288,8 +313,11 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
         ruleset_json = run.ruleset.to_json()
         snapshots = _read_checkpoint(run_dir, manifest.checkpoint, len(run.plans)) if manifest.checkpoint is not None else {}
 
+        archive_json = run.archive_json
+
         def spawn(replicas: list[int], from_snapshots: dict[int, bytes]) -> Any:
-            return actor_cls.remote(config, run.seed, run.run_id, ruleset_json, replicas, 0, gateway, {r: from_snapshots[r] for r in replicas if r in from_snapshots})
+            snapshots_here = {r: from_snapshots[r] for r in replicas if r in from_snapshots}
+            return actor_cls.remote(config, run.seed, run.run_id, ruleset_json, replicas, manifest.generation, gateway, snapshots_here, archive_json)
 
         workers = [_Worker(replicas, None, start) for replicas in ([r for r in range(len(run.plans)) if r % n_workers == w] for w in range(n_workers))]
         for worker in workers:
@@ -435,7 +463,7 @@ def _summary(run: _Run, tally: Tally, duration_s: float, startup_s: float, worke
 
 
 def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[float, dict[str, float]]], options: RunOptions) -> None:
-    tracking_uri, artifact_location = resolve_tracking_uri(options.out if not run.manifest.resumes else run.run_dir.parent)
+    tracking_uri, artifact_location = resolve_tracking_uri(run.tracking_extra.get("tracking_root") or (options.out if not run.manifest.resumes else run.run_dir.parent))
     summary["mlflow_tracking_uri"] = tracking_uri
 
     def artifacts(mlflow_run_id: str) -> list[Path]:
@@ -445,6 +473,8 @@ def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[
 
     params = flatten(run.exp.model_dump(mode="json", exclude={"description"}))
     params.update({"workers": str(summary["workers"]), "replicas": str(len(run.plans)), "config_hash": run.exp.config_hash(), "rules.hash": str(run.ruleset.hash)})
+    params.update({"generation": str(run.manifest.generation), "rules.version": run.ruleset.version})
+    params.update({k: str(v) for k, v in run.tracking_extra.get("params", {}).items()})
     metrics = {**summary_metrics(tally), "episodes": float(tally.episodes), "duration_s": float(summary["duration_s"])}
     if summary["episodes_per_s"] is not None:
         metrics["episodes_per_s"] = float(summary["episodes_per_s"])
@@ -456,7 +486,7 @@ def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[
         run_name=run.run_id,
         params=params,
         metrics=metrics,
-        tags={"kosmoi.run_id": run.run_id, "kosmoi.experiment": run.exp.name, "kosmoi.run_dir": str(run.run_dir.resolve())},
+        tags={"kosmoi.run_id": run.run_id, "kosmoi.experiment": run.exp.name, "kosmoi.run_dir": str(run.run_dir.resolve()), **run.tracking_extra.get("tags", {})},
         artifacts=artifacts,
         metric_steps=steps,
     )

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from kosmoi.schemas import SCHEMAS, TABLES
+from attackers.archive import Archive
 from sim.config import Experiment
 from sim.gateway import gateway_backends
 from sim.generation import backend_keys
@@ -50,11 +51,13 @@ class SimulationWorker:
         generation: int = 0,
         gateway: Any | None = None,
         snapshots: dict[int, bytes] | None = None,
+        archive_json: str | None = None,
     ) -> None:
         exp = Experiment.model_validate(experiment)
         ruleset = parse_ruleset(ruleset_json, "rule set from the driver")
         self.replicas = list(replicas)
         backends = gateway_backends(gateway, backend_keys(exp))
+        archive = Archive.from_json(archive_json) if archive_json else None
         snapshots = snapshots or {}
         plans = plan_run(exp, seed) if len(snapshots) < len(self.replicas) else None
         self.sims: list[ReplicaSimulator] = []
@@ -64,7 +67,7 @@ class SimulationWorker:
                 sim.attach_backends(backends)
             else:
                 assert plans is not None
-                sim = ReplicaSimulator(exp, plans[replica], seed, run_id, ruleset, generation, backends)
+                sim = ReplicaSimulator(exp, plans[replica], seed, run_id, ruleset, generation, backends, archive)
             self.sims.append(sim)
 
     def ready(self) -> list[int]:

@@ -7,8 +7,12 @@ leetspeak-decoded variant and what obfuscation hides: base64/hex/URL/QP runs
 (nested, bounded), ROT13 or reversed text when the text asks for decoding,
 and payloads split into variables or parts. A block rule that fires only on
 text inside quotation marks, in a text that reports on attacks rather than
-making one ("our incident report quotes 'ignore previous instructions'"), is
-downgraded to a flag.
+making one ("our incident report quotes 'ignore previous instructions'"), is a
+mention: it is let through when the rest of the text looks benign to the
+classifier and flagged otherwise, never blocked — only for rules marked
+``quotable`` (attack *phrases* such as overrides or personas, not concrete
+actions such as a transfer to an account), and never for what only a decoded
+or reassembled variant revealed.
 
 The verdict carries every rule id that fired (``classifier`` for the model)
 and a score in [0, 1]: the highest rule weight or classifier probability.
@@ -51,7 +55,7 @@ _QUOTED = re2.compile(r"\"[^\"]{1,400}\"|“[^”]{1,400}”|‘[^’]{3,400}’
 _REPORTING = re.compile(
     r"\b(?:reports?|reported|incident|memo|examples?|e\.g\.|such as|phrases?|quoted?|quotes|wrote|writes|says|said|saying|called|known as|"
     r"classic|common|typical|attacks?|attackers?|injections?|jailbreaks?|phishing|protect|defend|detect|training|awareness|research|paper|"
-    r"what is|what does|how do|why do)\b"
+    r"what is|what does|how do|why do|means|meaning|definition|stands for)\b"
 )
 
 
@@ -70,15 +74,16 @@ def derived_variants(text: str, canon: Canonical) -> list[tuple[str, str]]:
     if len(text) >= 16 and _ENCODED_HINT.search(text):
         budget = min(64 * 1024, max(4096, 4 * len(text)))
         for run in decode_runs(text, max_depth=4, max_bytes=budget, max_runs=32):
-            found.append(("+".join(run.chain), canonicalize(run.decoded).text))
+            how = "+".join(run.chain)
+            found.extend((how, variant) for variant in canonicalize(run.decoded).variants())  # leetspeak inside base64 too
     plain = canon.text
     if "rot13" in plain or "rot-13" in plain or "rot 13" in plain:
-        found.append(("rot13", codecs.encode(plain, "rot13")))
+        found.extend(("rot13", codecs.encode(variant, "rot13")) for variant in canon.variants())
     if "revers" in plain or "backward" in plain:
-        found.append(("reverse", plain[::-1]))
+        found.extend(("reverse", variant[::-1]) for variant in canon.variants())  # leetspeak written backwards too
     joined = join_split_payload(plain)
     if joined:
-        found.append(("split", canonicalize(joined).text))
+        found.extend(("split", variant) for variant in canonicalize(joined).variants())
     return found
 
 
@@ -125,6 +130,7 @@ class InputGuard:
 
         matcher = self.matcher
         hits = matcher.match_indices(canon.variants())
+        surface_hits = set(hits)  # what the text says in plain sight (quoted mentions are judged on these only)
         derived = derived_variants(text, canon)
         for how, hidden in derived:
             new = matcher.match_indices((hidden,)) - hits
@@ -134,11 +140,16 @@ class InputGuard:
                 if ENCODED_RULE not in fired:
                     fired.append(ENCODED_RULE)
         rules = [matcher.rules[i] for i in sorted(hits)]
-        quoted_only = self._quoted_only(canon, rules) if any(r.action == "block" for r in rules) else frozenset()
+        quotable = [r for i, r in zip(sorted(hits), rules) if r.quotable and i in surface_hits]
+        quoted_only, remainder = self._quoted_only(canon, quotable) if quotable else (frozenset(), "")
+        # A quoted mention in a text about attacks is a mention, not a use: it is let through when the
+        # rest of the text looks benign to the classifier, flagged otherwise (and never blocked).
+        mention_is_benign = bool(quoted_only) and (self.classifier is None or self.classifier.probability(remainder) < self._flag_threshold)
         for rule in rules:
             fired.append(rule.id)
             if rule.id in quoted_only:
-                flag, score = True, max(score, min(rule.weight, 0.6))
+                if not mention_is_benign:
+                    flag, score = True, max(score, min(rule.weight, 0.6))
                 continue
             score = max(score, rule.weight)
             if rule.action == "block":
@@ -146,7 +157,8 @@ class InputGuard:
             else:
                 flag = True
         if quoted_only:
-            reasons.append(f"{', '.join(sorted(quoted_only))} only inside quotes in a reporting context: flagged, not blocked")
+            outcome = "let through" if mention_is_benign else "flagged"
+            reasons.append(f"{', '.join(sorted(quoted_only))} only inside quotes in a text about attacks: a mention, {outcome}")
         if not block and self.classifier is not None:
             probability = max(self.classifier.probability(t) for t in (canon.text, *(hidden for _, hidden in derived)))
             if probability >= self._flag_threshold:
@@ -169,19 +181,19 @@ class InputGuard:
             action = Action.ALLOW
         return Verdict(action, tuple(fired), score, reasons=tuple(reasons))
 
-    def _quoted_only(self, canon: Canonical, rules: list) -> frozenset[str]:
-        """Block rules that fire only on quoted text, in a text that reports on attacks."""
+    def _quoted_only(self, canon: Canonical, rules: list) -> tuple[frozenset[str], str]:
+        """Rules that fire only on quoted text in a text that reports on attacks, and the text without its quotes."""
         if not _REPORTING.search(canon.text):
-            return frozenset()
+            return frozenset(), ""
         dequoted = _QUOTED.sub(" ", canon.text)
         if dequoted == canon.text:
-            return frozenset()
+            return frozenset(), ""
         variants = [dequoted]
         unleet = decode_leet(dequoted)
         if unleet:
             variants.append(unleet)
         still = {self.matcher.rules[i].id for i in self.matcher.match_indices(variants)}
-        return frozenset(r.id for r in rules if r.action == "block" and r.id not in still)
+        return frozenset(r.id for r in rules if r.id not in still), dequoted
 
     def scan_many(self, texts: Iterable[str]) -> list[Verdict]:
         """Verdicts for many texts, in order."""

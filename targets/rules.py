@@ -62,6 +62,7 @@ class Rule(BaseModel):
     action: Literal["block", "flag"] = "block"
     weight: float = Field(default=1.0, ge=0.0, le=1.0)
     max_gap: int = Field(default=60, ge=0, le=MAX_SIGNATURE_GAP)
+    quotable: bool = Field(default=False, description="a quoted mention in a text about attacks may downgrade it (phrases, not concrete actions)")
     description: str = ""
     provenance: dict[str, Any] = Field(default_factory=lambda: {"source": "manual"})
 

@@ -109,7 +109,10 @@ class Services:
         self._load[service] = load
         if load > self.capacity:
             self._down_until[service] = (minute + 1) * 60.0
-            effects.crashed.append(service)
+            if repeat > 1:
+                # Damage belongs to the flood that tipped the service over, not to an
+                # ordinary single call that happened to arrive at the same minute.
+                effects.crashed.append(service)
             return False
         return True
 

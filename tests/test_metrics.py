@@ -11,7 +11,7 @@ from kosmoi.schemas import EPISODES, WARRANTS
 def _episode(kind: str, *, breached=False, stage=None, in_action="allow", out_action="allow", completed=None, identity="x", damage=0.0):
     return {
         "episode_id": f"e{id(object())}", "run_id": "r", "generation": 0, "replica": 0, "campaign_id": "c", "attempt": 0, "kind": kind,
-        "goal": "none", "channel": "direct", "tier": "grunt", "generator": "g", "identity": identity, "agent": "support", "techniques": [],
+        "goal": "none", "channel": "direct", "tier": "grunt", "generator": "g", "identity": identity, "agent": "support", "techniques": [], "seed_id": "",
         "parent_ids": [], "payload": "p", "blocked_stage": stage, "rule_ids": [], "input_action": in_action, "input_score": 0.0,
         "output_action": out_action, "breached": breached, "damage_usd": damage, "secrets_leaked": 0, "records_exfiltrated": 0,
         "task_completed": completed, "cost_usd": 0.0, "sim_time": 0.0,

@@ -120,6 +120,7 @@ def test_exhaustion_crashes_the_service_and_hurts_everyone():
     assert outcome.breached
     benign = _send(stack, "support", "How much is the aurora desk lamp?", identity="cust-0002", now=2.0, eid="e2")
     assert not benign.task_completed
+    assert not benign.breached  # the outage is the flood's damage, not the innocent caller's
 
 
 @pytest.mark.parametrize("profile", ["naive", "typical", "hardened"])

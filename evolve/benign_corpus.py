@@ -1,0 +1,91 @@
+"""The labelled benign corpus the miner and the promotion gate check rules against.
+
+Three sources, each text tagged with its origin:
+
+- ``templated``: legitimate requests to the simulated company (customers,
+  vendors' invoices, employees' tickets), rendered by ``targets.traffic``;
+- ``chatterbot``: conversational lines of the chatterbot-corpus package (BSD);
+- ``hard_negative``: benign text that looks dangerous — security questions,
+  quoted attacks in reports, legitimate base64, code (``targets.traffic``'s
+  hard negatives and the hand-written negatives of the classifier corpus).
+
+Texts are split deterministically (by a hash of the text) into a *mining*
+part, which the miner may look at, and a *gate* part, which only the
+acceptance and promotion gates use.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+from evolve.classifier_training import chatterbot_lines
+from kosmoi.ids import stable_hash64
+from targets.company import Company
+from targets.traffic import HARD_NEGATIVES, customer_request, employee_request, vendor_request
+
+GATE_SHARE = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class BenignText:
+    text: str
+    source: str  # templated | chatterbot | hard_negative
+
+
+@dataclass(frozen=True, slots=True)
+class BenignCorpus:
+    mining: tuple[BenignText, ...]
+    gate: tuple[BenignText, ...]
+
+    def texts(self, part: str = "mining") -> list[str]:
+        return [t.text for t in (self.mining if part == "mining" else self.gate)]
+
+
+def _templated(seed: int, customers: int = 1500, vendors: int = 300, employees: int = 300) -> list[BenignText]:
+    company = Company(seed, 0, "benign-corpus", customers=200)
+    rng = random.Random(seed)
+    out: list[BenignText] = []
+    for i in range(customers):
+        request = customer_request(company, company.customers[i % len(company.customers)], rng, hard_negative_rate=0.0)
+        out.append(BenignText(request.text, "templated"))
+    for i in range(vendors):
+        request = vendor_request(company, f"vendor-{i % len(company.vendors):02d}", rng)
+        out.extend((BenignText(request.text, "templated"), BenignText(request.document or "", "templated")))
+    for i in range(employees):
+        request = employee_request(company, f"emp-{i:03d}", rng)
+        out.extend((BenignText(request.text, "templated"), BenignText(request.document or "", "templated")))
+    return out
+
+
+def _hard_negatives(seed: int) -> list[BenignText]:
+    company = Company(seed, 0, "benign-corpus", customers=50)
+    rng = random.Random(seed + 1)
+    out = []
+    for _ in range(12):
+        for _agent, template in HARD_NEGATIVES:
+            out.append(
+                BenignText(
+                    template.format(order=rng.choice(list(company.orders)), product=rng.choice(list(company.product_by_name)), n=rng.choice((2, 5, 10)), b64="R0lGVC0xMjM0NTY3OC0wMDAx"),
+                    "hard_negative",
+                )
+            )
+    raw = yaml.safe_load(resources.files("evolve").joinpath("data", "classifier_corpus.yaml").read_text("utf-8"))
+    out.extend(BenignText(str(line), "hard_negative") for line in raw["negatives"])
+    return out
+
+
+def build_benign_corpus(seed: int = 0) -> BenignCorpus:
+    """The corpus, split into mining and gate parts (deterministic for a seed)."""
+    texts = _templated(seed) + [BenignText(line, "chatterbot") for line in chatterbot_lines()] + _hard_negatives(seed)
+    unique: dict[str, BenignText] = {}
+    for item in texts:
+        if item.text.strip():
+            unique.setdefault(item.text, item)
+    mining, gate = [], []
+    for text, item in sorted(unique.items()):
+        (gate if stable_hash64("benign-split", text) % 1000 < GATE_SHARE * 1000 else mining).append(item)
+    return BenignCorpus(tuple(mining), tuple(gate))

@@ -1,0 +1,288 @@
+"""The co-evolution loop: generate -> test -> patch, generation after generation.
+
+Per generation:
+
+1. **Attackers evolve**: grunt campaigns start from recipes of the MAP-Elites
+   archive (:mod:`attackers.archive`) — mutated or recombined elites of the
+   previous generations — and keep adapting within their campaign.
+2. **The staging stack runs them** under the current rule set (one full
+   simulation run, tracked in MLflow with ``params.generation``).
+3. **The miner patches** (:mod:`evolve.miner`): breached attacks that the
+   input guard let through are split by episode id into a mining part (70 %)
+   and a held-out part (30 %); candidate rules mined from the first are
+   accepted only if the new set keeps the benign false-positive rate on the
+   gate corpus within the bound; dead mined rules are pruned; the classifier
+   is retrained with the mined attacks as extra positives.
+4. **A new version** goes to the MLflow registry as a pyfunc model with the
+   ``staging`` alias, carrying its held-out attacks for the promotion gate.
+
+The loop is resumable per generation (``state.json``). ``frozen=True`` runs
+the same evolving attackers against the unchanged starting rule set: the
+control that shows whether a falling breach rate comes from the patches or
+from weak attackers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, Field
+
+from attackers.archive import Archive
+from evolve.benign_corpus import BenignCorpus, build_benign_corpus
+from evolve.classifier_training import train_classifier
+from evolve.gate import evaluate
+from evolve.miner import MinedAttack, Miner, MinerConfig, views
+from kosmoi.ids import derive_seed, new_run_id, stable_hash64
+from sim.config import Experiment
+from sim.results import read_table
+from sim.runner import RunOptions, ray_session, run_experiment
+from sim.tracking import resolve_tracking_uri
+from targets.rules import Rule, RuleSet, load_ruleset, parse_ruleset
+
+log = logging.getLogger(__name__)
+
+HELDOUT_SHARE = 0.3
+PRUNE_AFTER = 3  # generations a mined rule may go without firing
+GLOBAL_FPR_BOUND = 0.01
+
+
+class GenerationRecord(BaseModel):
+    generation: int
+    run_id: str
+    mlflow_run_id: str | None = None
+    breach_rate: float
+    false_positive_rate: float
+    attack_episodes: int
+    breaches: int
+    rules: int
+    new_rules: int = 0
+    pruned: int = 0
+    archive_coverage: float
+    mined_from: int = 0
+    heldout: int = 0
+    gate_fpr: float | None = None
+    heldout_allow_rate: float | None = None
+    model_version: str | None = None
+    ruleset_hash: str
+    rejected: dict[str, int] = Field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class EvolutionState(BaseModel):
+    evolution_id: str
+    experiment: str
+    seed: int
+    generations: int
+    frozen: bool = False
+    records: list[GenerationRecord] = Field(default_factory=list)
+    rule_last_fired: dict[str, int] = Field(default_factory=dict)  # mined rule id -> last generation it fired
+    mined_positives: list[str] = Field(default_factory=list)
+
+    def save(self, directory: Path) -> None:
+        tmp = directory / "state.json.tmp"
+        tmp.write_text(self.model_dump_json(indent=1), "utf-8")
+        tmp.replace(directory / "state.json")
+
+
+@dataclass(slots=True)
+class EvolutionOptions:
+    out: Path = Path("runs")
+    generations: int = 10
+    frozen: bool = False
+    workers: int | None = None
+    address: str | None = None
+    verbose: bool = False
+    track: bool = True
+    resume: Path | None = None
+
+
+@dataclass
+class EvolutionResult:
+    directory: Path
+    state: EvolutionState
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[int, int, GenerationRecord | None], None]
+
+
+def _rules_path(directory: Path, generation: int) -> Path:
+    return directory / "rules" / f"g{generation:03d}.json"
+
+
+def _breached_attacks(episodes: pa.Table) -> list[MinedAttack]:
+    mask = pc.and_(pc.and_(pc.equal(episodes["kind"], "attack"), episodes["breached"]), pc.not_equal(episodes["input_action"], "block"))
+    rows = episodes.filter(mask).select(["episode_id", "campaign_id", "goal", "payload"]).to_pylist()
+    return [MinedAttack(r["episode_id"], r["campaign_id"], r["goal"], r["payload"]) for r in rows]
+
+
+def _fired(episodes: pa.Table) -> set[str]:
+    return set(pc.unique(pc.list_flatten(episodes["rule_ids"])).to_pylist())
+
+
+def _accept(candidate_rules: list[Rule], base: RuleSet, benign_gate: list[str], bound: float) -> tuple[RuleSet, list[Rule], float]:
+    """Add rules while the whole set stays within the false-positive bound (or the parent's rate, if higher)."""
+    limit = max(bound, evaluate(base, [], benign_gate).false_positive_rate.value)
+    accepted = list(candidate_rules)
+    while True:
+        trial = base.model_copy(update={"rules": base.rules + tuple(accepted), "hash": None}).sealed()
+        fpr = evaluate(trial, [], benign_gate).false_positive_rate.value
+        if fpr <= limit + 1e-12 or not accepted:
+            return trial, accepted, fpr
+        accepted.pop()  # candidates come largest cluster first: drop the least important
+
+
+def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallback | None = None, benign: BenignCorpus | None = None) -> EvolutionResult:
+    """Run (or resume) an evolution; returns its directory, state and breach-rate curve."""
+    if options.resume is not None:
+        directory = options.resume
+        state = EvolutionState.model_validate_json((directory / "state.json").read_text("utf-8"))
+        exp = Experiment.model_validate_json((directory / "experiment.json").read_text("utf-8"))
+        state.generations = max(state.generations, options.generations) if options.generations else state.generations
+    else:
+        evolution_id = f"evo-{new_run_id()}"
+        directory = options.out / evolution_id
+        (directory / "rules").mkdir(parents=True)
+        (directory / "experiment.json").write_text(exp.model_dump_json(indent=1), "utf-8")
+        state = EvolutionState(evolution_id=evolution_id, experiment=exp.name, seed=exp.seed, generations=options.generations, frozen=options.frozen)
+        start_rules = load_ruleset(exp.targets.rules)
+        _rules_path(directory, 0).write_text(start_rules.to_json(), "utf-8")
+        state.save(directory)
+    benign = benign or build_benign_corpus(exp.seed)
+    miner = Miner(benign.texts("mining"), MinerConfig())
+    gate_texts = benign.texts("gate")
+    archive_path = directory / "archive.json"
+    archive = Archive.from_json(archive_path.read_text("utf-8")) if archive_path.exists() else Archive()
+    tracking_root = options.out if options.resume is None else directory.parent
+    tracking_uri, _ = resolve_tracking_uri(tracking_root)
+    first = len(state.records)
+    with ray_session(options.address, options.workers, options.verbose):
+        for generation in range(first, state.generations):
+            started = time.perf_counter()
+            ruleset = parse_ruleset(_rules_path(directory, generation).read_text("utf-8"), str(_rules_path(directory, generation)))
+            seed = int(derive_seed(exp.seed, "generation", generation) % (2**31))
+            result = run_experiment(
+                exp.model_copy(update={"seed": seed}),
+                RunOptions(out=directory / "runs", workers=options.workers, address=options.address, verbose=options.verbose, track=options.track, lock=False),
+                ruleset=ruleset,
+                generation=generation,
+                archive_json=archive.to_json() if archive.elites else None,
+                tracking_extra={"params": {"evolution": state.evolution_id, "frozen": options.frozen or state.frozen}, "tags": {"kosmoi.evolution": state.evolution_id}, "tracking_root": tracking_root},
+            )
+            episodes = read_table(result.run_dir, "episodes")
+            archive.update(episodes, generation)
+            archive.save(archive_path)
+            summary = result.summary
+            record = GenerationRecord(
+                generation=generation, run_id=result.run_id, mlflow_run_id=summary.get("mlflow_run_id"),
+                breach_rate=summary["breach_rate"], false_positive_rate=summary["false_positive_rate"],
+                attack_episodes=summary["attack_episodes"], breaches=summary["breaches"], rules=len(ruleset.rules),
+                archive_coverage=round(archive.coverage, 4), ruleset_hash=str(ruleset.hash),
+            )
+            fired = _fired(episodes)
+            for rule in ruleset.rules:
+                if rule.provenance.get("source") == "mined" and rule.id in fired:
+                    state.rule_last_fired[rule.id] = generation
+            next_rules = ruleset
+            if not (options.frozen or state.frozen):
+                next_rules = _patch(record, ruleset, episodes, miner, gate_texts, state, generation, result.run_id, directory, tracking_uri, summary)
+            _rules_path(directory, generation + 1).write_text(next_rules.to_json(), "utf-8")
+            record.seconds = round(time.perf_counter() - started, 1)
+            _log_generation(tracking_uri, record, options.track)
+            state.records.append(record)
+            state.save(directory)
+            if progress:
+                progress(generation + 1, state.generations, record)
+    curve = [r.model_dump(include={"generation", "breach_rate", "false_positive_rate", "rules", "new_rules", "archive_coverage", "breaches", "attack_episodes"}) for r in state.records]
+    (directory / "curve.json").write_text(json.dumps(curve, indent=1), "utf-8")
+    return EvolutionResult(directory, state, curve)
+
+
+def _patch(
+    record: GenerationRecord,
+    ruleset: RuleSet,
+    episodes: pa.Table,
+    miner: Miner,
+    gate_texts: list[str],
+    state: EvolutionState,
+    generation: int,
+    run_id: str,
+    directory: Path,
+    tracking_uri: str,
+    summary: dict[str, Any],
+) -> RuleSet:
+    """Mine, prune, retrain, gate and register the next rule set."""
+    breached = _breached_attacks(episodes)
+    heldout = [a for a in breached if stable_hash64("heldout", a.episode_id) % 1000 < HELDOUT_SHARE * 1000]
+    held_ids = {a.episode_id for a in heldout}
+    mining = [a for a in breached if a.episode_id not in held_ids]
+    report = miner.mine(mining, ruleset, generation, run_id)
+    record.mined_from, record.heldout, record.rejected = len(mining), len(heldout), report.rejected
+    kept = []
+    for rule in ruleset.rules:
+        born = int(rule.provenance.get("generation", generation)) if rule.provenance.get("source") == "mined" else None
+        last = state.rule_last_fired.get(rule.id, born)
+        if born is not None and last is not None and generation - last >= PRUNE_AFTER:
+            record.pruned += 1
+            continue
+        kept.append(rule)
+    base = ruleset.model_copy(update={"rules": tuple(kept), "hash": None}).sealed()
+    candidate, accepted, fpr = _accept(report.rules, base, gate_texts, GLOBAL_FPR_BOUND)
+    record.new_rules = len(accepted)
+    for attack in mining:
+        state.mined_positives.extend(v for v in views(attack.payload)[:2] if v)
+    state.mined_positives = state.mined_positives[-5000:]
+    version = f"g{generation + 1}"
+    retrained, _ = train_classifier(
+        candidate.model_copy(update={"name": "evolved"}),
+        seed=generation,
+        extra_positives=state.mined_positives,
+        extra_negatives=miner.benign_texts,
+        version=version,
+    )
+    heldout_eval = evaluate(retrained, [(a.payload, a.goal) for a in heldout], gate_texts)
+    record.gate_fpr = round(heldout_eval.false_positive_rate.value, 5)
+    record.heldout_allow_rate = round(heldout_eval.allow_rate.value, 5)
+    if record.gate_fpr > max(GLOBAL_FPR_BOUND, fpr) + 1e-12:
+        log.warning("generation %d: the retrained classifier raised the gate FPR to %.4f; keeping the previous classifier", generation, record.gate_fpr)
+        retrained = candidate.model_copy(update={"name": "evolved", "version": version, "parent": ruleset.version, "hash": None}).sealed()
+        record.gate_fpr = round(evaluate(retrained, [], gate_texts).false_positive_rate.value, 5)
+    if record.mlflow_run_id:
+        from evolve.registry import register_version
+
+        record.model_version = register_version(
+            retrained,
+            tracking_uri=tracking_uri,
+            run_id=record.mlflow_run_id,
+            generation=generation + 1,
+            parent_version=state.records[-1].model_version if state.records else None,
+            source_runs=[summary.get("mlflow_run_id") or run_id],
+            metrics={"rules": len(retrained.rules), "new_rules": record.new_rules, "gate_fpr": record.gate_fpr, "heldout_allow_rate": record.heldout_allow_rate or 0.0},
+            heldout_attacks=[a.payload for a in heldout],
+        )
+    record.rules = len(retrained.rules)
+    return retrained
+
+
+def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) -> None:
+    if not (track and record.mlflow_run_id):
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        for key in ("rules", "new_rules", "archive_coverage", "pruned"):
+            client.log_metric(record.mlflow_run_id, key, float(getattr(record, key)), step=record.generation)
+        if record.gate_fpr is not None:
+            client.log_metric(record.mlflow_run_id, "gate_false_positive_rate", record.gate_fpr, step=record.generation)
+    except Exception as exc:  # noqa: BLE001 - tracking never breaks the loop
+        log.warning("could not log generation %d to MLflow: %s", record.generation, exc)
