@@ -61,12 +61,14 @@ class GenerationRecord(BaseModel):
     mlflow_run_id: str | None = None
     breach_rate: float
     false_positive_rate: float
+    input_bypass_rate: float = 0.0  # attacks that passed the input guard / attacks that reached it
     attack_episodes: int
     breaches: int
     rules: int
     new_rules: int = 0
     pruned: int = 0
     archive_coverage: float
+    breaching_coverage: float = 0.0  # archive cells with a breach this generation / all cells
     mined_from: int = 0
     heldout: int = 0
     gate_fpr: float | None = None
@@ -185,8 +187,9 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
             record = GenerationRecord(
                 generation=generation, run_id=result.run_id, mlflow_run_id=summary.get("mlflow_run_id"),
                 breach_rate=summary["breach_rate"], false_positive_rate=summary["false_positive_rate"],
+                input_bypass_rate=round(summary.get("bypass_rate_by_stage", {}).get("input_guard", 0.0), 5),
                 attack_episodes=summary["attack_episodes"], breaches=summary["breaches"], rules=len(ruleset.rules),
-                archive_coverage=round(archive.coverage, 4), ruleset_hash=str(ruleset.hash),
+                archive_coverage=round(archive.coverage, 4), breaching_coverage=round(archive.breaching_coverage, 4), ruleset_hash=str(ruleset.hash),
             )
             fired = _fired(episodes)
             for rule in ruleset.rules:
@@ -202,7 +205,7 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
             state.save(directory)
             if progress:
                 progress(generation + 1, state.generations, record)
-    curve = [r.model_dump(include={"generation", "breach_rate", "false_positive_rate", "rules", "new_rules", "archive_coverage", "breaches", "attack_episodes"}) for r in state.records]
+    curve = [r.model_dump(include={"generation", "breach_rate", "false_positive_rate", "input_bypass_rate", "rules", "new_rules", "archive_coverage", "breaching_coverage", "breaches", "attack_episodes"}) for r in state.records]
     (directory / "curve.json").write_text(json.dumps(curve, indent=1), "utf-8")
     return EvolutionResult(directory, state, curve)
 
@@ -280,7 +283,7 @@ def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) ->
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri)
-        for key in ("rules", "new_rules", "archive_coverage", "pruned"):
+        for key in ("rules", "new_rules", "archive_coverage", "breaching_coverage", "pruned", "input_bypass_rate"):
             client.log_metric(record.mlflow_run_id, key, float(getattr(record, key)), step=record.generation)
         if record.gate_fpr is not None:
             client.log_metric(record.mlflow_run_id, "gate_false_positive_rate", record.gate_fpr, step=record.generation)

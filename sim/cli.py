@@ -389,7 +389,8 @@ def evolve(
         if record is not None:
             err.print(
                 f"generation {record.generation}: breach rate {record.breach_rate:.2%} ({record.breaches}/{record.attack_episodes}), "
-                f"FPR {record.false_positive_rate:.2%}, rules {record.rules} (+{record.new_rules}, -{record.pruned}), archive {record.archive_coverage:.0%}"
+                f"input bypass {record.input_bypass_rate:.1%}, FPR {record.false_positive_rate:.2%}, rules {record.rules} (+{record.new_rules}, -{record.pruned}), "
+                f"archive cells {record.archive_coverage:.0%} filled, {record.breaching_coverage:.0%} breaching"
                 + (f", model v{record.model_version}" if record.model_version else ""),
                 highlight=False,
             )
@@ -401,10 +402,14 @@ def evolve(
     except KeyboardInterrupt:
         _fail("interrupted; finished generations are kept — resume with: immune evolve --resume <evolution dir>", 130)
     table = Table(title=f"evolution {result.state.evolution_id}{' (frozen rules)' if result.state.frozen else ''}")
-    for column in ("generation", "breach rate", "FPR", "rules", "new", "archive"):
+    # breach rate; input-guard bypass rate; benign FPR; rules and new rules; archive cells filled and with a breach
+    for column in ("gen", "breach", "bypass", "FPR", "rules", "new", "cells", "breaching"):
         table.add_column(column, justify="right")
     for row in result.curve:
-        table.add_row(str(row["generation"]), f"{row['breach_rate']:.2%}", f"{row['false_positive_rate']:.2%}", str(row["rules"]), str(row["new_rules"]), f"{row['archive_coverage']:.0%}")
+        table.add_row(
+            str(row["generation"]), f"{row['breach_rate']:.2%}", f"{row['input_bypass_rate']:.1%}", f"{row['false_positive_rate']:.2%}",
+            str(row["rules"]), str(row["new_rules"]), f"{row['archive_coverage']:.0%}", f"{row['breaching_coverage']:.0%}",
+        )
     console.print(table)
     console.print(f"results: {result.directory}")
 
