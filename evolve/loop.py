@@ -64,8 +64,9 @@ class GenerationRecord(BaseModel):
     input_bypass_rate: float = 0.0  # attacks that passed the input guard / attacks that reached it
     attack_episodes: int
     breaches: int
-    rules: int
-    new_rules: int = 0
+    rules: int  # rules in force during this generation
+    new_rules: int = 0  # mined from this generation into the next rule set
+    next_rules: int | None = None  # rules of the next rule set (after new and pruned)
     pruned: int = 0
     archive_coverage: float
     breaching_coverage: float = 0.0  # archive cells with a breach this generation / all cells
@@ -272,7 +273,7 @@ def _patch(
             metrics={"rules": len(retrained.rules), "new_rules": record.new_rules, "gate_fpr": record.gate_fpr, "heldout_allow_rate": record.heldout_allow_rate or 0.0},
             heldout_attacks=[a.payload for a in heldout],
         )
-    record.rules = len(retrained.rules)
+    record.next_rules = len(retrained.rules)
     return retrained
 
 

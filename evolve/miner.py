@@ -37,7 +37,7 @@ from targets.input_guard import derived_variants
 from targets.matcher import RuleMatcher
 from targets.rules import Rule, RuleSet, RuleSetError, check_linear
 
-_TOKEN_RE = re.compile(r"[a-z][a-z']{2,}")
+_TOKEN_RE = re.compile(r"\b[a-z][a-z']{2,}\b")  # whole words only: not the letters inside an IBAN
 STOPWORDS = frozenset(
     """the and you your for this that with are from have will can our all any not but was were has had its his her they them their
     what when where which who how why there here then than into onto over under also just only very more most some such these those

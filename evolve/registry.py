@@ -18,6 +18,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,29 @@ FPR_BOUND = 0.01
 PIP_REQUIREMENTS = ["pandas", "numpy", "pydantic>=2", "google-re2", "hyperscan; platform_machine == 'x86_64'", "confusable-homoglyphs", "pyjwt[crypto]"]
 
 
+class RegistryError(RuleSetError):
+    """The MLflow registry could not be reached, or refused a request."""
+
+
 def _client(tracking_uri: str | None) -> Any:
+    """A client for ``tracking_uri``, checked to answer (so a dead server is not mistaken for an empty registry)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        client.search_registered_models(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the registry is unusable
+        raise RegistryError(f"cannot reach the MLflow registry at {client.tracking_uri}: {_short(exc)}") from None
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    """One readable line for an MLflow / HTTP failure (the root cause, not the retry machinery)."""
+    text = str(exc)
+    cause = re.search(r"\[Errno -?\d+\][^'\")]*|Read timed out|timed out", text)
+    if "Max retries exceeded" in text or cause:
+        return f"connection failed ({cause.group(0).strip() if cause else 'no answer'})"
+    return f"{type(exc).__name__}: {text.split(' (Caused by', 1)[0][:300]}"
 
 
 def _now() -> str:
@@ -111,7 +131,14 @@ def register_version(
 
 
 def _history(client: Any, name: str) -> list[dict[str, Any]]:
-    model = client.get_registered_model(name)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise RegistryError(f"{name}: {_short(exc)}") from None
     return json.loads(model.tags.get(HISTORY_TAG, "[]"))
 
 
@@ -130,10 +157,15 @@ def history(tracking_uri: str | None, name: str = MODEL_NAME) -> list[dict[str, 
 
 
 def _alias_version(client: Any, name: str, alias: str) -> str | None:
+    """The version ``alias`` points to; None if the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except Exception:  # noqa: BLE001 - MLflow raises RestException / MlflowException when the alias is unset
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise RegistryError(f"{name}@{alias}: {_short(exc)}") from None
 
 
 def download_ruleset(uri: str, tracking_uri: str | None = None) -> tuple[RuleSet, Path]:
@@ -145,7 +177,7 @@ def download_ruleset(uri: str, tracking_uri: str | None = None) -> tuple[RuleSet
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:  # noqa: BLE001 - turned into a clear message
-        raise RuleSetError(f"{uri}: cannot load from the MLflow registry at {mlflow.get_tracking_uri()} ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise RegistryError(f"{uri}: cannot load from the MLflow registry at {mlflow.get_tracking_uri()} ({_short(exc)})") from None
     matches = sorted(local.rglob("ruleset.json"))
     if not matches:
         raise RuleSetError(f"{uri}: the model has no ruleset.json artifact")

@@ -36,6 +36,8 @@ def _setup_logging(verbose: bool) -> None:
         handlers=[RichHandler(console=err, show_time=verbose, show_path=verbose, rich_tracebacks=verbose)],
         force=True,
     )
+    if not verbose:
+        logging.getLogger("urllib3").setLevel(logging.ERROR)  # HTTP retries end in one clear error of ours
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -184,6 +186,10 @@ DEFAULT_TRACKING = "sqlite:///runs/mlflow.db"
 
 
 def _tracking(uri: str | None) -> str:
+    """The MLflow URI a registry command talks to; such commands fail fast rather than retry for minutes."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING
 
 
@@ -209,7 +215,8 @@ def rules_show(
     console.print(f"[bold]{ruleset.name}[/] v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}")
     console.print(f"thresholds: flag {ruleset.thresholds.flag}, block {ruleset.thresholds.block}; classifier: {ruleset.classifier.kind if ruleset.classifier else 'none'}; semantic exemplars: {len(ruleset.semantic.exemplars) if ruleset.semantic else 0}")
     table = Table()
-    for column in ("id", "kind", "action", "stage", "source", "pattern / description"):
+    table.add_column("id", no_wrap=True)  # ids are what users copy: never folded
+    for column in ("kind", "action", "stage", "source", "pattern / description"):
         table.add_column(column)
     for rule in ruleset.rules:
         source = str(rule.provenance.get("source", ""))
@@ -454,6 +461,30 @@ def rollback(
     except RuleSetError as exc:
         _fail(str(exc))
     console.print(f"production: v{before} -> v{after}")
+
+
+@app.command("history")
+def alias_history(
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+) -> None:
+    """Every recorded move of the kosmoi-guardrails aliases (staging, production), oldest first."""
+    _setup_logging(False)
+    from evolve.registry import history
+
+    try:
+        moves = history(_tracking(tracking_uri))
+    except RuleSetError as exc:
+        _fail(str(exc))
+    if not moves:
+        console.print("no alias moves recorded for kosmoi-guardrails yet (run `immune evolve` to register versions)")
+        return
+    table = Table(title="kosmoi-guardrails alias moves")
+    for column in ("at", "alias", "version", "from", "by", "how", "reason"):
+        table.add_column(column)
+    for move in moves:
+        how = "rollback" if move.get("rollback") else "forced" if move.get("forced") else "gate passed" if move.get("alias") == "production" else "registered"
+        table.add_row(move.get("at", ""), move.get("alias", ""), str(move.get("version", "")), str(move.get("from") or "-"), move.get("by", ""), how, move.get("reason", ""))
+    console.print(table)
 
 
 def main() -> None:
