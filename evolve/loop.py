@@ -42,7 +42,7 @@ from evolve.classifier_training import train_classifier
 from evolve.gate import evaluate
 from evolve.miner import MinedAttack, Miner, MinerConfig, views
 from kosmoi.ids import derive_seed, new_run_id, stable_hash64
-from sim.config import Experiment
+from sim.config import ConfigError, Experiment
 from sim.results import read_table
 from sim.runner import RunOptions, ray_session, run_experiment
 from sim.tracking import resolve_tracking_uri
@@ -144,12 +144,26 @@ def _accept(candidate_rules: list[Rule], base: RuleSet, benign_gate: list[str], 
         accepted.pop()  # candidates come largest cluster first: drop the least important
 
 
+def _load_evolution(directory: Path) -> tuple[EvolutionState, Experiment]:
+    """The state and experiment of an evolution directory, or a ConfigError that says what is wrong."""
+    from pydantic import ValidationError
+
+    for name in ("state.json", "experiment.json"):
+        if not (directory / name).is_file():
+            raise ConfigError(f"{directory}: not an evolution directory (no {name}); pass the evo-<id> directory that `immune evolve` printed")
+    try:
+        state = EvolutionState.model_validate_json((directory / "state.json").read_text("utf-8"))
+        exp = Experiment.model_validate_json((directory / "experiment.json").read_text("utf-8"))
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{directory}: its state.json or experiment.json is damaged ({str(exc).splitlines()[0]})") from None
+    return state, exp
+
+
 def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallback | None = None, benign: BenignCorpus | None = None) -> EvolutionResult:
     """Run (or resume) an evolution; returns its directory, state and breach-rate curve."""
     if options.resume is not None:
         directory = options.resume
-        state = EvolutionState.model_validate_json((directory / "state.json").read_text("utf-8"))
-        exp = Experiment.model_validate_json((directory / "experiment.json").read_text("utf-8"))
+        state, exp = _load_evolution(directory)
         state.generations = max(state.generations, options.generations) if options.generations else state.generations
     else:
         evolution_id = f"evo-{new_run_id()}"
