@@ -11,14 +11,16 @@ rule set (cf. Perdisci et al., "Misleading worm signature generators").
    IBANs and identities are left out, and no stopwords).
 3. Attacks of one goal are clustered greedily by the overlap of their tokens.
 4. Per cluster, a token-subsequence signature in the style of Polygraph and
-   Hamsa: the *invariant* tokens (shared by at least half of the cluster's
-   campaigns, so one persistent attacker cannot dominate), rarest in the
-   benign corpus first, in their usual order, each generalised to its stem
-   plus a bounded suffix and joined by bounded gaps — a regex RE2 and
-   Hyperscan run in linear time. Tokens need not be rare one by one: "refund"
-   and "account" are both everyday words, "refund ... account" is not. The
-   shortest signature that covers enough of the cluster and stays under the
-   per-rule false-positive bound on the benign corpus wins.
+   Hamsa: from the *invariant* tokens (shared by at least half of the
+   cluster's campaigns, so one persistent attacker cannot dominate), rarest
+   in the benign corpus first, a conjunction is grown greedily — a token joins
+   only if the signature still matches enough of the cluster within one view
+   of each text — until it stays under the per-rule false-positive bound on
+   the benign corpus. Tokens are generalised to their stem plus a bounded
+   suffix, kept in their usual order and joined by bounded gaps: a regex RE2
+   and Hyperscan run in linear time. Tokens need not be rare one by one:
+   "refund" and "account" are both everyday words, "refund ... account" is
+   not.
 5. Candidates are rejected (with the reason recorded) when they cannot run in
    linear time, match too much benign text, cover too little of their
    cluster, or duplicate an existing rule.
@@ -37,7 +39,7 @@ from targets.input_guard import derived_variants
 from targets.matcher import RuleMatcher
 from targets.rules import Rule, RuleSet, RuleSetError, check_linear
 
-_TOKEN_RE = re.compile(r"\b[a-z][a-z']{2,}\b")  # whole words only: not the letters inside an IBAN
+_TOKEN_RE = re.compile(r"\b[a-z][a-z']{2,23}\b")  # whole words only: not the letters inside an IBAN or a base64 run
 STOPWORDS = frozenset(
     """the and you your for this that with are from have will can our all any not but was were has had its his her they them their
     what when where which who how why there here then than into onto over under also just only very more most some such these those
@@ -54,6 +56,8 @@ class MinerConfig:
     min_cluster: int = 2  # attacks needed to mine a cluster
     max_gap: int = 100  # characters between signature tokens
     max_tokens: int = 4
+    max_candidates: int = 12  # invariant tokens considered per cluster, rarest first
+    seed_tokens: int = 3  # signatures grown from each of the rarest few
     cluster_similarity: float = 0.3
     max_new_rules: int = 25
 
@@ -172,6 +176,25 @@ class Miner:
         report.rules = accepted
         return report
 
+    @staticmethod
+    def _rule(goal: str, number: int, members: list, generation: int, run_id: str, chosen: list[str], pattern: str) -> Rule:
+        return Rule(
+            id=f"mined.g{generation}.{goal.replace('_', '-')}.{number}",
+            kind="regex",
+            pattern=pattern,
+            action="block",
+            weight=1.0,
+            description=f"mined from {len(members)} breaching {goal} attacks: {' ... '.join(chosen)}",
+            provenance={
+                "source": "mined",
+                "generation": generation,
+                "run_id": run_id,
+                "attack_ids": sorted(a.episode_id for a, _, _ in members)[:20],
+                "cluster_size": len(members),
+                "tokens": chosen,
+            },
+        )
+
     def _candidate(self, goal: str, number: int, members: list, generation: int, run_id: str, existing: RuleMatcher | None, patterns: set[str]) -> Candidate:
         cfg = self.config
         candidate = Candidate(None, number, goal, len(members))
@@ -185,7 +208,7 @@ class Miner:
         support = max(1, int(0.5 * len(per_campaign) + 0.5))
         invariant = [t for t, n in frequency.items() if n >= support]
         # rarest in benign text first; among equally rare, the most shared
-        ranked = sorted(invariant, key=lambda t: (self._benign_df.get(t, 0), -frequency[t], t))[: cfg.max_tokens + 2]
+        ranked = sorted(invariant, key=lambda t: (self._benign_df.get(t, 0), -frequency[t], t))[: cfg.max_candidates]
         if len(ranked) < 2:
             candidate.rejected = "fewer than two invariant tokens"
             return candidate
@@ -200,46 +223,49 @@ class Miner:
                         break
             return statistics.median(spots) if spots else 1.0
 
+        # Grow a conjunction greedily (as Hamsa does): from each of the rarest tokens, add the next
+        # rarest token that still co-occurs, in one view, in enough of the cluster; stop as soon as
+        # the signature is specific enough for the benign corpus. A token that only appears in
+        # another view of the text (the base64 wrapper, not the decoded request) is skipped.
         last_problem = ""
-        for k in range(2, min(cfg.max_tokens, len(ranked)) + 1):
-            chosen = sorted(ranked[:k], key=lambda t: (position(t), t))
-            pattern = signature_pattern(chosen, cfg.max_gap)
-            rule = Rule(
-                id=f"mined.g{generation}.{goal.replace('_', '-')}.{number}",
-                kind="regex",
-                pattern=pattern,
-                action="block",
-                weight=1.0,
-                description=f"mined from {len(members)} breaching {goal} attacks: {' ... '.join(chosen)}",
-                provenance={
-                    "source": "mined",
-                    "generation": generation,
-                    "run_id": run_id,
-                    "attack_ids": sorted(a.episode_id for a, _, _ in members)[:20],
-                    "cluster_size": len(members),
-                    "tokens": chosen,
-                },
-            )
-            if pattern in patterns:
-                last_problem = "duplicate of an existing rule"
-                continue
-            try:
-                check_linear(rule)
-                matcher = RuleMatcher([rule], "re2")
-            except RuleSetError as exc:
-                last_problem = f"not linear-time: {exc}"
-                continue
-            covered = sum(1 for _, seen, _ in members if matcher.match_indices(seen)) / len(members)
-            fpr = self._benign_hits(rule) / max(1, len(self.benign_views))
-            candidate.coverage, candidate.benign_fpr = covered, fpr
-            if fpr > cfg.max_rule_fpr:
+        tried: set[str] = set()
+        best: tuple[float, Rule, float] | None = None  # (coverage, rule, benign fpr): the widest-covering signature wins
+        for first in ranked[: cfg.seed_tokens]:
+            chosen = [first]
+            for token in ranked:
+                if token in chosen:
+                    continue
+                trial = sorted([*chosen, token], key=lambda t: (position(t), t))
+                pattern = signature_pattern(trial, cfg.max_gap)
+                if pattern in tried:
+                    continue
+                tried.add(pattern)
+                if pattern in patterns:
+                    last_problem = "duplicate of an existing rule"
+                    continue
+                rule = self._rule(goal, number, members, generation, run_id, trial, pattern)
+                try:
+                    check_linear(rule)
+                    matcher = RuleMatcher([rule], "re2")
+                except RuleSetError as exc:
+                    last_problem = f"not linear-time: {exc}"
+                    continue
+                covered = sum(1 for _, seen, _ in members if matcher.match_indices(seen)) / len(members)
+                if covered < cfg.min_coverage:
+                    last_problem = f"covers {covered:.0%} of its cluster (< {cfg.min_coverage:.0%})"
+                    continue  # this token does not go with the others: try the next one
+                chosen = trial
+                fpr = self._benign_hits(rule) / max(1, len(self.benign_views))
+                candidate.coverage, candidate.benign_fpr = covered, fpr
+                if fpr <= cfg.max_rule_fpr:
+                    if best is None or (covered, -len(trial)) > (best[0], -len(best[1].provenance["tokens"])):
+                        best = (covered, rule.model_copy(update={"provenance": {**rule.provenance, "coverage": round(covered, 3), "benign_fpr": round(fpr, 5)}}), fpr)
+                    break  # the best signature grown from this first token
                 last_problem = f"benign false-positive rate {fpr:.4f} above {cfg.max_rule_fpr}"
-                continue  # a longer signature is more specific
-            if covered < cfg.min_coverage:
-                last_problem = f"covers {covered:.0%} of its cluster (< {cfg.min_coverage:.0%})"
-                break  # longer signatures only cover less
-            provenance = {**rule.provenance, "coverage": round(covered, 3), "benign_fpr": round(fpr, 5)}
-            candidate.rule = rule.model_copy(update={"provenance": provenance})
+                if len(chosen) >= cfg.max_tokens:
+                    break  # as specific as a signature may get
+        if best is not None:
+            candidate.coverage, candidate.rule, candidate.benign_fpr = best
             return candidate
         candidate.rejected = last_problem or "no signature found"
         return candidate

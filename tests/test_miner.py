@@ -79,13 +79,19 @@ def test_one_persistent_campaign_cannot_put_its_own_words_into_a_signature(miner
     assert "zanzib" not in rule.pattern and "quokka" not in rule.pattern
 
 
-def test_a_cluster_of_everyday_words_is_rejected_not_turned_into_a_rule(miner, baseline):
-    def ordinary(rng: random.Random) -> str:
-        return f"{rng.choice(FILLERS)}what is the price of the desk lamp for order #{rng.randrange(20000, 20999)}?{rng.choice(CLOSERS)}"
+def test_a_cluster_that_looks_like_ordinary_traffic_is_rejected_not_turned_into_a_rule(miner, baseline, corpus):
+    """Poisoning: "breaches" that are really the company's everyday requests must not become rules."""
+    from collections import defaultdict
 
-    report = miner.mine(_attacks(ordinary, 10, campaigns=5, goal="tamper_price"), baseline, 1, "r")
+    families = defaultdict(list)
+    for item in corpus.mining:
+        if item.source == "templated":
+            families[" ".join(item.text.split()[:2])].append(item.text)
+    everyday = max(families.values(), key=len)[:12]
+    assert len(everyday) == 12
+    attacks = [MinedAttack(f"e{i}", f"c{i % 6}", "tamper_price", text) for i, text in enumerate(everyday)]
+    report = miner.mine(attacks, baseline, 1, "r")
     assert report.rules == []
-    # its words are everyday words: any signature either matches benign text or only the fillers around it
     assert report.rejected and all(("false-positive" in r) or ("invariant" in r) or ("covers" in r) for r in report.rejected)
 
 
