@@ -132,6 +132,19 @@ def _fired(episodes: pa.Table) -> set[str]:
     return set(pc.unique(pc.list_flatten(episodes["rule_ids"])).to_pylist())
 
 
+def prune_dead(rules: tuple[Rule, ...], last_fired: dict[str, int], generation: int, after: int = PRUNE_AFTER) -> list[Rule]:
+    """The rules to keep: shipped and hand-written rules always; mined rules that fired (or were born) within ``after`` generations."""
+    kept = []
+    for rule in rules:
+        if rule.provenance.get("source") != "mined":
+            kept.append(rule)
+            continue
+        last = last_fired.get(rule.id, int(rule.provenance.get("generation", generation)))
+        if generation - last < after:
+            kept.append(rule)
+    return kept
+
+
 def _accept(candidate_rules: list[Rule], base: RuleSet, benign_gate: list[str], bound: float) -> tuple[RuleSet, list[Rule], float]:
     """Add rules while the whole set stays within the false-positive bound (or the parent's rate, if higher)."""
     limit = max(bound, evaluate(base, [], benign_gate).false_positive_rate.value)
@@ -245,14 +258,8 @@ def _patch(
     mining = [a for a in breached if a.episode_id not in held_ids]
     report = miner.mine(mining, ruleset, generation, run_id)
     record.mined_from, record.heldout, record.rejected = len(mining), len(heldout), report.rejected
-    kept = []
-    for rule in ruleset.rules:
-        born = int(rule.provenance.get("generation", generation)) if rule.provenance.get("source") == "mined" else None
-        last = state.rule_last_fired.get(rule.id, born)
-        if born is not None and last is not None and generation - last >= PRUNE_AFTER:
-            record.pruned += 1
-            continue
-        kept.append(rule)
+    kept = prune_dead(ruleset.rules, state.rule_last_fired, generation)
+    record.pruned = len(ruleset.rules) - len(kept)
     base = ruleset.model_copy(update={"rules": tuple(kept), "hash": None}).sealed()
     candidate, accepted, fpr = _accept(report.rules, base, gate_texts, GLOBAL_FPR_BOUND)
     record.new_rules = len(accepted)

@@ -3,8 +3,9 @@
 Every version is a pyfunc model (``evolve/pyfunc_model.py``) registered under
 ``kosmoi-guardrails`` with tags (parent version, generation, source runs,
 content hash) and gets the ``staging`` alias. ``production`` moves only
-through :func:`promote` — when the gate passes (on the candidate's held-out
-attacks it lets through no more than production does, and its benign
+through :func:`promote` — when the gate passes (on the held-out attacks of
+both the candidate and production it lets through no more than production
+does, and its benign
 false-positive rate on the gate corpus is within the bound) or when forced
 with a reason — and back through :func:`rollback`. Every move is appended to
 the registered model's ``kosmoi.alias_history`` tag and to the moved
@@ -223,10 +224,10 @@ def promote(
     if force and not reason.strip():
         raise RuleSetError("--force needs --reason: every forced promotion is recorded with why")
     candidate, local = download_ruleset(f"models:/{name}/{target}", tracking_uri)
-    heldout_files = sorted(local.rglob("heldout_attacks.jsonl"))
-    heldout = [json.loads(line)["text"] for line in heldout_files[0].read_text("utf-8").splitlines() if line.strip()] if heldout_files else []
     current = _alias_version(client, name, "production")
-    production = download_ruleset(f"models:/{name}/{current}", tracking_uri)[0] if current else None
+    production, production_local = download_ruleset(f"models:/{name}/{current}", tracking_uri) if current else (None, None)
+    # Both versions' held-out attacks: a candidate must not reopen what production already closes.
+    heldout = list(dict.fromkeys(_heldout(local) + (_heldout(production_local) if production_local else [])))
     result = gate(candidate, production, heldout, benign, fpr_bound)
     if not result.passed and not force:
         return target, result
@@ -236,6 +237,12 @@ def promote(
     _record(client, name, entry)
     client.set_model_version_tag(name, target, "kosmoi.promoted_at", entry["at"])
     return target, result
+
+
+def _heldout(local: Path) -> list[str]:
+    """The held-out attacks stored with a downloaded model version."""
+    files = sorted(local.rglob("heldout_attacks.jsonl"))
+    return [json.loads(line)["text"] for line in files[0].read_text("utf-8").splitlines() if line.strip()] if files else []
 
 
 def rollback(*, tracking_uri: str | None, name: str = MODEL_NAME, reason: str = "") -> tuple[str, str]:

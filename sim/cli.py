@@ -479,7 +479,8 @@ def alias_history(
         console.print("no alias moves recorded for kosmoi-guardrails yet (run `immune evolve` to register versions)")
         return
     table = Table(title="kosmoi-guardrails alias moves")
-    for column in ("at", "alias", "version", "from", "by", "how", "reason"):
+    table.add_column("at", no_wrap=True)
+    for column in ("alias", "version", "from", "by", "how", "reason"):
         table.add_column(column)
     for move in moves:
         how = "rollback" if move.get("rollback") else "forced" if move.get("forced") else "gate passed" if move.get("alias") == "production" else "registered"

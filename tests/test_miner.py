@@ -131,3 +131,15 @@ def test_the_benign_corpus_has_all_three_sources_and_disjoint_parts(corpus):
     hard = " ".join(t.text.lower() for t in corpus.mining + corpus.gate if t.source == "hard_negative")
     assert "ignore previous instructions" in hard or "ignore all previous instructions" in hard
     assert build_benign_corpus(0) == corpus  # deterministic
+
+
+def test_mined_rules_that_stop_firing_are_pruned_shipped_ones_never():
+    from evolve.loop import PRUNE_AFTER, prune_dead
+
+    shipped = Rule(id="override.x", kind="regex", pattern=r"\bignore previous\b", action="block")
+    old = Rule(id="mined.g1.a.0", kind="regex", pattern=r"\bfoo(?s:.{0,9})\bbar", action="block", provenance={"source": "mined", "generation": 1})
+    busy = Rule(id="mined.g1.a.1", kind="regex", pattern=r"\bbaz(?s:.{0,9})\bqux", action="block", provenance={"source": "mined", "generation": 1})
+    young = Rule(id="mined.g5.a.0", kind="regex", pattern=r"\bquux(?s:.{0,9})\bcorge", action="block", provenance={"source": "mined", "generation": 5})
+    generation = 1 + PRUNE_AFTER + 2
+    kept = prune_dead((shipped, old, busy, young), {"mined.g1.a.1": generation - 1}, generation)
+    assert [r.id for r in kept] == ["override.x", "mined.g1.a.1", "mined.g5.a.0"]

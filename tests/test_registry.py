@@ -43,7 +43,7 @@ def registry(tmp_path_factory):
         versions.append(
             register_version(
                 ruleset, tracking_uri=uri, run_id=run.info.run_id, generation=generation, parent_version=versions[-1] if versions else None,
-                source_runs=[run.info.run_id], metrics={"rules": len(ruleset.rules)}, heldout_attacks=HELDOUT,
+                source_runs=[run.info.run_id], metrics={"rules": len(ruleset.rules)}, heldout_attacks=HELDOUT if generation else [],
             )
         )
     return {"uri": uri, "root": root, "versions": versions, "rulesets": (base, v2, v3), "benign": build_benign_corpus().texts("gate")}
@@ -76,6 +76,9 @@ def test_promotion_is_gated_forced_only_with_a_reason_and_can_be_rolled_back(reg
     moved, result = promote(tracking_uri=uri, benign=benign, version="2")
     assert result.passed and result.candidate["allow_rate"]["rate"] < result.production["allow_rate"]["rate"]
     assert str(client.get_model_version_by_alias(MODEL_NAME, "production").version) == "2"
+    # going back to v1 would reopen what v2 closed: v1 has no held-out attacks of its own, production's count
+    moved, result = promote(tracking_uri=uri, benign=benign, version="1")
+    assert not result.passed and "lets through 1.000 of the held-out attacks, production 0.000" in result.reason
     # v3 (staging) blocks everyday text: the gate refuses it and production stays where it was
     moved, result = promote(tracking_uri=uri, benign=benign)
     assert moved == "3" and not result.passed and "false-positive rate" in result.reason
