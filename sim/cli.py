@@ -45,6 +45,16 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _experiment_unless_resuming(experiment: Path | None, resume: Path | None):  # noqa: ANN202 - an Experiment or None
+    """The validated experiment file; None when resuming (the run or evolution directory holds its own)."""
+    if resume is not None:
+        return None
+    try:
+        return load_experiment(experiment)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 def _fmt_rate(value: float) -> str:
     return f"{value:.2%}"
 
@@ -108,12 +118,7 @@ def run(
             conditions = parse_conditions(fail_if, {name: 0.0 for name in SUMMARY_METRICS})
         except ValueError as exc:
             _fail(str(exc))
-    exp = None
-    if resume is None:
-        try:
-            exp = load_experiment(experiment)  # type: ignore[arg-type]
-        except ConfigError as exc:
-            _fail(str(exc))
+    exp = _experiment_unless_resuming(experiment, resume)
     options = RunOptions(
         out=out if resume is None else resume.parent,
         seed=seed,
@@ -384,12 +389,7 @@ def evolve(
 
     if experiment is None and resume is None:
         _fail("give an experiment file, or --resume EVOLUTION_DIR")
-    exp = None
-    if resume is None:
-        try:
-            exp = load_experiment(experiment)  # type: ignore[arg-type]
-        except ConfigError as exc:
-            _fail(str(exc))
+    exp = _experiment_unless_resuming(experiment, resume)
     options = EvolutionOptions(out=out if resume is None else resume.parent, generations=generations, frozen=frozen, workers=workers, address=address, verbose=verbose, track=not no_track, resume=resume)
 
     def on_generation(done: int, total: int, record) -> None:  # noqa: ANN001
