@@ -15,12 +15,20 @@ Definitions:
   benign identities
 - damage = dollars moved, secrets leaked, records exfiltrated (sums over attacks)
 - cost = dollars spent on model calls; cost per breach = cost / breached episodes
+- time to contain = simulated seconds from a campaign's first breach to the
+  first warrant against its identity at or after it (campaigns never
+  contained are counted apart, not given a time)
+
+Confidence intervals for these rates are in ``kosmoi.stats``; grouped and
+streamed computations over many runs are in ``sim.analysis`` and go through
+the functions here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,6 +46,22 @@ def _count_values(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
         for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
         if value is not None
     }
+
+
+def benign_guard_hits(table: pa.Table | pa.RecordBatch) -> pa.Array | pa.ChunkedArray:
+    """Per episode: did an input or output guardrail block or flag it (the false-positive event for benign episodes)."""
+    return pc.or_(pc.not_equal(table["input_action"], Action.ALLOW.value), pc.not_equal(table["output_action"], Action.ALLOW.value))
+
+
+def tasks_completed(table: pa.Table | pa.RecordBatch) -> pa.Array | pa.ChunkedArray:
+    """Per episode: was the benign task completed (unknown counts as not)."""
+    return pc.fill_null(table["task_completed"], False)
+
+
+def time_to_contain(first_breach: float, warrant_times: np.ndarray) -> float | None:
+    """Seconds from a campaign's first breach to the first of ``warrant_times`` (sorted) at or after it; None if never."""
+    at = int(np.searchsorted(warrant_times, first_breach, side="left"))
+    return float(warrant_times[at] - first_breach) if at < len(warrant_times) else None
 
 
 @dataclass
@@ -80,12 +104,8 @@ class Tally:
             _merge_counts(self.attack_blocked_by_stage, _count_values(attacks["blocked_stage"]))
         self.cost_usd += float(pc.sum(table["cost_usd"]).as_py() or 0.0)
         if benign.num_rows:
-            hit = pc.or_(
-                pc.not_equal(benign["input_action"], Action.ALLOW.value),
-                pc.not_equal(benign["output_action"], Action.ALLOW.value),
-            )
-            self.benign_guard_hits += int(pc.sum(hit.cast(pa.int64())).as_py() or 0)
-            done = pc.fill_null(benign["task_completed"], False)
+            self.benign_guard_hits += int(pc.sum(benign_guard_hits(benign).cast(pa.int64())).as_py() or 0)
+            done = tasks_completed(benign)
             self.benign_completed += int(pc.sum(done.cast(pa.int64())).as_py() or 0)
             _merge_counts(self.benign_blocked_by_stage, _count_values(benign["blocked_stage"]))
             self.benign_identities.update(pc.unique(benign["identity"]).to_pylist())

@@ -8,14 +8,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sim.cli_analysis import register as register_analysis_commands
+from sim.cli_common import console, err, fail, load_rules, setup_logging, tracking_uri_for
 from sim.config import ConfigError, load_experiment
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
 
@@ -25,26 +25,6 @@ app.add_typer(rules_app, name="rules")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print numbers (record them in docs/benchmarks.md).")
 app.add_typer(bench_app, name="bench")
 
-console = Console()
-err = Console(stderr=True)
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_time=verbose, show_path=verbose, rich_tracebacks=verbose)],
-        force=True,
-    )
-    if not verbose:
-        logging.getLogger("urllib3").setLevel(logging.ERROR)  # HTTP retries end in one clear error of ours
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def _experiment_unless_resuming(experiment: Path | None, resume: Path | None):  # noqa: ANN202 - an Experiment or None
     """The validated experiment file; None when resuming (the run or evolution directory holds its own)."""
     if resume is not None:
@@ -52,7 +32,7 @@ def _experiment_unless_resuming(experiment: Path | None, resume: Path | None):  
     try:
         return load_experiment(experiment)  # type: ignore[arg-type]
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _fmt_rate(value: float) -> str:
@@ -103,7 +83,7 @@ def run(
     Exit codes: 0 done, 2 bad input, 3 a --fail-if condition holds, 75 another run of the
     experiment holds the lock, 130 interrupted (resume with --resume RUN_DIR), 1 other errors.
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     if verbose:
         os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
     from sim.failif import parse_conditions
@@ -111,13 +91,13 @@ def run(
     from sim.runner import SUMMARY_METRICS, RunOptions, resume_run, run_experiment
 
     if resume is None and experiment is None:
-        _fail("give an experiment file, or --resume RUN_DIR")
+        fail("give an experiment file, or --resume RUN_DIR")
     conditions = []
     if fail_if:
         try:
             conditions = parse_conditions(fail_if, {name: 0.0 for name in SUMMARY_METRICS})
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     exp = _experiment_unless_resuming(experiment, resume)
     options = RunOptions(
         out=out if resume is None else resume.parent,
@@ -140,22 +120,22 @@ def run(
 
             result = resume_run(resume, options, on_progress) if resume is not None else run_experiment(exp, options, on_progress)  # type: ignore[arg-type]
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except LockHeld as exc:
-        _fail(str(exc), 75)
+        fail(str(exc), 75)
     except KeyboardInterrupt:
-        _fail("interrupted at once; committed units of work are kept — resume with: immune run --resume <run dir>", 130)
+        fail("interrupted at once; committed units of work are kept — resume with: immune run --resume <run dir>", 130)
     except Exception as exc:
         if verbose:
             raise
-        _fail(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+        fail(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
     if result.status == "interrupted":
         _print_summary(result.summary, result.run_dir)
-        _fail(f"interrupted after {result.summary['episodes']:,} episodes; resume with: immune run --resume {result.run_dir}", 130)
+        fail(f"interrupted after {result.summary['episodes']:,} episodes; resume with: immune run --resume {result.run_dir}", 130)
     _print_summary(result.summary, result.run_dir)
     tripped = [str(c) for c in conditions if c.holds(result.summary)]
     if tripped:
-        _fail(f"--fail-if: {'; '.join(tripped)}", 3)
+        fail(f"--fail-if: {'; '.join(tripped)}", 3)
 
 
 class ScanStage(str, enum.Enum):
@@ -171,11 +151,11 @@ def scan(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ rules (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
     """Read JSON lines {"text": ...} on stdin; write one verdict line per input line."""
-    _setup_logging(False)
+    setup_logging(False)
     try:
-        ruleset = _load_rules(rules, tracking_uri)
+        ruleset = load_rules(rules, tracking_uri)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from sim.scan import Scanner
 
     scanner = Scanner(ruleset, stage.value)
@@ -187,26 +167,6 @@ def scan(
         logging.getLogger("immune.scan").info("%d of %d lines had errors", errors, lines)
 
 
-DEFAULT_TRACKING = "sqlite:///runs/mlflow.db"
-
-
-def _tracking(uri: str | None) -> str:
-    """The MLflow URI a registry command talks to; such commands fail fast rather than retry for minutes."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING
-
-
-def _load_rules(ref: str, tracking_uri: str | None = None):  # noqa: ANN202 - a RuleSet
-    """builtin:NAME, a JSON file, or a models:/ URI from the MLflow registry."""
-    if ref.startswith("models:/"):
-        from evolve.registry import download_ruleset
-
-        return download_ruleset(ref, _tracking(tracking_uri))[0]
-    return load_ruleset(ref)
-
-
 @rules_app.command("show")
 def rules_show(
     ref: Annotated[str, typer.Argument(help="builtin:NAME, a JSON file or a models:/ URI.")],
@@ -214,9 +174,9 @@ def rules_show(
 ) -> None:
     """A rule set for humans: version, lineage, thresholds, classifier and every rule with its provenance."""
     try:
-        ruleset = _load_rules(ref, tracking_uri)
+        ruleset = load_rules(ref, tracking_uri)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"[bold]{ruleset.name}[/] v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}")
     console.print(f"thresholds: flag {ruleset.thresholds.flag}, block {ruleset.thresholds.block}; classifier: {ruleset.classifier.kind if ruleset.classifier else 'none'}; semantic exemplars: {len(ruleset.semantic.exemplars) if ruleset.semantic else 0}")
     table = Table()
@@ -239,9 +199,9 @@ def rules_diff(
 ) -> None:
     """What changed between two rule sets: rules added, removed or changed; thresholds; classifier."""
     try:
-        a, b = _load_rules(old, tracking_uri), _load_rules(new, tracking_uri)
+        a, b = load_rules(old, tracking_uri), load_rules(new, tracking_uri)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     before, after = {r.id: r for r in a.rules}, {r.id: r for r in b.rules}
     console.print(f"{a.name} v{a.version} -> {b.name} v{b.version}")
     for rule_id in sorted(after.keys() - before.keys()):
@@ -264,7 +224,7 @@ def rules_validate(ref: Annotated[str, typer.Argument(help="builtin:NAME or a ru
     try:
         ruleset = load_ruleset(ref)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{ref}: ok — {ruleset.name} v{ruleset.version}, {len(ruleset.rules)} rules, {ruleset.hash}")
 
 
@@ -274,15 +234,15 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
     try:
         raw = json.loads(path.read_text("utf-8"))
     except OSError as exc:
-        _fail(f"{path}: cannot read ({exc.strerror})")
+        fail(f"{path}: cannot read ({exc.strerror})")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        _fail(f"{path}: not valid JSON ({exc})")
+        fail(f"{path}: not valid JSON ({exc})")
     if isinstance(raw, dict):
         raw.pop("hash", None)
     try:
         ruleset = parse_ruleset(json.dumps(raw), str(path), require_hash=False)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     path.write_text(ruleset.to_json(), "utf-8")
     console.print(f"{path}: sealed {ruleset.sealed().hash}")
 
@@ -299,7 +259,7 @@ def rules_train_classifier(
     try:
         ruleset = load_ruleset(base)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     trained, report = train_classifier(ruleset, seed=seed)
     out.write_text(trained.to_json(), "utf-8")
     flag, block = report["at_flag"], report["at_block"]
@@ -340,6 +300,33 @@ def budget(
         f"{left(caps.attacks_per_day, usage.attacks_today, '{:.0f} attacks')}, this hour: {left(caps.attacks_per_hour, usage.attacks_this_hour, '{:.0f} attacks')}, "
         f"dollars: {left(caps.usd_per_day, usage.usd_today, '${:.4f}')}."
     )
+
+
+@bench_app.command("analysis")
+def bench_analysis(
+    paths: Annotated[list[Path], typer.Argument(help="Runs to analyse (run directories or directories holding runs).")],
+    report: Annotated[bool, typer.Option(help="Also time writing the HTML report (to a temporary file).")] = True,
+) -> None:
+    """Seconds and peak memory of the common aggregations (sim.analysis) over real runs."""
+    import tempfile
+
+    from sim import bench_analysis as bench
+    from sim.results import load_runs
+
+    try:
+        runs = load_runs(*paths)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    rows = sum(batch.num_rows for batch in runs.batches("episodes", columns=["kind"]))
+    console.print(f"{len(runs)} run(s), {rows:,} episodes, {bench.parquet_bytes(runs) / 2**20:,.1f} MiB of episode Parquet; peak RSS before: {bench.peak_rss_mb():,.0f} MB")
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = bench.time_analyses(runs, Path(tmp) / "report.html" if report else None)
+    table = Table(title="analysis")
+    for column in ("aggregation", "seconds", "episodes/s", "peak RSS MB"):
+        table.add_column(column, justify="left" if column == "aggregation" else "right")
+    for t in timings:
+        table.add_row(t.name, f"{t.seconds:,.2f}", f"{rows / t.seconds:,.0f}" if t.seconds else "–", f"{t.peak_rss_mb:,.0f}")
+    console.print(table)
 
 
 @bench_app.command("guards")
@@ -383,12 +370,12 @@ def evolve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Co-evolve attackers and rules: each generation runs the experiment, mines what got through, registers a new rule set."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from evolve.loop import EvolutionOptions
     from evolve.loop import evolve as run_evolution
 
     if experiment is None and resume is None:
-        _fail("give an experiment file, or --resume EVOLUTION_DIR")
+        fail("give an experiment file, or --resume EVOLUTION_DIR")
     exp = _experiment_unless_resuming(experiment, resume)
     options = EvolutionOptions(out=out if resume is None else resume.parent, generations=generations, frozen=frozen, workers=workers, address=address, verbose=verbose, track=not no_track, resume=resume)
 
@@ -405,9 +392,9 @@ def evolve(
     try:
         result = run_evolution(exp, options, on_generation)  # type: ignore[arg-type]
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted; finished generations are kept — resume with: immune evolve --resume <evolution dir>", 130)
+        fail("interrupted; finished generations are kept — resume with: immune evolve --resume <evolution dir>", 130)
     table = Table(title=f"evolution {result.state.evolution_id}{' (frozen rules)' if result.state.frozen else ''}")
     # breach rate; input-guard bypass rate; benign FPR; rules and new rules; archive cells filled and with a breach
     for column in ("gen", "breach", "bypass", "FPR", "rules", "new", "cells", "breaching"):
@@ -429,21 +416,21 @@ def promote(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
     """Move the 'production' alias of kosmoi-guardrails to a version, if the promotion gate passes."""
-    _setup_logging(False)
+    setup_logging(False)
     from evolve.benign_corpus import build_benign_corpus
     from evolve.registry import promote as do_promote
 
     try:
-        version_moved, result = do_promote(tracking_uri=_tracking(tracking_uri), benign=build_benign_corpus().texts("gate"), version=version, force=force, reason=reason)
+        version_moved, result = do_promote(tracking_uri=tracking_uri_for(tracking_uri), benign=build_benign_corpus().texts("gate"), version=version, force=force, reason=reason)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     candidate = result.candidate
     console.print(
         f"candidate v{version_moved}: held-out attacks allowed {candidate['allow_rate']['rate']:.2%}, benign FPR {candidate['false_positive_rate']['rate']:.2%}"
         + (f"; production allows {result.production['allow_rate']['rate']:.2%}" if result.production else "; no production version yet")
     )
     if not result.passed and not force:
-        _fail(f"gate failed: {result.reason} (use --force --reason '...' to override)", 3)
+        fail(f"gate failed: {result.reason} (use --force --reason '...' to override)", 3)
     console.print(f"production -> v{version_moved}" + (" (forced)" if force and not result.passed else ""))
 
 
@@ -453,13 +440,13 @@ def rollback(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
     """Move the 'production' alias back to the version it held before the last promotion."""
-    _setup_logging(False)
+    setup_logging(False)
     from evolve.registry import rollback as do_rollback
 
     try:
-        before, after = do_rollback(tracking_uri=_tracking(tracking_uri), reason=reason)
+        before, after = do_rollback(tracking_uri=tracking_uri_for(tracking_uri), reason=reason)
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"production: v{before} -> v{after}")
 
 
@@ -468,13 +455,13 @@ def alias_history(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
     """Every recorded move of the kosmoi-guardrails aliases (staging, production), oldest first."""
-    _setup_logging(False)
+    setup_logging(False)
     from evolve.registry import history
 
     try:
-        moves = history(_tracking(tracking_uri))
+        moves = history(tracking_uri_for(tracking_uri))
     except RuleSetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not moves:
         console.print("no alias moves recorded for kosmoi-guardrails yet (run `immune evolve` to register versions)")
         return
@@ -486,6 +473,9 @@ def alias_history(
         how = "rollback" if move.get("rollback") else "forced" if move.get("forced") else "gate passed" if move.get("alias") == "production" else "registered"
         table.add_row(move.get("at", ""), move.get("alias", ""), str(move.get("version", "")), str(move.get("from") or "-"), move.get("by", ""), how, move.get("reason", ""))
     console.print(table)
+
+
+register_analysis_commands(app)
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def log_run(
     """
     try:
         _quiet_mlflow()
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=tracking_uri)
