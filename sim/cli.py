@@ -44,9 +44,15 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     table.add_column("metric", style="bold")
     table.add_column("value")
     table.add_row("episodes", f"{summary['episodes']:,} ({summary['attack_episodes']:,} attack, {summary['benign_episodes']:,} benign)")
-    table.add_row("breach rate", f"{_fmt_rate(summary['breach_rate'])} ({summary['breaches']:,} breaches)")
-    table.add_row("false-positive rate", _fmt_rate(summary["false_positive_rate"]))
-    table.add_row("utility", _fmt_rate(summary["utility"]))
+    intervals = summary.get("intervals", {})
+
+    def with_ci(name: str) -> str:
+        low_high = intervals.get(name)
+        return _fmt_rate(summary[name]) + (f" [{_fmt_rate(low_high[0])}, {_fmt_rate(low_high[1])}]" if low_high else "")
+
+    table.add_row("breach rate", f"{with_ci('breach_rate')} ({summary['breaches']:,} breaches)")
+    table.add_row("false-positive rate", with_ci("false_positive_rate"))
+    table.add_row("utility", with_ci("utility"))
     stages = ", ".join(f"{k} {v:,}" for k, v in summary["blocked_by_stage"].items()) or "none"
     table.add_row("attacks stopped by", stages)
     table.add_row("damage", f"${summary['damage_usd']:,.2f}, {summary['secrets_leaked']} secrets, {summary['records_exfiltrated']} records")

@@ -409,6 +409,8 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
         manifest.checkpoint = None
     manifest.save(run_dir)
     summary = _summary(run, tally, duration_s, startup_s, len(workers), stage_seconds, status)
+    if status == "complete":
+        summary["intervals"] = _intervals(run_dir)
     if status == "complete" and tally.episodes != run.planned:
         raise RuntimeError(f"run {run.run_id} produced {tally.episodes} episodes, {run.planned} were planned")
     if status == "complete" and options.track and exp.tracking.enabled:
@@ -462,6 +464,18 @@ def _summary(run: _Run, tally: Tally, duration_s: float, startup_s: float, worke
     }
 
 
+def _intervals(run_dir: Path) -> dict[str, Any]:
+    """95 % cluster-bootstrap intervals of the headline rates (sim.analysis, over the files just written)."""
+    from sim.analysis import rates
+    from sim.results import load_runs
+
+    row = rates(load_runs(run_dir)).iloc[0]
+    out: dict[str, Any] = {"method": "cluster bootstrap, 95 % (campaigns / benign identities; Wilson at 0 or 100 %)"}
+    for name in ("breach_rate", "false_positive_rate", "utility"):
+        out[name] = [round(float(row[f"{name}_low"]), 6), round(float(row[f"{name}_high"]), 6)]
+    return out
+
+
 def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[float, dict[str, float]]], options: RunOptions) -> None:
     tracking_uri, artifact_location = resolve_tracking_uri(run.tracking_extra.get("tracking_root") or (options.out if not run.manifest.resumes else run.run_dir.parent))
     summary["mlflow_tracking_uri"] = tracking_uri
@@ -476,6 +490,8 @@ def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[
     params.update({"generation": str(run.manifest.generation), "rules.version": run.ruleset.version})
     params.update({k: str(v) for k, v in run.tracking_extra.get("params", {}).items()})
     metrics = {**summary_metrics(tally), "episodes": float(tally.episodes), "duration_s": float(summary["duration_s"])}
+    for name, (low, high) in ((k, v) for k, v in summary.get("intervals", {}).items() if k != "method"):
+        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = float(low), float(high)
     if summary["episodes_per_s"] is not None:
         metrics["episodes_per_s"] = float(summary["episodes_per_s"])
     steps = [(f"sim.{name}", value, int(sim_time)) for sim_time, values in series for name, value in values.items() if name in ("breach_rate", "false_positive_rate", "damage_usd", "cost_usd", "warrants")]

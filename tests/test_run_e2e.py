@@ -76,6 +76,9 @@ def test_smoke_is_an_mlflow_run_with_metrics(smoke_run):
     assert run.info.status == "FINISHED"
     assert run.data.metrics["breach_rate"] == pytest.approx(summary["breach_rate"])
     assert run.data.metrics["false_positive_rate"] == pytest.approx(summary["false_positive_rate"])
+    low, high = summary["intervals"]["breach_rate"]
+    assert low < summary["breach_rate"] < high and run.data.metrics["breach_rate_ci_low"] == pytest.approx(low)
+    assert run.data.metrics["utility_ci_high"] == pytest.approx(summary["intervals"]["utility"][1])
     assert run.data.params["attackers.grunt.count"] == "240"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"summary.json", "config.yaml", "ruleset.json"} <= artifacts
