@@ -335,6 +335,28 @@ def bench_analysis(
     console.print(table)
 
 
+@bench_app.command("hostile")
+def bench_hostile(
+    quick: Annotated[bool, typer.Option(help="Sizes 64 KB and 1 MB only.")] = False,
+) -> None:
+    """Guardrail time per MB on hostile input (both stages), at growing sizes: linear or not, and the worst case."""
+    from sim import bench_hostile as bench
+
+    sizes = (64 * 1024, bench.MB) if quick else (64 * 1024, bench.MB, 4 * bench.MB)
+    rows = bench.run(sizes, progress=lambda msg: err.print(msg, highlight=False))
+    table = Table(title="hostile input (input guard with its size limit raised; by default it refuses > 16 KB at once)")
+    for column in ("input", "stage", *(f"{size // 1024:,} KB s/MB" for size in sizes), "growth", "peak RSS MB"):
+        table.add_column(column, justify="left" if column in {"input", "stage"} else "right")
+    worst = max(rows, key=lambda r: r.seconds_per_mb)
+    for name in bench.GENERATORS:
+        for stage in ("input", "output"):
+            mine = [r for r in rows if r.generator == name and r.stage == stage]
+            growth = mine[-1].seconds_per_mb / mine[0].seconds_per_mb if mine[0].seconds_per_mb else float("nan")
+            table.add_row(name, stage, *(f"{r.seconds_per_mb:,.3f}" for r in mine), f"{growth:,.2f}x", f"{mine[-1].peak_rss_mb:,.0f}")
+    console.print(table)
+    console.print(f"worst: {worst.generator} ({worst.stage} guard) {worst.seconds_per_mb:,.3f} s/MB at {worst.size_bytes:,} B; 'growth' is s/MB at the largest size over s/MB at the smallest (1.0 = linear)")
+
+
 @bench_app.command("guards")
 def bench_guards(
     quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,

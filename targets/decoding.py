@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import quopri
+import re
 import urllib.parse
 from dataclasses import dataclass
 
@@ -39,15 +40,26 @@ class DecodedRun:
     decoded: str
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+
+
 def _printable_text(raw: bytes) -> str | None:
+    """``raw`` as text if it reads as text, with control characters and undecodable bytes removed.
+
+    Control characters are ignored when judging (padding a payload with them must not hide it
+    from the guard; a model reads straight past them); random bytes — what an ordinary word or
+    identifier "decodes" to — are mostly undecodable or odd symbols and are rejected.
+    """
     if len(raw) < 4:
         return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
+    text = raw.decode("utf-8", "replace")
+    visible = [ch for ch in text if ch not in "\x7f" and (ch >= " " or ch in "\n\r\t")]
+    if not visible:
         return None
-    printable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t")
-    return text if printable >= 0.9 * len(text) else None
+    readable = sum(1 for ch in visible if ch != "\ufffd" and (ch.isprintable() or ch in "\n\r\t"))
+    if readable < 0.8 * len(visible) or readable < 4:
+        return None
+    return _CONTROLS.sub("", text)
 
 
 def _decode_base64(run: str) -> str | None:
@@ -131,6 +143,15 @@ def decode_runs(
             break
         frontier = next_frontier
     return results
+
+
+def still_encoded(text: str) -> bool:
+    """Whether ``text`` still holds a decodable run (checked on what the last allowed decoding layer produced)."""
+    for _name, pattern, decoder in _DECODERS:
+        for match in pattern.finditer(text):
+            if decoder(match.group(0)) is not None:
+                return True
+    return False
 
 
 _ASSIGN_RE = re2.compile(r"""\b([A-Za-z_][A-Za-z0-9_]{0,15})\s{0,4}=\s{0,4}["']([^"'\n]{1,300})["']""", _OPTIONS)

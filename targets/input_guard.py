@@ -29,7 +29,7 @@ import re2
 from kosmoi.types import Action, Verdict
 from targets.canonical import Canonical, canonicalize, decode_leet, without_surrogates
 from targets.classifier import Classifier
-from targets.decoding import decode_runs, join_split_payload
+from targets.decoding import still_encoded, decode_runs, join_split_payload
 from targets.matcher import Engine, RuleMatcher
 from targets.rules import RuleSet
 from targets.semantic import SemanticStage
@@ -43,6 +43,8 @@ BIDI_RULE = "signal.bidi-control"
 INVISIBLE_RULE = "signal.invisible-characters"
 MIXED_SCRIPT_RULE = "signal.mixed-script"
 ENCODED_RULE = "signal.encoded-instructions"
+TOO_DEEP_RULE = "signal.too-deeply-encoded"
+DECODE_DEPTH = 4
 CLASSIFIER_RULE = "classifier"
 SEMANTIC_RULE = "semantic.similar-attack"
 
@@ -70,12 +72,19 @@ def utf8_length_exceeds(text: str, limit: int) -> bool:
 
 def derived_variants(text: str, canon: Canonical) -> list[tuple[str, str]]:
     """``(how, canonical text)`` for what obfuscation hides in ``text``."""
+    return hidden_variants(text, canon)[0]
+
+
+def hidden_variants(text: str, canon: Canonical) -> tuple[list[tuple[str, str]], bool]:
+    """:func:`derived_variants`, and whether something is encoded deeper than :data:`DECODE_DEPTH` layers."""
     found: list[tuple[str, str]] = []
+    too_deep = False
     if len(text) >= 16 and _ENCODED_HINT.search(text):
         budget = min(64 * 1024, max(4096, 4 * len(text)))
-        for run in decode_runs(text, max_depth=4, max_bytes=budget, max_runs=32):
+        for run in decode_runs(text, max_depth=DECODE_DEPTH, max_bytes=budget, max_runs=32):
             how = "+".join(run.chain)
             found.extend((how, variant) for variant in canonicalize(run.decoded).variants())  # leetspeak inside base64 too
+            too_deep = too_deep or (len(run.chain) >= DECODE_DEPTH and still_encoded(run.decoded))
     plain = canon.text
     if "rot13" in plain or "rot-13" in plain or "rot 13" in plain:
         found.extend(("rot13", codecs.encode(variant, "rot13")) for variant in canon.variants())
@@ -84,7 +93,7 @@ def derived_variants(text: str, canon: Canonical) -> list[tuple[str, str]]:
     joined = join_split_payload(plain)
     if joined:
         found.extend(("split", variant) for variant in canonicalize(joined).variants())
-    return found
+    return found, too_deep
 
 
 class InputGuard:
@@ -131,7 +140,7 @@ class InputGuard:
         matcher = self.matcher
         hits = matcher.match_indices(canon.variants())
         surface_hits = set(hits)  # what the text says in plain sight (quoted mentions are judged on these only)
-        derived = derived_variants(text, canon)
+        derived, too_deep = hidden_variants(text, canon)
         for how, hidden in derived:
             new = matcher.match_indices((hidden,)) - hits
             if new:
@@ -139,6 +148,11 @@ class InputGuard:
                 reasons.append(f"{', '.join(matcher.rules[i].id for i in sorted(new))} in {how}-decoded text")
                 if ENCODED_RULE not in fired:
                     fired.append(ENCODED_RULE)
+        if too_deep:
+            # Decoding is bounded; content hidden under more layers than we decode cannot be inspected: fail closed.
+            fired.append(TOO_DEEP_RULE)
+            reasons.append(f"encoded more than {DECODE_DEPTH} layers deep: cannot be inspected")
+            block, score = True, 1.0
         rules = [matcher.rules[i] for i in sorted(hits)]
         quotable = [r for i, r in zip(sorted(hits), rules) if r.quotable and i in surface_hits]
         quoted_only, remainder = self._quoted_only(canon, quotable) if quotable else (frozenset(), "")
