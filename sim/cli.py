@@ -155,16 +155,18 @@ def scan(
     rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME, a JSON file, or models:/kosmoi-guardrails@production.")] = "builtin:baseline",
     batch: Annotated[int, typer.Option(help="Lines per output flush.", min=1)] = 1024,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ rules (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+    reload_every: Annotated[float, typer.Option(help="Re-read --rules every N seconds (a changed file or a moved alias); a version that fails to load is reported and the last good one stays active. 0: never.", min=0)] = 0.0,
 ) -> None:
     """Read JSON lines {"text": ...} on stdin; write one verdict line per input line."""
     setup_logging(False)
-    try:
-        ruleset = load_rules(rules, tracking_uri)
-    except RuleSetError as exc:
-        fail(str(exc))
+    from sim.rules_source import LiveRuleSet
     from sim.scan import Scanner
 
-    scanner = Scanner(ruleset, stage.value)
+    try:
+        source = LiveRuleSet(rules, lambda ref: load_rules(ref, tracking_uri), reload_every)
+    except RuleSetError as exc:
+        fail(str(exc))
+    scanner = Scanner(source if reload_every > 0 else source.current, stage.value)
     try:
         lines, errors = scanner.run(sys.stdin.buffer, sys.stdout, batch)
     except BrokenPipeError:

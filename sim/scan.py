@@ -16,6 +16,7 @@ from typing import BinaryIO, Literal, TextIO
 
 from targets.input_guard import InputGuard
 from targets.output_guard import OutputGuard
+from sim.rules_source import LiveRuleSet
 from targets.rules import RuleSet
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # longer lines are answered with an error, not read into memory
@@ -64,12 +65,16 @@ def _parse(raw: bytes | None) -> str | dict[str, str]:
 
 
 class Scanner:
-    """Answers scan lines with one guard of one rule set."""
+    """Answers scan lines with one guard of one rule set (or of a :class:`LiveRuleSet` that may change)."""
 
-    def __init__(self, ruleset: RuleSet, stage: Literal["input", "output"]) -> None:
+    def __init__(self, ruleset: RuleSet | LiveRuleSet, stage: Literal["input", "output"]) -> None:
         self.stage = stage
-        self.input_guard = InputGuard(ruleset) if stage == "input" else None
-        self.output_guard = OutputGuard(ruleset) if stage == "output" else None
+        self.live = ruleset if isinstance(ruleset, LiveRuleSet) else None
+        self._build(ruleset.current if isinstance(ruleset, LiveRuleSet) else ruleset)
+
+    def _build(self, ruleset: RuleSet) -> None:
+        self.input_guard = InputGuard(ruleset) if self.stage == "input" else None
+        self.output_guard = OutputGuard(ruleset) if self.stage == "output" else None
 
     def answer(self, text: str) -> dict[str, object]:
         if self.input_guard is not None:
@@ -88,6 +93,8 @@ class Scanner:
         pending: list[str] = []
         for raw in iter_lines(stream):
             lines += 1
+            if self.live is not None and self.live.refresh():
+                self._build(self.live.current)
             parsed = _parse(raw)
             if isinstance(parsed, dict):
                 errors += 1
