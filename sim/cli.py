@@ -278,6 +278,27 @@ def rules_train_classifier(
 
 
 @app.command()
+def sync(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory whose MLflow logging failed or was skipped.")],
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the run's embedded SQLite store).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Log again even if the run is already tracked.")] = False,
+) -> None:
+    """Log a finished run to MLflow now: params, metrics and their series over simulated time, artifacts."""
+    setup_logging(False)
+    from sim.runner import sync_run
+
+    if tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    try:
+        summary = sync_run(run_dir, force=force)
+    except ConfigError as exc:
+        fail(str(exc))
+    if not summary.get("mlflow_run_id"):
+        fail(f"could not log {run_dir} to {summary.get('mlflow_tracking_uri')}; the run's local results are untouched — try again later", 1)
+    console.print(f"{summary['run_id']} -> MLflow run {summary['mlflow_run_id']} @ {summary['mlflow_tracking_uri']}")
+
+
+@app.command()
 def budget(
     ledger: Annotated[Optional[Path], typer.Option(help="Ledger file (default: IMMUNE_LEDGER_PATH, else the user data directory).")] = None,
     defcon: Annotated[int, typer.Option(help="DEFCON level whose caps to compare with.", min=1, max=5)] = 5,

@@ -21,6 +21,7 @@ results, so that
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import platform
@@ -263,6 +264,41 @@ def resume_run(run_dir: Path, options: RunOptions, progress: ProgressCallback | 
     return _execute(_prepare_resume(run_dir), options, progress)
 
 
+def sync_run(run_dir: Path, *, force: bool = False) -> dict[str, Any]:
+    """Log a finished run to MLflow after the fact (its tracking server was down, or it ran with --no-track).
+
+    Everything comes from the run directory — config, rule set, summary and the per-unit metric
+    series rebuilt from the Parquet files — so the MLflow run is the one the run would have logged.
+    Returns the updated summary; raises ConfigError when there is nothing (or nothing yet) to sync.
+    """
+    if not (run_dir / "manifest.json").exists() or not (run_dir / "summary.json").exists():
+        raise ConfigError(f"{run_dir}: not a finished run directory (needs manifest.json and summary.json)")
+    manifest = Manifest.load(run_dir)
+    if manifest.status != "complete":
+        raise ConfigError(f"{run_dir}: run {manifest.run_id} is {manifest.status}; finish it first (immune run --resume {run_dir})")
+    summary = json.loads((run_dir / "summary.json").read_text("utf-8"))
+    if summary.get("mlflow_run_id") and not force:
+        raise ConfigError(f"{run_dir}: already tracked as MLflow run {summary['mlflow_run_id']} at {summary.get('mlflow_tracking_uri')} (--force logs it again)")
+    exp = load_experiment(run_dir / "config.yaml")
+    try:
+        ruleset = parse_ruleset((run_dir / "ruleset.json").read_text("utf-8"), str(run_dir / "ruleset.json"))
+    except (OSError, RuleSetError) as exc:
+        raise ConfigError(f"{run_dir}: cannot read the run's rule set ({exc})") from None
+    run = _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plan_run(exp, manifest.seed), manifest, exp.simulation.window_s * exp.simulation.segment_windows, 0)
+    evolution = run_dir.parent.parent
+    if run_dir.parent.name == "runs" and (evolution / "state.json").exists():  # a generation of an evolution
+        run.tracking_extra = {"params": {"evolution": evolution.name}, "tags": {"kosmoi.evolution": evolution.name}, "tracking_root": evolution.parent}
+    tally, series = _rebuild_tally(run)
+    before = dict(summary)
+    summary["mlflow_run_id"] = None
+    _track(run, summary, tally, series, RunOptions(out=run_dir.parent))
+    if summary["mlflow_run_id"] is None:  # failed again: the summary on disk keeps what it had
+        write_json(run_dir / "summary.json", before)
+        return {**before, "mlflow_run_id": None, "mlflow_tracking_uri": summary.get("mlflow_tracking_uri")}
+    write_json(run_dir / "summary.json", summary)
+    return summary
+
+
 def _rebuild_tally(run: _Run) -> tuple[Tally, list[tuple[float, dict[str, float]]]]:
     """The tally and metric series of the committed units (resume)."""
     tally, series = Tally(), []
@@ -415,6 +451,8 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
         raise RuntimeError(f"run {run.run_id} produced {tally.episodes} episodes, {run.planned} were planned")
     if status == "complete" and options.track and exp.tracking.enabled:
         _track(run, summary, tally, series, options)
+        if summary.get("mlflow_run_id") is None:
+            log.warning("log the run to MLflow later with: immune sync %s", run_dir)
     write_json(run_dir / "summary.json", summary)
     return RunResult(run.run_id, run_dir, summary, status, tally)
 

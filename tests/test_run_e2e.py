@@ -125,6 +125,20 @@ def test_unreachable_tracking_server_loses_nothing(ray_local, tiny_experiment, t
     assert result.summary["mlflow_tracking_uri"] == "http://127.0.0.1:9"
     assert "MLflow tracking at http://127.0.0.1:9 failed" in caplog.text
     assert len(pd.read_parquet(result.run_dir / "episodes")) == result.summary["episodes"] == sum(exp.planned_episodes())
+    assert f"immune sync {result.run_dir}" in caplog.text
+    # the server is back (here: a local store): `immune sync` logs what the run would have logged
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'later.db'}"
+    done = subprocess.run([*immune_cmd(), "sync", str(result.run_dir), "--tracking-uri", store], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    run = MlflowClient(store).get_run(summary["mlflow_run_id"])
+    assert run.data.metrics["breach_rate"] == pytest.approx(result.summary["breach_rate"])
+    assert run.data.metrics["breach_rate_ci_low"] == pytest.approx(summary["intervals"]["breach_rate"][0])
+    assert len(MlflowClient(store).get_metric_history(run.info.run_id, "sim.breach_rate")) == summary["segments"]
+    again = subprocess.run([*immune_cmd(), "sync", str(result.run_dir), "--tracking-uri", store], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already tracked" in again.stderr
 
 
 def test_parquet_schemas_are_exactly_the_declared_ones(smoke_run):
