@@ -94,7 +94,7 @@ def run(
         os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
     from sim.failif import parse_conditions
     from sim.locks import LockHeld
-    from sim.runner import SUMMARY_METRICS, RunOptions, resume_run, run_experiment
+    from sim.runner import SUMMARY_METRICS, RunOptions, RunStorageError, resume_run, run_experiment
 
     if resume is None and experiment is None:
         fail("give an experiment file, or --resume RUN_DIR")
@@ -129,6 +129,8 @@ def run(
         fail(str(exc))
     except LockHeld as exc:
         fail(str(exc), 75)
+    except RunStorageError as exc:
+        fail(str(exc), 74)
     except KeyboardInterrupt:
         fail("interrupted at once; committed units of work are kept — resume with: immune run --resume <run dir>", 130)
     except Exception as exc:

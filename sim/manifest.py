@@ -50,8 +50,12 @@ class Manifest(BaseModel):
         self.updated_at = _now()
         path = run_dir / "manifest.json"
         tmp = path.with_name(f"manifest.json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.model_dump(), indent=2) + "\n", "utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(self.model_dump(), indent=2) + "\n", "utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # the previous manifest stays the truth
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
     @classmethod
     def load(cls, run_dir: Path) -> Manifest:

@@ -49,8 +49,12 @@ def canonical_order(name: str, table: pa.Table) -> pa.Table:
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 class RunWriter:
@@ -73,8 +77,12 @@ class RunWriter:
     def _write(self, name: str, filename: str, table: pa.Table) -> None:
         path = self.run_dir / name / filename
         tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         self.rows_written[name] += table.num_rows
 
     def finish(self) -> None:

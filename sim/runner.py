@@ -21,6 +21,7 @@ results, so that
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -179,7 +180,12 @@ def _write_checkpoint(run_dir: Path, segment: int, snapshots: dict[int, bytes]) 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for replica, blob in snapshots.items():
-        (tmp / f"replica-{replica:04d}.pkl").write_bytes(blob)
+        path = tmp / f"replica-{replica:04d}.pkl"
+        try:
+            path.write_bytes(blob)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoint stays the valid one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     if directory.exists():
         shutil.rmtree(directory)
     os.replace(tmp, directory)
@@ -318,11 +324,31 @@ def _read_file(path: Path, table: str) -> pa.Table:
     return pq.read_table(path, schema=SCHEMAS[table])
 
 
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+class RunStorageError(RuntimeError):
+    """The run's directory could not be written (disk full, quota, read-only); what was committed is intact."""
+
+
 def _execute(run: _Run, options: RunOptions, progress: ProgressCallback | None) -> RunResult:
     exp, manifest = run.exp, run.manifest
     lock = experiment_lock(options.out if not manifest.resumes else run.run_dir.parent, exp.name) if options.lock else contextlib.nullcontext()
     with lock:
-        return _simulate(run, options, progress)
+        try:
+            return _simulate(run, options, progress)
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            try:
+                committed = len(Manifest.load(run.run_dir).committed)
+            except (OSError, ValueError):
+                committed = 0
+            where = exc.filename or run.run_dir
+            raise RunStorageError(
+                f"cannot write {where}: {exc.strerror or os.strerror(exc.errno or 0)}. {committed} of {manifest.segments} units of work are "
+                f"committed and readable in {run.run_dir}; free space, then continue with: immune run --resume {run.run_dir}"
+            ) from exc
 
 
 def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None) -> RunResult:
