@@ -30,6 +30,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 from attackers.budget import Caps, Refusal
+from kosmoi.redact import redact, redact_known, register_secret
 from attackers.generation import GenerationRequest, GenerationResult, Pricing
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ class _LoopThread:
 
 
 def _describe_error(exc: BaseException) -> str:
+    """One line for the calls table; credentials a provider echoes back (e.g. in a 401 body) are redacted before truncating."""
     status = getattr(exc, "status_code", None)
-    message = str(getattr(exc, "message", "") or exc).replace("\n", " ")
+    message = redact(str(getattr(exc, "message", "") or exc).replace("\n", " "))
     return f"{type(exc).__name__}{f' {status}' if status else ''}: {message[:200]}"
 
 
@@ -115,7 +117,7 @@ class _AsyncBackend:
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded result
                     return GenerationResult(request.request_id, False, provider=self.provider, model=self.model, latency_s=time.perf_counter() - started, status="error", error=_describe_error(exc))
                 cost = self.pricing.cost(tokens_in, tokens_out) if self.pricing else 0.0
-                return GenerationResult(request.request_id, True, text, self.provider, self.model, tokens_in, tokens_out, cost, time.perf_counter() - started, retries)
+                return GenerationResult(request.request_id, True, redact_known(text), self.provider, self.model, tokens_in, tokens_out, cost, time.perf_counter() - started, retries)
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
@@ -139,6 +141,7 @@ class ChatCompletionsBackend(_AsyncBackend):
         self.provider = provider
         self._base_url = base_url
         self._api_key = api_key
+        register_secret(api_key)
         self._timeout = timeout_s
         self._max_retries = max_retries
 
@@ -163,7 +166,9 @@ class ChatCompletionsBackend(_AsyncBackend):
             params["seed"] = request.seed
         raw = await client.chat.completions.with_raw_response.create(**params)
         completion = raw.parse()
-        text = completion.choices[0].message.content or "" if completion.choices else ""
+        if not completion.choices:
+            raise ValueError(f"malformed response: no choices (HTTP {raw.status_code})")
+        text = completion.choices[0].message.content or ""
         usage = completion.usage
         return text, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0), int(getattr(raw, "retries_taken", 0))
 

@@ -9,7 +9,9 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
+from kosmoi.redact import install_log_redaction, redact
 from targets.rules import RuleSet, load_ruleset
 
 console = Console()
@@ -17,7 +19,7 @@ err = Console(stderr=True)
 
 
 def setup_logging(verbose: bool) -> None:
-    """Log to stderr through rich; WARNING and up unless ``verbose``."""
+    """Log to stderr through rich; WARNING and up unless ``verbose``; credentials redacted from every record."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
@@ -26,11 +28,12 @@ def setup_logging(verbose: bool) -> None:
     )
     if not verbose:
         logging.getLogger("urllib3").setLevel(logging.ERROR)  # HTTP retries end in one clear error of ours
+    install_log_redaction()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` (no traceback) and exit with ``code`` (2: the user's input was wrong)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(Text.assemble(("error: ", "bold red"), redact(message)), highlight=False, soft_wrap=True)  # plain text: brackets are not markup
     raise typer.Exit(code)
 
 

@@ -22,8 +22,10 @@ class Gateway:
     """Ray actor body (created with ``max_concurrency`` > 1 so batches overlap)."""
 
     def __init__(self, experiment: dict[str, Any], shared: dict[str, Any], run_id: str, max_batches: int = 8) -> None:
+        from kosmoi.redact import install_log_redaction
         from sim.generation import build_backends
 
+        install_log_redaction()  # this process's logs end up in Ray's log files and the driver's stderr
         self.backends = build_backends(Experiment.model_validate(experiment), shared, run_id)
         self._gate = asyncio.Semaphore(max_batches)
         self.served = 0

@@ -39,6 +39,7 @@ import yaml
 
 from kosmoi.ids import new_run_id
 from kosmoi.metrics import Tally, bypass_rates, summary_metrics
+from kosmoi.redact import redact
 from kosmoi.schemas import SCHEMA_VERSIONS, SCHEMAS, TABLES
 from sim.config import ConfigError, Experiment, load_experiment
 from sim.gateway import start_gateway
@@ -542,7 +543,7 @@ def _intervals(run_dir: Path) -> dict[str, Any]:
 
 def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[float, dict[str, float]]], options: RunOptions) -> None:
     tracking_uri, artifact_location = resolve_tracking_uri(run.tracking_extra.get("tracking_root") or (options.out if not run.manifest.resumes else run.run_dir.parent))
-    summary["mlflow_tracking_uri"] = tracking_uri
+    summary["mlflow_tracking_uri"] = redact(tracking_uri)  # a URI may carry user:password
 
     def artifacts(mlflow_run_id: str) -> list[Path]:
         summary["mlflow_run_id"] = mlflow_run_id

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from kosmoi.redact import install_log_redaction
 from kosmoi.schemas import SCHEMAS, TABLES
 from attackers.archive import Archive
 from sim.config import Experiment
@@ -53,6 +54,7 @@ class SimulationWorker:
         snapshots: dict[int, bytes] | None = None,
         archive_json: str | None = None,
     ) -> None:
+        install_log_redaction()  # worker logs go to Ray's log files and the driver's stderr
         exp = Experiment.model_validate(experiment)
         ruleset = parse_ruleset(ruleset_json, "rule set from the driver")
         self.replicas = list(replicas)

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from kosmoi.redact import redact
 from targets.company import ROLES_PRIVILEGED
 from targets.tools import ToolCall, ToolResult
 from targets.victim import Act, VictimKnowledge, VictimTurn
@@ -140,7 +141,7 @@ class LLMVictim:
                 )
                 message = response.choices[0].message
             except Exception as exc:  # noqa: BLE001 - provider errors end the turn, recorded
-                error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                error = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
                 log.warning("victim model call failed for episode %s: %s", episode_id, error)
                 return VictimTurn(reply, True, privileged, False, calls, error=error)
             tool_calls = list(message.tool_calls or [])

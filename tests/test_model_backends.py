@@ -76,6 +76,45 @@ def test_openai_failures_come_back_as_recorded_results(openai_env, reply, expect
     assert "KEY-do-not-log" not in result.error
 
 
+FAULTS = {
+    "429 with retry-after": (Reply(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"retry-after": "0"}), True, "429"),
+    "500": (Reply(500, {"error": {"message": "upstream exploded"}}), True, "500"),
+    "503 as HTML": (Reply(503, "<html>bad gateway</html>"), True, "503"),
+    "timeout": (Reply(200, completion(content="late"), delay_s=1.0), True, "Timeout"),
+    "connection reset": (Reply(reset=True), True, "Connection"),
+    "malformed JSON": (Reply(200, "{this is not json"), False, ""),
+    "JSON without choices": (Reply(200, {"id": "x", "object": "chat.completion"}), False, ""),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_provider_faults_get_bounded_retries_then_a_failed_result(openai_env, fault):
+    reply, retried, expected = FAULTS[fault]
+    with FakeOpenAI(lambda p: reply) as server:
+        backend = ChatCompletionsBackend("gpt-test", base_url=server.base_url, pricing=PRICE, max_retries=2, timeout_s=0.3)
+        results = backend.generate(_requests(2))
+        sent = len(server.requests)
+    assert [r.ok for r in results] == [False, False]
+    assert all(r.status == "error" and expected in r.error and r.cost_usd == 0 for r in results), [r.error for r in results]
+    assert sent == (2 * 3 if retried else 2)  # each request tried at most 1 + max_retries times
+    assert all("KEY-do-not-log" not in r.error for r in results)
+
+
+def test_a_provider_that_recovers_mid_batch_loses_no_request(openai_env):
+    calls = {"n": 0}
+
+    def brain(payload):
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            return Reply(reset=True) if calls["n"] % 2 else Reply(500, {"error": {"message": "flaky"}})
+        return completion(content=f"answer to {payload['messages'][-1]['content']}")
+
+    with FakeOpenAI(brain) as server:
+        results = ChatCompletionsBackend("gpt-test", base_url=server.base_url, max_retries=3, concurrency=1).generate(_requests(3))
+    assert [r.text for r in results] == [f"answer to write attack {i}" for i in range(3)]
+    assert sum(r.retries for r in results) == 3
+
+
 def test_anthropic_usage_retry_and_errors(anthropic_env, monkeypatch):
     calls = {"n": 0}
 

@@ -127,7 +127,12 @@ def test_exhaustion_crashes_the_service_and_hurts_everyone():
 def test_canaries_are_unique_per_run(profile):
     a = StagingStack(StackSettings(victim_profile=profile), EMPTY_RULES, seed=3, replica=0, run_nonce="run-a").company.canaries()
     b = StagingStack(StackSettings(victim_profile=profile), EMPTY_RULES, seed=3, replica=0, run_nonce="run-b").company.canaries()
-    assert a.keys() == b.keys() and not set(a.values()) & set(b.values())
+    c = StagingStack(StackSettings(victim_profile=profile), EMPTY_RULES, seed=3, replica=1, run_nonce="run-a").company.canaries()
+    again = StagingStack(StackSettings(victim_profile=profile), EMPTY_RULES, seed=3, replica=0, run_nonce="run-a").company.canaries()
+    assert a.keys() == b.keys() and not set(a.values()) & set(b.values())  # another run (same seed): all new
+    assert not set(a.values()) & set(c.values())  # another replica of the same run: all new
+    assert again == a  # and a resumed run re-creates its own, so a leak is still recognised
+    assert len(set(a.values())) == len(a)
 
 
 def test_bad_session_tokens_are_rejected_and_logged():

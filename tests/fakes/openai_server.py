@@ -3,12 +3,14 @@
 Tests drive the real ``openai`` SDK against it. Behaviour comes from a
 ``brain(request_json) -> Reply | dict`` function, so each test scripts the
 "model": tool calls, plain answers, errors (429 with retry-after, 500),
-malformed bodies or slow responses.
+malformed bodies, slow responses or a connection reset with no answer.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ class Reply:
     body: Any = None  # dict -> JSON; str/bytes -> sent as is
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    reset: bool = False  # drop the connection with a TCP RST instead of answering
 
 
 def completion(content: str | None = None, tool_calls: list[tuple[str, str]] | None = None, model: str = "fake", usage: tuple[int, int] = (50, 20)) -> dict[str, Any]:
@@ -58,6 +61,12 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                except OSError:
+                    pass  # the connection was reset on purpose
+
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
@@ -73,6 +82,11 @@ class FakeOpenAI:
                     reply = Reply(200, reply)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.reset:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()  # linger 0: the peer sees ECONNRESET
+                    self.close_connection = True
+                    return
                 body = reply.body
                 data = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 try:
