@@ -64,8 +64,11 @@ class MutatorAttacker:
         self.candidates = seeds_for(goal)
         if not self.candidates:
             raise ValueError(f"no seeds for goal {goal.value}")
-        self.seed: Seed = self._pick_seed(self.candidates)
-        self.ops: tuple[str, ...] = (self._pick_op(EVASION_OPS),) if max_depth and self.rng.random() < 0.5 else ()
+        # the opening move ignores the shared bandit: construction is pure, so it does not matter when
+        # (or in which order) a replica builds its attackers — it builds each at its first attempt
+        opening = BanditState()
+        self.seed: Seed = self._pick_seed(self.candidates, opening)
+        self.ops: tuple[str, ...] = (self._pick_op(EVASION_OPS, opening),) if max_depth and self.rng.random() < 0.5 else ()
         if start is not None:
             by_id = {s.seed_id: s for s in self.candidates}
             if start[0] in by_id:
@@ -74,12 +77,12 @@ class MutatorAttacker:
         self.last: Attack | None = None
         self.feedback: Feedback | None = None
 
-    def _pick_seed(self, pool: list[Seed] | tuple[Seed, ...]) -> Seed:
+    def _pick_seed(self, pool: list[Seed] | tuple[Seed, ...], bandit: BanditState | None = None) -> Seed:
         by_key = {f"seed:{s.seed_id}": s for s in pool}
-        return by_key[self.bandit.choose(sorted(by_key), self.rng)]
+        return by_key[(bandit or self.bandit).choose(sorted(by_key), self.rng)]
 
-    def _pick_op(self, pool: tuple[str, ...] | list[str]) -> str:
-        return self.bandit.choose([f"op:{op}" for op in pool], self.rng).removeprefix("op:")
+    def _pick_op(self, pool: tuple[str, ...] | list[str], bandit: BanditState | None = None) -> str:
+        return (bandit or self.bandit).choose([f"op:{op}" for op in pool], self.rng).removeprefix("op:")
 
     def generation_request(self, attempt: int) -> GenerationRequest | None:
         """The offline mutator needs no model call."""

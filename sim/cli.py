@@ -19,7 +19,7 @@ from sim.cli_common import console, err, fail, load_rules, setup_logging, tracki
 from sim.config import ConfigError, load_experiment
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Kosmoi Immune: adversarial simulation of an LLM-agent defense stack.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Kosmoi Immune: adversarial simulation of an LLM-agent defense stack.")
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain guardrail rule sets.")
 app.add_typer(rules_app, name="rules")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print numbers (record them in docs/benchmarks.md).")
@@ -135,8 +135,8 @@ def run(
         fail("interrupted at once; committed units of work are kept — resume with: immune run --resume <run dir>", 130)
     except Exception as exc:
         if verbose:
-            raise
-        fail(f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+            logging.getLogger("immune").error("the run failed", exc_info=True)  # through the redacting log filter
+        fail(f"{type(exc).__name__}: {exc}" + ("" if verbose else " (run with -v for the traceback)"), 1)
     if result.status == "interrupted":
         _print_summary(result.summary, result.run_dir)
         fail(f"interrupted after {result.summary['episodes']:,} episodes; resume with: immune run --resume {result.run_dir}", 130)
@@ -380,6 +380,63 @@ def bench_hostile(
             table.add_row(name, stage, *(f"{r.seconds_per_mb:,.3f}" for r in mine), f"{growth:,.2f}x", f"{mine[-1].peak_rss_mb:,.0f}")
     console.print(table)
     console.print(f"worst: {worst.generator} ({worst.stage} guard) {worst.seconds_per_mb:,.3f} s/MB at {worst.size_bytes:,} B; 'growth' is s/MB at the largest size over s/MB at the smallest (1.0 = linear)")
+
+
+@bench_app.command("soak")
+def bench_soak(
+    episodes: Annotated[int, typer.Option(help="Episodes to simulate (the bench traffic, kept up for longer).", min=10_000)] = 2_000_000,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Ray workers (default: one per core).")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between memory samples.", min=0.1)] = 2.0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Keep the run here (default: a temporary directory, removed after).")] = None,
+    samples_csv: Annotated[Optional[Path], typer.Option("--samples", help="Also write every memory sample to this CSV file.")] = None,
+) -> None:
+    """A long run whose memory (driver, Ray workers, Ray's own processes) must stay flat as episodes pile up."""
+    import csv
+    import dataclasses
+    import tempfile
+    import time
+
+    from sim import bench_soak as bench
+    from sim.runner import RunOptions, run_experiment
+
+    exp = bench.soak_experiment(episodes)
+    attacks, benign = exp.planned_episodes()
+    planned = attacks + benign
+    err.print(
+        f"soak: {planned:,} episodes — {exp.attackers.grunt.count:,} grunt campaigns and {exp.benign.customers + exp.benign.vendors + exp.benign.employees:,} "
+        f"benign users arriving over {exp.simulation.arrival_window_s / 3600:,.1f} simulated hours"
+    )
+    with tempfile.TemporaryDirectory(prefix="immune-soak-") as tmp:
+        options = RunOptions(out=out or Path(tmp), workers=workers, track=False, lock=False)
+        with bench.RssSampler(interval) as sampler, Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err) as bar:
+            task = bar.add_task("episodes", total=planned)
+
+            def progress(done: int, total: int) -> None:
+                sampler.episodes = done
+                sampler.sample()  # one sample per committed unit of work too, while Ray is still up
+                bar.update(task, completed=done, total=total)
+
+            started = time.perf_counter()
+            result = run_experiment(exp, options, progress)
+            elapsed = time.perf_counter() - started
+    samples = sampler.samples
+    if samples_csv is not None:
+        with samples_csv.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, [f.name for f in dataclasses.fields(bench.RssSample)])
+            writer.writeheader()
+            writer.writerows(dataclasses.asdict(s) for s in samples)
+    done = result.summary.get("episodes", planned)
+    console.print(f"{done:,} episodes in {elapsed:,.0f} s ({done / elapsed:,.0f} episodes/s), {len(samples)} memory samples every {interval:g} s")
+    table = Table(title="private resident memory (MB) as the episodes pile up")
+    names = ("driver_mb", "workers_mb", "largest_worker_mb", "ray_system_mb", "total_mb", "object_store_mb")
+    for column in ("episodes done", "driver", "Ray workers (all)", "largest worker", "Ray system", "total", "object-store pages"):
+        table.add_column(column, justify="right")
+    for fraction, s in bench.at_fractions(samples, planned):
+        table.add_row(f"{fraction:.0%} ({s.episodes:,})", *(f"{getattr(s, name):,.0f}" for name in names))
+    table.add_row("peak", *(f"{max(getattr(s, name) for s in samples):,.0f}" for name in names))
+    console.print(table)
+    growth = {name: bench.growth_mb_per_million(samples, planned, lambda s, n=name: getattr(s, n)) for name in ("driver_mb", "largest_worker_mb", "total_mb")}
+    console.print("growth from 25 % to 100 % of the episodes, MB per million episodes: " + ", ".join(f"{k.removesuffix('_mb').replace('_', ' ')} {v:+,.1f}" for k, v in growth.items()))
 
 
 @bench_app.command("guards")

@@ -116,30 +116,24 @@ class ReplicaSimulator:
         self.window_s = exp.simulation.window_s
         self.stack = StagingStack(stack_settings(exp), ruleset, seed, plan.replica, run_nonce=run_id)
         company = self.stack.company
-        products = tuple(sorted(company.product_by_name))
-        secret_names = tuple(company.vault)
         self.backends = backends or {}
         self.archive = archive
         self._rng = random.Random(0)  # scratch generator, re-seeded from (campaign seed, attempt) before each use
         self._timings: dict[str, float] = {"attack_generation": 0.0, "benign_generation": 0.0}
         self.bandit = BanditState() if exp.attackers.grunt.shared_bandit else None
-        agents = {name: str(how) for name, how in company.public_profile()["agents"].items()}  # type: ignore[union-attr]
+        self._agents = {name: str(how) for name, how in company.public_profile()["agents"].items()}  # type: ignore[union-attr]
+        self._products = tuple(sorted(company.product_by_name))
+        self._secret_names = tuple(company.vault)
         self.campaigns: list[_Campaign] = []
         self._heap: list[tuple[float, int]] = []
         self._prepared: dict[int, GenerationResult] = {}
         self._calls: list[tuple] = []
         for spec in plan.campaigns:
-            campaign = _Campaign(spec, None)
+            # attackers are built at their first attempt and dropped after their last: memory follows the
+            # campaigns in flight, not the run's population (construction is pure, so results are the same)
+            campaign = _Campaign(spec, None, self._backend_key(spec) if spec.kind is EpisodeKind.ATTACK else None)
             if spec.kind is EpisodeKind.ATTACK:
                 company.truth.attacker_identities.add(spec.identity)
-                assets = AttackerAssets(
-                    identity=spec.identity,
-                    account=company.attacker_account_list[spec.seed % len(company.attacker_account_list)],
-                    email=company.attacker_email_list[spec.seed % len(company.attacker_email_list)],
-                    products=products,
-                    secret_names=secret_names,
-                )
-                campaign.attacker, campaign.backend = self._make_attacker(spec, assets, agents)
             self.campaigns.append(campaign)
             if spec.times:
                 self._heap.append((spec.times[0], spec.index))
@@ -150,27 +144,44 @@ class ReplicaSimulator:
         self._warrants: list[Warrant] = []
         self._benign_identities = {c.spec.identity for c in self.campaigns if c.spec.kind is EpisodeKind.BENIGN}
 
-    def _make_attacker(self, spec: CampaignSpec, assets: AttackerAssets, agents: dict[str, str]) -> tuple[MutatorAttacker | LLMAttacker, str | None]:
+    def _backend_key(self, spec: CampaignSpec) -> str | None:
+        """Which generation backend writes this campaign's attacks (None: the offline mutator)."""
+        if spec.tier is Tier.SNIPER:
+            return f"sniper:{int(spec.campaign_id[1:]) % len(self.exp.attackers.sniper.providers)}"
+        grunt = self.exp.attackers.grunt
+        return "grunt" if grunt.generator == "llm" and grunt.llm is not None else None
+
+    def _attacker_for(self, campaign: _Campaign) -> MutatorAttacker | LLMAttacker:
+        if campaign.attacker is None:
+            campaign.attacker = self._make_attacker(campaign.spec)
+        return campaign.attacker
+
+    def _make_attacker(self, spec: CampaignSpec) -> MutatorAttacker | LLMAttacker:
+        company = self.stack.company
+        assets = AttackerAssets(
+            identity=spec.identity,
+            account=company.attacker_account_list[spec.seed % len(company.attacker_account_list)],
+            email=company.attacker_email_list[spec.seed % len(company.attacker_email_list)],
+            products=self._products,
+            secret_names=self._secret_names,
+        )
         attackers = self.exp.attackers
         if spec.tier is Tier.SNIPER:
             sniper = attackers.sniper
-            index = int(spec.campaign_id[1:]) % len(sniper.providers)
-            attacker = LLMAttacker(
-                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.SNIPER, agents=agents,
+            return LLMAttacker(
+                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.SNIPER, agents=self._agents,
                 max_tokens=sniper.max_tokens, temperature=sniper.temperature, max_depth=attackers.grunt.max_depth,
             )
-            return attacker, f"sniper:{index}"
         grunt = attackers.grunt
         if grunt.generator == "llm" and grunt.llm is not None:
-            attacker = LLMAttacker(
-                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.GRUNT, agents=agents,
+            return LLMAttacker(
+                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.GRUNT, agents=self._agents,
                 max_tokens=grunt.llm.max_tokens, temperature=grunt.llm.temperature, max_depth=grunt.max_depth,
             )
-            return attacker, "grunt"
         start = None
         if self.archive is not None:
             start = self.archive.recipe_for(spec.goal.value, random.Random(derive_seed(spec.seed, "archive")), grunt.max_depth)
-        return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit, start=start), None
+        return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit, start=start)
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}  # clients are per process: re-attach after a restore
@@ -195,7 +206,7 @@ class ReplicaSimulator:
             by_backend.setdefault(self.campaigns[index].backend or "", []).append(index)
         for key, indices in sorted(by_backend.items()):
             backend = self.backends.get(key)
-            requests = [self.campaigns[i].attacker.generation_request(self.campaigns[i].attempt) for i in indices]  # type: ignore[union-attr]
+            requests = [self._attacker_for(self.campaigns[i]).generation_request(self.campaigns[i].attempt) for i in indices]  # type: ignore[union-attr]
             if backend is None:
                 results = [GenerationResult(r.request_id, False, status="error", error=f"no generation backend {key!r} in this worker") for r in requests]
             else:
@@ -227,6 +238,8 @@ class ReplicaSimulator:
             campaign.attempt += 1
             if campaign.attempt < len(campaign.spec.times):
                 heapq.heappush(heap, (campaign.spec.times[campaign.attempt], index))
+            else:
+                campaign.attacker, campaign.token = None, ""  # finished: keep nothing per campaign
         self._close_windows_until(until)
         drain_started = time.perf_counter()
         output = SegmentOutput(
@@ -256,14 +269,15 @@ class ReplicaSimulator:
         spec = campaign.spec
         eid = episode_id(self.config_hash, self.seed, spec.campaign_id, campaign.attempt)
         token = self._token_for(campaign, now)
-        if campaign.attacker is not None:
+        if spec.kind is EpisodeKind.ATTACK:
+            attacker = self._attacker_for(campaign)
             generation_started = time.perf_counter()
             result = None
             if campaign.backend is not None:
                 if spec.index not in self._prepared:
                     self._prepare(spec.index)
                 result = self._prepared.pop(spec.index)
-            attack: Attack = campaign.attacker.propose(campaign.attempt, result)
+            attack: Attack = attacker.propose(campaign.attempt, result)
             if result is not None:
                 self._calls.append(
                     (eid, spec.campaign_id, campaign.attempt, spec.tier.value, result.provider, result.model, result.status, result.error,
@@ -275,7 +289,7 @@ class ReplicaSimulator:
             else:
                 request = Request(eid, spec.identity, attack.target_agent, attack.payload, None, now)
             outcome = self.stack.handle(request, token)
-            campaign.attacker.observe(Feedback(attack.attack_id, outcome.blocked_stage, outcome.rule_ids, outcome.response[:500], outcome.breached))
+            attacker.observe(Feedback(attack.attack_id, outcome.blocked_stage, outcome.rule_ids, outcome.response[:500], outcome.breached))
             self._rows.append(
                 (
                     eid, spec.campaign_id, campaign.attempt, "attack", attack.goal.value, attack.channel.value, attack.tier.value,

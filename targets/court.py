@@ -56,6 +56,7 @@ class Court:
         self._docket: dict[tuple[str, SubjectKind], list[Case]] = defaultdict(list)
         self._sentenced: set[tuple[str, SubjectKind]] = set()
         self._issued = 0
+        self._sittings = 0
         self.dismissed = 0  # cases set aside (known-good subject, exercise window, already sentenced)
 
     def _admissible(self, case: Case) -> bool:
@@ -66,6 +67,10 @@ class Court:
     def deliberate(self, cases: list[Case], now: float) -> list[Warrant]:
         """Warrants warranted by the new cases (and recent ones on the docket)."""
         cfg = self.config
+        self._sittings += 1
+        if self._sittings % 64 == 0:  # dockets whose every case is past memory will never count again
+            for key in [k for k, docket in self._docket.items() if all(c.window_end < now - cfg.memory_s for c in docket)]:
+                del self._docket[key]
         touched: list[tuple[str, SubjectKind]] = []
         for case in cases:
             if not self._admissible(case):

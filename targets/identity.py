@@ -132,7 +132,7 @@ class TokenVerifier:
     call. The cache is bounded.
     """
 
-    def __init__(self, idp: IdentityProvider, cache_size: int = 50_000) -> None:
+    def __init__(self, idp: IdentityProvider, cache_size: int = 4096) -> None:
         self._idp = idp
         self._cache: dict[str, Claims] = {}
         self._cache_size = cache_size
@@ -183,7 +183,7 @@ class TokenVerifier:
         except (KeyError, TypeError, ValueError) as exc:
             raise AuthError("malformed", f"missing or bad claim {exc}") from None
         if len(self._cache) >= self._cache_size:
-            self._cache.clear()
+            del self._cache[next(iter(self._cache))]  # oldest first: tokens are issued in time order and expire in it
         self._cache[token] = claims
         return claims
 

@@ -43,6 +43,7 @@ class NetworkConfig:
     spike_factor: float = 4.0  # a window above factor x baseline is a spike
     min_requests: int = 8  # ... and above this many requests
     warmup_windows: int = 3  # windows before the global baseline is trusted
+    forget_after_windows: int = 120  # an identity silent this long loses its baseline (memory stays bounded)
 
 
 class _CaseFactory:
@@ -121,6 +122,7 @@ class NetworkSentinel:
         self._global_var = 0.0
         self._windows = 0
         self._identity_mean: dict[str, float] = {}
+        self._identity_seen: dict[str, int] = {}  # window index each identity was last seen in
         self._case = _CaseFactory(self.name)
 
     def inspect(self, rows: list[EventRow], start: float, end: float) -> list[Case]:
@@ -148,8 +150,18 @@ class NetworkSentinel:
         for identity, ids in per_identity.items():
             previous = self._identity_mean.get(identity, float(len(ids)))
             self._identity_mean[identity] = (1 - cfg.alpha) * previous + cfg.alpha * len(ids)
+            self._identity_seen[identity] = self._windows
+        if self._windows % 64 == 0:
+            self._forget_silent_identities()
         delta = total - self._global_mean
         self._global_mean += cfg.alpha * delta
         self._global_var = (1 - cfg.alpha) * (self._global_var + cfg.alpha * delta * delta)
         self._windows += 1
         return cases
+
+    def _forget_silent_identities(self) -> None:
+        """Drop the baselines of identities not seen for ``forget_after_windows``: finished campaigns and users leave nothing behind."""
+        horizon = self._windows - self.config.forget_after_windows
+        for identity in [i for i, seen in self._identity_seen.items() if seen < horizon]:
+            del self._identity_seen[identity]
+            self._identity_mean.pop(identity, None)

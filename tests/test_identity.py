@@ -79,3 +79,14 @@ def test_key_rotation_old_tokens_valid_until_expiry_only(idp):
     verifier.verify(before, 3700.0, "chat")  # k0 retired, its token still within TTL
     assert _reason(verifier, before, 3890.0, "chat") == "expired"
     verifier.verify(after, 3700.0, "chat")
+
+
+def test_the_verification_cache_is_bounded_and_evicting_changes_no_answer(idp):
+    verifier = TokenVerifier(idp, cache_size=64)
+    tokens = [idp.issue(f"user-{i}", {"chat"}, now=float(i)) for i in range(200)]
+    for i, token in enumerate(tokens):
+        assert verifier.verify(token, float(i) + 1.0, "chat").subject == f"user-{i}"
+    assert len(verifier._cache) == 64
+    verifier.revoke_subject("user-3")
+    assert _reason(verifier, tokens[3], 10.0, "chat") == "revoked"  # evicted long ago, decoded again, still refused
+    assert verifier.verify(tokens[199], 201.0, "chat").subject == "user-199"

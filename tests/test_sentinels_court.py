@@ -91,3 +91,23 @@ def test_known_good_and_exercise_windows_are_respected():
     assert court.dismissed == 2
     after = court.deliberate([_case("new-payee", "redteam-04", 5, 0.99, at=360.0)], 360.0)
     assert len(after) == 1
+
+
+def test_the_network_sentinel_forgets_identities_that_went_silent():
+    sentinel = NetworkSentinel()
+    for window in range(300):
+        log = EventLog(0)
+        log.emit(window * 60.0, EventKind.REQUEST, f"user-{window}", "support", "x")  # a new identity each window, never back
+        log.emit(window * 60.0, EventKind.REQUEST, "regular", "support", "y")
+        sentinel.inspect(log.window(), window * 60.0, window * 60.0 + 60)
+    remembered = set(sentinel._identity_mean)
+    assert "regular" in remembered and "user-299" in remembered
+    assert "user-0" not in remembered and len(remembered) <= sentinel.config.forget_after_windows + 64 + 1
+
+
+def test_the_court_drops_dockets_whose_evidence_has_expired():
+    court = Court(CourtConfig(memory_s=300.0))
+    for i in range(200):
+        court.deliberate([_case("error-loop", f"att-{i}", 3, 0.9, at=60.0 * (i + 1))], 60.0 * (i + 1))  # one weak case each: no warrant
+    assert len(court._docket) <= 64 + 300 // 60 + 1  # not one docket per subject ever seen
+    assert court.deliberate([_case("rapid-fire", "att-199", 3, 0.9, at=60.0 * 201)], 60.0 * 201)  # recent evidence still counts
