@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from kosmoi.ids import derive_seed
@@ -51,47 +52,75 @@ def _times(rng: random.Random, start: float, count: int, mean_gap: float) -> tup
     return tuple(round(t, 3) for t in times)
 
 
-def plan_run(exp: Experiment, seed: int) -> list[ReplicaPlan]:
-    """Every replica's campaigns, deterministically from (experiment, seed)."""
-    replicas = exp.simulation.replicas
+def _entries(exp: Experiment, seed: int, replicas: frozenset[int] | None) -> Iterator[tuple[int, tuple]]:
+    """(replica, campaign fields) for every campaign of the run, or only those of ``replicas`` (cheap to skip)."""
+    n = exp.simulation.replicas
     arrival = exp.simulation.arrival_window_s
     grunt = exp.attackers.grunt
     benign = exp.benign
     sniper = exp.attackers.sniper
     goals = [Goal(g) for g in grunt.goals]
-    per_replica: list[list[tuple]] = [[] for _ in range(replicas)]
     for i in range(grunt.count):
+        if replicas is not None and i % n not in replicas:
+            continue
         campaign_id = f"a{i:06d}"
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
-        goal = goals[i % len(goals)]
         times = _times(rng, rng.uniform(0, arrival), grunt.attempts, grunt.think_time_s)
-        per_replica[i % replicas].append((campaign_id, EpisodeKind.ATTACK, f"att-{i:05d}", goal, derive_seed(seed, "attacker", campaign_id), times, Tier.GRUNT))
+        yield i % n, (campaign_id, EpisodeKind.ATTACK, f"att-{i:05d}", goals[i % len(goals)], derive_seed(seed, "attacker", campaign_id), times, Tier.GRUNT)
     sniper_goals = [Goal(g) for g in sniper.goals]
     for i in range(sniper.count):
+        replica = (grunt.count + i) % n
+        if replicas is not None and replica not in replicas:
+            continue
         campaign_id = f"s{i:06d}"
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
-        goal = sniper_goals[i % len(sniper_goals)]
         times = _times(rng, rng.uniform(0, arrival), sniper.attempts, sniper.think_time_s)
-        per_replica[(grunt.count + i) % replicas].append((campaign_id, EpisodeKind.ATTACK, f"att-s{i:05d}", goal, derive_seed(seed, "attacker", campaign_id), times, Tier.SNIPER))
+        yield replica, (campaign_id, EpisodeKind.ATTACK, f"att-s{i:05d}", sniper_goals[i % len(sniper_goals)], derive_seed(seed, "attacker", campaign_id), times, Tier.SNIPER)
     identities = (
         [f"cust-{i:04d}" for i in range(benign.customers)]
         + [f"vendor-{i:02d}" for i in range(benign.vendors)]
         + [f"emp-{i:03d}" for i in range(benign.employees)]
     )
     for j, identity in enumerate(identities):
+        if replicas is not None and j % n not in replicas:
+            continue
         campaign_id = f"b{j:06d}"
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
         times = _times(rng, rng.uniform(0, arrival), benign.requests, benign.think_time_s)
-        per_replica[j % replicas].append((campaign_id, EpisodeKind.BENIGN, identity, Goal.NONE, derive_seed(seed, "benign", campaign_id), times, Tier.USER))
-    plans = []
-    for r, entries in enumerate(per_replica):
-        campaigns = tuple(CampaignSpec(k, *entry) for k, entry in enumerate(entries))
-        plans.append(ReplicaPlan(r, campaigns))
-    return plans
+        yield j % n, (campaign_id, EpisodeKind.BENIGN, identity, Goal.NONE, derive_seed(seed, "benign", campaign_id), times, Tier.USER)
 
 
-def segment_count(plans: list[ReplicaPlan], exp: Experiment) -> int:
+def plan_run(exp: Experiment, seed: int, replicas: Iterable[int] | None = None) -> list[ReplicaPlan]:
+    """Every replica's campaigns, deterministically from (experiment, seed); with ``replicas``, only those (in that order)."""
+    wanted = frozenset(replicas) if replicas is not None else None
+    per_replica: dict[int, list[tuple]] = {r: [] for r in (sorted(wanted) if wanted is not None else range(exp.simulation.replicas))}
+    for replica, entry in _entries(exp, seed, wanted):
+        per_replica[replica].append(entry)
+    return [ReplicaPlan(r, tuple(CampaignSpec(k, *entry) for k, entry in enumerate(entries))) for r, entries in per_replica.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary:
+    """What the driver needs of a plan — without holding it (its size grows with the population)."""
+
+    replicas: int
+    episodes: int
+    horizon: float  # simulated time of the last attempt
+
+
+def summarize_plan(exp: Experiment, seed: int) -> PlanSummary:
+    """Episode count and horizon of the run's plan, streamed (constant memory)."""
+    episodes, horizon = 0, 0.0
+    for _replica, entry in _entries(exp, seed, None):
+        times = entry[5]
+        episodes += len(times)
+        if times:
+            horizon = max(horizon, times[-1])
+    return PlanSummary(exp.simulation.replicas, episodes, horizon)
+
+
+def segment_count(plan: PlanSummary, exp: Experiment) -> int:
     """Units of work needed to reach past the last attempt (plus one closing window)."""
-    horizon = max((p.horizon for p in plans), default=0.0) + exp.simulation.window_s
+    horizon = plan.horizon + exp.simulation.window_s
     length = exp.simulation.window_s * exp.simulation.segment_windows
     return max(1, math.ceil(horizon / length))

@@ -21,7 +21,9 @@ results, so that
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import json
 import logging
 import os
@@ -46,7 +48,7 @@ from sim.gateway import start_gateway
 from sim.generation import check_provider_keys, start_shared_actors
 from sim.locks import experiment_lock
 from sim.manifest import Manifest
-from sim.plan import ReplicaPlan, plan_run, segment_count
+from sim.plan import PlanSummary, segment_count, summarize_plan
 from sim.results import RunWriter, write_json
 from sim.tracking import flatten, log_run, resolve_tracking_uri
 from sim.worker import SimulationWorker, WorkerSegment
@@ -143,7 +145,7 @@ class _Run:
     run_id: str
     run_dir: Path
     ruleset: RuleSet
-    plans: list[ReplicaPlan]
+    plan: PlanSummary
     manifest: Manifest
     segment_length: float
     planned: int
@@ -219,10 +221,10 @@ def _prepare_new(exp: Experiment, options: RunOptions, ruleset: RuleSet | None, 
     (run_dir / "ruleset.json").write_text(ruleset.to_json(), "utf-8")  # the exact rules, for provenance and resume
     if archive_json:
         (run_dir / "archive.json").write_text(archive_json, "utf-8")  # the attackers' inherited recipes (evolution)
-    plans = plan_run(exp, seed)
-    manifest = Manifest(run_id=run_id, experiment=exp.name, seed=seed, config_hash=exp.config_hash(), generation=generation, segments=segment_count(plans, exp))
+    plan = summarize_plan(exp, seed)
+    manifest = Manifest(run_id=run_id, experiment=exp.name, seed=seed, config_hash=exp.config_hash(), generation=generation, segments=segment_count(plan, exp))
     manifest.save(run_dir)
-    return _Run(exp, seed, run_id, run_dir, ruleset, plans, manifest, exp.simulation.window_s * exp.simulation.segment_windows, sum(p.episodes for p in plans))
+    return _Run(exp, seed, run_id, run_dir, ruleset, plan, manifest, exp.simulation.window_s * exp.simulation.segment_windows, plan.episodes)
 
 
 def _prepare_resume(run_dir: Path) -> _Run:
@@ -239,10 +241,10 @@ def _prepare_resume(run_dir: Path) -> _Run:
     if exp.config_hash() != manifest.config_hash:
         raise ConfigError(f"{run_dir}: config.yaml does not match the manifest (edited after the run started?)")
     check_provider_keys(exp)
-    plans = plan_run(exp, manifest.seed)
+    plan = summarize_plan(exp, manifest.seed)
     manifest.resumes += 1
     manifest.status = "running"
-    return _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plans, manifest, exp.simulation.window_s * exp.simulation.segment_windows, sum(p.episodes for p in plans))
+    return _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plan, manifest, exp.simulation.window_s * exp.simulation.segment_windows, plan.episodes)
 
 
 def run_experiment(
@@ -291,7 +293,7 @@ def sync_run(run_dir: Path, *, force: bool = False) -> dict[str, Any]:
         ruleset = parse_ruleset((run_dir / "ruleset.json").read_text("utf-8"), str(run_dir / "ruleset.json"))
     except (OSError, RuleSetError) as exc:
         raise ConfigError(f"{run_dir}: cannot read the run's rule set ({exc})") from None
-    run = _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plan_run(exp, manifest.seed), manifest, exp.simulation.window_s * exp.simulation.segment_windows, 0)
+    run = _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, PlanSummary(exp.simulation.replicas, 0, 0.0), manifest, exp.simulation.window_s * exp.simulation.segment_windows, 0)
     evolution = run_dir.parent.parent
     if run_dir.parent.name == "runs" and (evolution / "state.json").exists():  # a generation of an evolution
         run.tracking_extra = {"params": {"evolution": evolution.name}, "tags": {"kosmoi.evolution": evolution.name}, "tracking_root": evolution.parent}
@@ -326,6 +328,25 @@ def _read_file(path: Path, table: str) -> pa.Table:
 
 
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None  # not glibc
+
+
+def _release_freed_memory() -> None:
+    """Give the OS back what a committed unit freed (Arrow's pool, glibc's heap), so long runs stay flat."""
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+MAX_UNITS_AHEAD = 2  # how far a fast worker may run ahead of the oldest uncommitted unit (bounds the driver's memory)
 
 
 class RunStorageError(RuntimeError):
@@ -368,13 +389,13 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
 
         available = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_workers = options.workers or (available if options.address else min(available, os.cpu_count() or 1))
-        n_workers = max(1, min(n_workers, len(run.plans)))
+        n_workers = max(1, min(n_workers, run.plan.replicas))
         shared = start_shared_actors(ray, exp)
         gateway = start_gateway(ray, exp, shared, run.run_id)
         actor_cls = ray.remote(num_cpus=1)(SimulationWorker)
         config = exp.model_dump(mode="json")
         ruleset_json = run.ruleset.to_json()
-        snapshots = _read_checkpoint(run_dir, manifest.checkpoint, len(run.plans)) if manifest.checkpoint is not None else {}
+        snapshots = _read_checkpoint(run_dir, manifest.checkpoint, run.plan.replicas) if manifest.checkpoint is not None else {}
 
         archive_json = run.archive_json
 
@@ -382,12 +403,12 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
             snapshots_here = {r: from_snapshots[r] for r in replicas if r in from_snapshots}
             return actor_cls.remote(config, run.seed, run.run_id, ruleset_json, replicas, manifest.generation, gateway, snapshots_here, archive_json)
 
-        workers = [_Worker(replicas, None, start) for replicas in ([r for r in range(len(run.plans)) if r % n_workers == w] for w in range(n_workers))]
+        workers = [_Worker(replicas, None, start) for replicas in ([r for r in range(run.plan.replicas) if r % n_workers == w] for w in range(n_workers))]
         for worker in workers:
             worker.actor = spawn(worker.replicas, snapshots)
         ray.get([w.actor.ready.remote() for w in workers])
         startup_s = time.perf_counter() - started_total
-        log.info("run %s: %d replicas on %d workers, units %d..%d of %d", run.run_id, len(run.plans), n_workers, start, manifest.segments - 1, manifest.segments)
+        log.info("run %s: %d replicas on %d workers, units %d..%d of %d", run.run_id, run.plan.replicas, n_workers, start, manifest.segments - 1, manifest.segments)
 
         done_episodes = tally.episodes
         if progress:
@@ -399,10 +420,15 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
         next_to_write = manifest.next_segment
         sim_started = time.perf_counter()
 
+        parked: set[int] = set()  # workers waiting for the slowest one to catch up
+
         def submit(index: int) -> None:
             worker = workers[index]
             k = worker.next_segment
             if k >= manifest.segments or interrupt.requested:
+                return
+            if k > next_to_write + MAX_UNITS_AHEAD:
+                parked.add(index)  # its results would only pile up in this process until the slowest worker delivers
                 return
             worker.next_segment += 1
             snapshot = every > 0 and (k + 1) % every == 0 and k + 1 < manifest.segments
@@ -449,18 +475,23 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
                 series.append(((next_to_write + 1) * run.segment_length, summary_metrics(tally)))
                 done_episodes += tables["episodes"].num_rows
                 new_snapshots = {r: blob for p in parts for r, blob in p.snapshots.items()}
-                if new_snapshots and len(new_snapshots) == len(run.plans):
+                if new_snapshots and len(new_snapshots) == run.plan.replicas:
                     _write_checkpoint(run_dir, next_to_write, new_snapshots)
                     latest_snapshots, latest_snapshot_segment = new_snapshots, next_to_write
                     manifest.checkpoint = next_to_write
                 committed.add(next_to_write)
                 manifest.committed = sorted(committed)
                 manifest.save(run_dir)
+                del parts, tables
+                _release_freed_memory()
                 next_to_write += 1
                 if progress:
                     progress(done_episodes, run.planned)
             while next_to_write in committed:
                 next_to_write += 1
+            for index in sorted(parked):
+                parked.discard(index)
+                submit(index)
         duration_s = time.perf_counter() - sim_started
         if interrupt.requested and len(committed) < manifest.segments:
             status = "interrupted"
@@ -515,7 +546,7 @@ def _summary(run: _Run, tally: Tally, duration_s: float, startup_s: float, worke
         "stage_seconds": {k: round(v, 3) for k, v in sorted(simulated.items())},
         "snapshot_seconds": round(stage_seconds.get("snapshot", 0.0), 3),
         "workers": workers,
-        "replicas": len(run.plans),
+        "replicas": run.plan.replicas,
         "segments": run.manifest.segments,
         "resumes": run.manifest.resumes,
         "worker_restarts": run.manifest.worker_restarts,
@@ -551,7 +582,7 @@ def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[
         return [run.run_dir / "summary.json", run.run_dir / "config.yaml", run.run_dir / "ruleset.json"]
 
     params = flatten(run.exp.model_dump(mode="json", exclude={"description"}))
-    params.update({"workers": str(summary["workers"]), "replicas": str(len(run.plans)), "config_hash": run.exp.config_hash(), "rules.hash": str(run.ruleset.hash)})
+    params.update({"workers": str(summary["workers"]), "replicas": str(run.plan.replicas), "config_hash": run.exp.config_hash(), "rules.hash": str(run.ruleset.hash)})
     params.update({"generation": str(run.manifest.generation), "rules.version": run.ruleset.version})
     params.update({k: str(v) for k, v in run.tracking_extra.get("params", {}).items()})
     metrics = {**summary_metrics(tally), "episodes": float(tally.episodes), "duration_s": float(summary["duration_s"])}

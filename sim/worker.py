@@ -61,14 +61,14 @@ class SimulationWorker:
         backends = gateway_backends(gateway, backend_keys(exp))
         archive = Archive.from_json(archive_json) if archive_json else None
         snapshots = snapshots or {}
-        plans = plan_run(exp, seed) if len(snapshots) < len(self.replicas) else None
+        missing = [r for r in self.replicas if r not in snapshots]
+        plans = {plan.replica: plan for plan in plan_run(exp, seed, missing)} if missing else {}
         self.sims: list[ReplicaSimulator] = []
         for replica in self.replicas:
             if replica in snapshots:
                 sim: ReplicaSimulator = pickle.loads(snapshots[replica])  # noqa: S301 - our own run directory
                 sim.attach_backends(backends)
             else:
-                assert plans is not None
                 sim = ReplicaSimulator(exp, plans[replica], seed, run_id, ruleset, generation, backends, archive)
             self.sims.append(sim)
 

@@ -59,6 +59,10 @@ class Court:
         self._sittings = 0
         self.dismissed = 0  # cases set aside (known-good subject, exercise window, already sentenced)
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_sittings", 0)  # snapshots taken before stale dockets were dropped
+
     def _admissible(self, case: Case) -> bool:
         if case.subject in self.known_good or (case.subject, case.subject_kind) in self._sentenced:
             return False

@@ -159,6 +159,10 @@ class NetworkSentinel:
         self._windows += 1
         return cases
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_identity_seen", {})  # snapshots taken before identities were forgotten
+
     def _forget_silent_identities(self) -> None:
         """Drop the baselines of identities not seen for ``forget_after_windows``: finished campaigns and users leave nothing behind."""
         horizon = self._windows - self.config.forget_after_windows
