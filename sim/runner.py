@@ -147,9 +147,16 @@ class _Run:
     ruleset: RuleSet
     plan: PlanSummary
     manifest: Manifest
-    segment_length: float
-    planned: int
     tracking_extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def segment_length(self) -> float:
+        """Simulated seconds per unit of work."""
+        return self.exp.simulation.window_s * self.exp.simulation.segment_windows
+
+    @property
+    def planned(self) -> int:
+        return self.plan.episodes
 
     @property
     def archive_json(self) -> str | None:
@@ -224,7 +231,17 @@ def _prepare_new(exp: Experiment, options: RunOptions, ruleset: RuleSet | None, 
     plan = summarize_plan(exp, seed)
     manifest = Manifest(run_id=run_id, experiment=exp.name, seed=seed, config_hash=exp.config_hash(), generation=generation, segments=segment_count(plan, exp))
     manifest.save(run_dir)
-    return _Run(exp, seed, run_id, run_dir, ruleset, plan, manifest, exp.simulation.window_s * exp.simulation.segment_windows, plan.episodes)
+    return _Run(exp, seed, run_id, run_dir, ruleset, plan, manifest)
+
+
+def _read_run_inputs(run_dir: Path) -> tuple[Experiment, RuleSet]:
+    """The experiment and the exact rule set a run directory was started with."""
+    exp = load_experiment(run_dir / "config.yaml")
+    try:
+        ruleset = parse_ruleset((run_dir / "ruleset.json").read_text("utf-8"), str(run_dir / "ruleset.json"))
+    except (OSError, RuleSetError) as exc:
+        raise ConfigError(f"{run_dir}: cannot read the run's rule set ({exc})") from None
+    return exp, ruleset
 
 
 def _prepare_resume(run_dir: Path) -> _Run:
@@ -233,18 +250,14 @@ def _prepare_resume(run_dir: Path) -> _Run:
     manifest = Manifest.load(run_dir)
     if manifest.status == "complete":
         raise ConfigError(f"{run_dir}: run {manifest.run_id} is already complete")
-    exp = load_experiment(run_dir / "config.yaml")
-    try:
-        ruleset = parse_ruleset((run_dir / "ruleset.json").read_text("utf-8"), str(run_dir / "ruleset.json"))
-    except (OSError, RuleSetError) as exc:
-        raise ConfigError(f"{run_dir}: cannot read the run's rule set ({exc})") from None
+    exp, ruleset = _read_run_inputs(run_dir)
     if exp.config_hash() != manifest.config_hash:
         raise ConfigError(f"{run_dir}: config.yaml does not match the manifest (edited after the run started?)")
     check_provider_keys(exp)
     plan = summarize_plan(exp, manifest.seed)
     manifest.resumes += 1
     manifest.status = "running"
-    return _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plan, manifest, exp.simulation.window_s * exp.simulation.segment_windows, plan.episodes)
+    return _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, plan, manifest)
 
 
 def run_experiment(
@@ -288,12 +301,8 @@ def sync_run(run_dir: Path, *, force: bool = False) -> dict[str, Any]:
     summary = json.loads((run_dir / "summary.json").read_text("utf-8"))
     if summary.get("mlflow_run_id") and not force:
         raise ConfigError(f"{run_dir}: already tracked as MLflow run {summary['mlflow_run_id']} at {summary.get('mlflow_tracking_uri')} (--force logs it again)")
-    exp = load_experiment(run_dir / "config.yaml")
-    try:
-        ruleset = parse_ruleset((run_dir / "ruleset.json").read_text("utf-8"), str(run_dir / "ruleset.json"))
-    except (OSError, RuleSetError) as exc:
-        raise ConfigError(f"{run_dir}: cannot read the run's rule set ({exc})") from None
-    run = _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, PlanSummary(exp.simulation.replicas, 0, 0.0), manifest, exp.simulation.window_s * exp.simulation.segment_windows, 0)
+    exp, ruleset = _read_run_inputs(run_dir)
+    run = _Run(exp, manifest.seed, manifest.run_id, run_dir, ruleset, PlanSummary(exp.simulation.replicas, 0, 0.0), manifest)  # no re-planning: the Parquet files say what ran
     evolution = run_dir.parent.parent
     if run_dir.parent.name == "runs" and (evolution / "state.json").exists():  # a generation of an evolution
         run.tracking_extra = {"params": {"evolution": evolution.name}, "tags": {"kosmoi.evolution": evolution.name}, "tracking_root": evolution.parent}

@@ -10,7 +10,6 @@ searched for the keys.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, immune_cmd
-from tests.fakes.openai_server import FakeOpenAI, Reply, anthropic_error, anthropic_message, completion
+from tests.fakes.openai_server import FakeOpenAI, Reply, anthropic_error, anthropic_message, completion, sniper_env
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +68,7 @@ def test_no_key_reaches_logs_results_mlflow_reports_or_errors(tmp_path):
     try:
         with FakeOpenAI(_anthropic) as anthropic, FakeOpenAI(_openai) as openai:
             env = {
-                **os.environ,
-                "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
-                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{anthropic.port}",
-                "OPENAI_API_KEY": OPENAI_KEY,
-                "OPENAI_BASE_URL": openai.base_url,
-                "IMMUNE_LEDGER_PATH": str(tmp_path / "ledger.sqlite"),
+                **sniper_env(anthropic, openai, ANTHROPIC_KEY, OPENAI_KEY, tmp_path / "ledger.sqlite"),
                 "RAY_TMPDIR": str(ray_tmp),
                 "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
             }

@@ -9,6 +9,7 @@ malformed bodies, slow responses or a connection reset with no answer.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import threading
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -116,6 +118,18 @@ class FakeOpenAI:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def sniper_env(anthropic: FakeOpenAI, openai: FakeOpenAI, anthropic_key: str, openai_key: str, ledger: Path) -> dict[str, str]:
+    """The environment an `immune` subprocess needs to send its sniper calls to two local fake providers."""
+    return {
+        **os.environ,
+        "ANTHROPIC_API_KEY": anthropic_key,
+        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{anthropic.port}",
+        "OPENAI_API_KEY": openai_key,
+        "OPENAI_BASE_URL": openai.base_url,
+        "IMMUNE_LEDGER_PATH": str(ledger),
+    }
 
 
 def last_user_text(payload: dict[str, Any]) -> str:
