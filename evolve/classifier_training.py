@@ -1,16 +1,20 @@
-"""Reproducible training of the input guard's light classifier.
+"""Reproducible training of the input guard's learned stage.
 
-Data: ``evolve/data/classifier_corpus.yaml`` (positives rendered from our own
-templates; hand-written negatives and hard negatives) plus conversational
-lines from the installed ``chatterbot-corpus`` package (BSD). Texts are
-canonicalised exactly as the guard does before featurisation. A fixed seed
-fixes the split, the sampling and the solver, so the same inputs give the same
-weights. The result is a new rule-set version carrying the model.
+Data: the real corpus (``evolve.corpus``: pinned registry sources split by
+source, plus the project's own templated attacks — ``evolve/data/
+classifier_corpus.yaml`` — company traffic and hard negatives), or, where
+none is built, the small committed sample. Texts are canonicalised and cut
+into windows exactly as the guard does before featurisation. C is chosen and
+the thresholds calibrated on the validation sources. A fixed seed fixes the
+solver, so the same inputs give the same weights. The result is a new
+rule-set version carrying the model.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +25,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from evolve.corpus.records import LabelledText
 from targets.canonical import canonicalize
-from targets.classifier import KIND, ClassifierSpec, ngram_buckets, pack
+from targets.classifier import WINDOW_KIND, ClassifierSpec, features, pack, windows
 from targets.rules import RuleSet
 from targets.semantic import SemanticSpec
+
+log = logging.getLogger(__name__)
 
 MAX_PER_TEMPLATE = 60
 SEMANTIC_EXEMPLARS = 400
@@ -76,94 +83,214 @@ def load_corpus(seed: int = 0) -> Corpus:
     return Corpus(tuple(positives), tuple(negatives), sources, tuple(groups))
 
 
-def _matrix(texts: list[str], spec: ClassifierSpec):  # noqa: ANN202 - scipy.sparse.csr_matrix
-    """Rows of n-gram counts scaled by 1/sqrt(total n-grams), exactly as the guard computes them."""
+WINDOW = 512
+C_GRID = (2.0, 8.0, 32.0)
+
+
+@dataclass(frozen=True)
+class TrainingCorpus:
+    """What the learned stage trains on (train split) and is calibrated on (validation split)."""
+
+    train: tuple[LabelledText, ...]
+    validation: tuple[LabelledText, ...]
+    origin: str  # "corpus <dir>" or "committed sample"
+
+    def describe(self) -> dict[str, Any]:
+        def count(rows: tuple[LabelledText, ...]) -> dict[str, int]:
+            return {"attack": sum(r.is_attack for r in rows), "benign": sum(not r.is_attack for r in rows), "sources": len({r.source for r in rows})}
+
+        return {"origin": self.origin, "train": count(self.train), "validation": count(self.validation)}
+
+
+def training_corpus(root: Path | None = None) -> TrainingCorpus:
+    """The built corpus (``immune data build``) if there is one, else the committed sample (with a warning)."""
+    from evolve.corpus.build import CorpusMissing, corpus_dir, load_split
+    from evolve.corpus.sample import load_sample
+
+    try:
+        return TrainingCorpus(tuple(load_split("train", root)), tuple(load_split("validation", root)), f"corpus {corpus_dir(root)}")
+    except CorpusMissing:
+        log.warning("no corpus built (run `immune data build`); training the classifier on the small committed sample")
+        rows = load_sample()
+        return TrainingCorpus(tuple(r for r in rows if r.split == "train"), tuple(r for r in rows if r.split == "validation"), "committed sample")
+
+
+def spec_shape() -> ClassifierSpec:
+    """The featurisation of the learned stage (kind /3)."""
+    return ClassifierSpec(kind=WINDOW_KIND, words=True, window=WINDOW, bits=20)
+
+
+_MATRIX_CACHE: dict[tuple, tuple] = {}
+
+
+def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):  # noqa: ANN202 - (csr_matrix, owner index per row)
+    """One row per window of each canonical text, features scaled by 1/sqrt(count) as the guard computes them."""
     from scipy.sparse import csr_matrix
 
     indptr = [0]
     indices: list[np.ndarray] = []
     values: list[np.ndarray] = []
-    for text in texts:
-        buckets = ngram_buckets(canonicalize(text).text, spec.ngram_min, spec.ngram_max, spec.bits)
-        indices.append(buckets.astype(np.int64))
-        values.append(np.full(len(buckets), 1.0 / np.sqrt(max(1, len(buckets))), dtype=np.float64))
-        indptr.append(indptr[-1] + len(buckets))
-    matrix = csr_matrix((np.concatenate(values), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 1 << spec.bits))
-    matrix.sum_duplicates()  # repeated n-grams become counts
-    return matrix
+    owner: list[int] = []
+    for index, text in enumerate(texts):
+        for window in windows(canonicalize(text).text, spec.window):
+            found = features(window, spec)
+            if len(found) == 0:
+                continue
+            indices.append(found.astype(np.int64))
+            values.append(np.full(len(found), 1.0 / np.sqrt(len(found)), dtype=np.float64))
+            indptr.append(indptr[-1] + len(found))
+            owner.append(index)
+    if not indices:
+        return csr_matrix((0, 1 << spec.bits)), np.zeros(0, dtype=np.int64)
+    matrix = csr_matrix((np.concatenate(values), np.concatenate(indices), np.array(indptr)), shape=(len(owner), 1 << spec.bits))
+    matrix.sum_duplicates()
+    return matrix, np.array(owner, dtype=np.int64)
+
+
+def _cached_matrix(rows: tuple[LabelledText, ...], spec: ClassifierSpec):  # noqa: ANN202
+    key = (id(rows), len(rows), spec.window, spec.bits, spec.words)
+    if key not in _MATRIX_CACHE:
+        _MATRIX_CACHE.clear()
+        _MATRIX_CACHE[key] = _window_matrix([r.text for r in rows], spec)
+    return _MATRIX_CACHE[key]
+
+
+def text_logits(model, matrix, owner: np.ndarray, n: int) -> np.ndarray:  # noqa: ANN001
+    """The largest window logit of each text."""
+    window_logits = model.decision_function(matrix) if matrix.shape[0] else np.zeros(0)
+    out = np.full(n, -60.0)
+    np.maximum.at(out, owner, window_logits)
+    return out
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    return float(np.quantile(values, q)) if len(values) else 0.0
+
+
+def calibrate(benign_logits: np.ndarray, flag_fpr: float, block_fpr: float, thresholds) -> tuple[float, float]:  # noqa: ANN001
+    """Platt (scale, shift) putting the flag/block thresholds at the given benign false-positive rates."""
+    low, high = _quantile(benign_logits, 1 - flag_fpr), _quantile(benign_logits, 1 - block_fpr)
+    z_flag = math.log(thresholds.flag / (1 - thresholds.flag))
+    z_block = math.log(thresholds.block / (1 - min(thresholds.block, 0.999999)))
+    if high - low < 1e-6:
+        high = low + 1.0
+    scale = (z_block - z_flag) / (high - low)
+    return scale, z_flag - scale * low
+
+
+FLAG_FPR = 0.004  # the classifier alone flags at most this share of validation benign texts
+BLOCK_FPR = 0.001
 
 
 def train_classifier(
     base: RuleSet,
     *,
     seed: int = 0,
-    c: float = 8.0,
-    holdout: float = 0.2,
+    c: float | None = None,
+    holdout: float = 0.2,  # kept for callers of the kind /2 trainer; the validation split is the hold-out now
     extra_positives: Sequence[str] = (),
     extra_negatives: Sequence[str] = (),
     version: str | None = None,
+    corpus: TrainingCorpus | None = None,
 ) -> tuple[RuleSet, dict[str, Any]]:
-    """A new version of ``base`` carrying a freshly trained classifier, and the training report.
+    """A new version of ``base`` carrying a freshly trained learned stage, and the training report.
 
-    ``extra_positives`` (attacks mined by the evolution loop) join the training
-    side only; ``extra_negatives`` (the benign mining corpus: the company's own
-    legitimate traffic) teach it that an ordinary invoice is not an attack.
+    Trains on the corpus's train split (real prompts and attacks from the
+    pinned sources, plus the project's own templates and traffic), picks C
+    and calibrates the thresholds on the validation split (sources never
+    trained on). ``extra_positives`` (attacks mined by the evolution loop)
+    and ``extra_negatives`` (the company's legitimate traffic) join the
+    training side only.
     """
+    from scipy.sparse import vstack
     from sklearn.linear_model import LogisticRegression
 
-    corpus = load_corpus(seed)
-    extra = list(dict.fromkeys(extra_positives))
-    negatives = corpus.negatives + tuple(dict.fromkeys(extra_negatives))
-    sources = {**corpus.sources, "positives_mined": len(extra), "negatives_extra": len(negatives) - len(corpus.negatives)}
-    corpus = Corpus(corpus.positives + tuple(extra), negatives, sources, corpus.positive_groups + tuple([-1] * len(extra)))
-    texts = list(corpus.positives) + list(corpus.negatives)
-    labels = np.array([1] * len(corpus.positives) + [0] * len(corpus.negatives))
-    # Hold out whole templates (not single renderings) so the report measures generalisation.
-    rng = np.random.default_rng(seed)
-    templates = np.unique([g for g in corpus.positive_groups if g >= 0])
-    held_templates = set(rng.choice(templates, size=max(1, int(len(templates) * holdout)), replace=False).tolist())
-    held_positive = np.array([g in held_templates for g in corpus.positive_groups])
-    held_negative = rng.random(len(corpus.negatives)) < holdout
-    held = np.concatenate([held_positive, held_negative])
-    train_idx, test_idx = np.flatnonzero(~held), np.flatnonzero(held)
-    shape = ClassifierSpec()
-    x = _matrix(texts, shape)
-    model = LogisticRegression(C=c, solver="liblinear", class_weight="balanced", random_state=seed, max_iter=1000)
-    model.fit(x[train_idx], labels[train_idx])
-    probabilities = model.predict_proba(x[test_idx])[:, 1]
-    truth = labels[test_idx]
+    corpus = corpus or training_corpus()
+    spec = spec_shape()
+    x_base, owner_base = _cached_matrix(corpus.train, spec)
+    labels_base = np.array([r.is_attack for r in corpus.train], dtype=np.int64)
+    extras = [(t, 1) for t in dict.fromkeys(extra_positives)] + [(t, 0) for t in dict.fromkeys(extra_negatives)]
+    x_extra, owner_extra = _window_matrix([t for t, _ in extras], spec)
+    labels_extra = np.array([y for _, y in extras], dtype=np.int64)
+    x = vstack([x_base, x_extra]).tocsr() if x_extra.shape[0] else x_base
+    owners = np.concatenate([owner_base, owner_extra + len(corpus.train)])
+    text_labels = np.concatenate([labels_base, labels_extra])
+    y = text_labels[owners]
+    # Each text weighs the same whatever its number of windows; the classes weigh the same in total.
+    windows_per_text = np.bincount(owners, minlength=len(text_labels)).astype(np.float64)
+    weight = 1.0 / windows_per_text[owners]
+    for label in (0, 1):
+        mask = y == label
+        if mask.any():
+            weight[mask] *= len(y) / (2.0 * weight[mask].sum())
+    x_val, owner_val = _cached_validation(corpus, spec)
+    val_labels = np.array([r.is_attack for r in corpus.validation], dtype=bool)
+
+    def fit(c_value: float):  # noqa: ANN202
+        model = LogisticRegression(C=c_value, solver="liblinear", random_state=seed, max_iter=2000)
+        model.fit(x, y, sample_weight=weight)
+        return model
+
+    def recall_at(model, fpr: float) -> float:  # noqa: ANN001
+        logits = text_logits(model, x_val, owner_val, len(corpus.validation))
+        threshold = _quantile(logits[~val_labels], 1 - fpr)
+        return float((logits[val_labels] > threshold).mean()) if val_labels.any() else 0.0
+
+    grid = (c,) if c is not None else C_GRID
+    scored = []
+    for c_value in grid:
+        model = fit(c_value)
+        scored.append((recall_at(model, 0.01) if len(grid) > 1 else 0.0, -c_value, model))
+    _, neg_c, model = max(scored, key=lambda item: (item[0], item[1]))
+    chosen_c = -neg_c
+    logits = text_logits(model, x_val, owner_val, len(corpus.validation))
+    thresholds = base.thresholds
+    scale, shift = calibrate(logits[~val_labels], FLAG_FPR, BLOCK_FPR, thresholds)
+    probabilities = 1.0 / (1.0 + np.exp(-np.clip(scale * logits + shift, -60, 60)))
 
     def rates(threshold: float) -> dict[str, float]:
-        predicted = probabilities >= threshold
-        positives = max(1, int(truth.sum()))
-        negatives = max(1, int((1 - truth).sum()))
-        return {"recall": float((predicted & (truth == 1)).sum() / positives), "fpr": float((predicted & (truth == 0)).sum() / negatives)}
+        flagged = probabilities >= threshold
+        return {
+            "recall": float(flagged[val_labels].mean()) if val_labels.any() else 0.0,
+            "fpr": float(flagged[~val_labels].mean()) if (~val_labels).any() else 0.0,
+        }
 
-    thresholds = base.thresholds
     weights = model.coef_[0].astype(np.float32)
     keep = np.flatnonzero(np.abs(weights) > 1e-4).astype(np.uint32)
     report: dict[str, Any] = {
-        "kind": KIND,
+        "kind": WINDOW_KIND,
         "seed": seed,
-        "C": c,
-        "data": corpus.sources,
-        "train": int(len(train_idx)),
-        "holdout": int(len(test_idx)),
-        "holdout_positives": int(truth.sum()),
-        "holdout_negatives": int((1 - truth).sum()),
-        "holdout_templates": len(held_templates),
+        "C": chosen_c,
+        "C_grid": {str(-nc): round(r, 4) for r, nc, _ in scored} if len(grid) > 1 else {},
+        "data": {**corpus.describe(), "positives_mined": sum(1 for _, y_ in extras if y_), "negatives_extra": sum(1 for _, y_ in extras if not y_)},
+        "train_windows": int(x.shape[0]),
+        "validation": {"texts": len(corpus.validation), "attacks": int(val_labels.sum())},
+        "calibration": {"flag_fpr_target": FLAG_FPR, "block_fpr_target": BLOCK_FPR, "scale": scale, "shift": shift},
         "at_flag": rates(thresholds.flag),
         "at_block": rates(thresholds.block),
         "nonzero_weights": int(len(keep)),
     }
-    spec = ClassifierSpec(bias=float(model.intercept_[0]), indices=pack(keep, "<u4"), weights=pack(weights[keep], "<f4"), training=report)
-    # Exemplars of the optional semantic stage: a deterministic sample of canonical positives.
+    trained_spec = spec.model_copy(
+        update={"bias": float(model.intercept_[0]), "indices": pack(keep, "<u4"), "weights": pack(weights[keep], "<f4"), "scale": scale, "shift": shift, "training": report}
+    )
+    positives = [r.text for r in corpus.train if r.is_attack] + [t for t, y_ in extras if y_]
     exemplar_rng = random.Random(seed)
-    exemplars = sorted({canonicalize(t).text for t in exemplar_rng.sample(list(corpus.positives), min(SEMANTIC_EXEMPLARS, len(corpus.positives)))})
+    exemplars = sorted({canonicalize(t).text[:2000] for t in exemplar_rng.sample(positives, min(SEMANTIC_EXEMPLARS, len(positives)))})
     semantic = (base.semantic or SemanticSpec()).model_copy(update={"exemplars": tuple(exemplars)})
     version = version or (str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}+clf")
-    trained = base.model_copy(update={"classifier": spec, "semantic": semantic, "version": version, "parent": base.version, "hash": None}).sealed()
+    trained = base.model_copy(update={"classifier": trained_spec, "semantic": semantic, "version": version, "parent": base.version, "hash": None}).sealed()
     return trained, report
+
+
+_VALIDATION_CACHE: dict[tuple, tuple] = {}
+
+
+def _cached_validation(corpus: TrainingCorpus, spec: ClassifierSpec):  # noqa: ANN202
+    key = (id(corpus.validation), len(corpus.validation), spec.window, spec.bits, spec.words)
+    if key not in _VALIDATION_CACHE:
+        _VALIDATION_CACHE.clear()
+        _VALIDATION_CACHE[key] = _window_matrix([r.text for r in corpus.validation], spec)
+    return _VALIDATION_CACHE[key]
 
 
 def write_ruleset(ruleset: RuleSet, path: Path) -> None:

@@ -12,12 +12,14 @@ import pyarrow as pa
 TABLES = ("episodes", "events", "cases", "warrants", "calls")
 
 SCHEMA_VERSIONS: dict[str, int] = {"episodes": 2, "events": 1, "cases": 1, "warrants": 1, "calls": 1}
+CORPUS_SCHEMA_VERSION = 1  # the labelled-text corpora of evolve.corpus (not a run table)
 
 _STR_LIST = pa.list_(pa.string())
 
 
-def _with_version(name: str, fields: list[pa.Field]) -> pa.Schema:
-    meta = {b"kosmoi.table": name.encode(), b"kosmoi.schema_version": str(SCHEMA_VERSIONS[name]).encode()}
+def _with_version(name: str, fields: list[pa.Field], version: int | None = None) -> pa.Schema:
+    version = SCHEMA_VERSIONS[name] if version is None else version
+    meta = {b"kosmoi.table": name.encode(), b"kosmoi.schema_version": str(version).encode()}
     return pa.schema(fields, metadata=meta)
 
 
@@ -129,6 +131,21 @@ CALLS = _with_version(
         pa.field("retries", pa.int32(), nullable=False),
         pa.field("sim_time", pa.float64(), nullable=False),
     ],
+)
+
+CORPUS = _with_version(
+    "corpus",
+    [
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),  # attack | benign
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("licence", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("origin", pa.string(), nullable=False),
+        pa.field("framing", pa.string(), nullable=False),
+    ],
+    CORPUS_SCHEMA_VERSION,
 )
 
 SCHEMAS: dict[str, pa.Schema] = {"episodes": EPISODES, "events": EVENTS, "cases": CASES, "warrants": WARRANTS, "calls": CALLS}
