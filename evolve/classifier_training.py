@@ -76,7 +76,13 @@ def load_corpus(seed: int = 0) -> Corpus:
         rendered = _render(template, slots, rng)
         positives.extend(rendered)
         groups.extend([index] * len(rendered))
-    handwritten = [str(line) for line in raw["negatives"]]
+    for key, template_list in (("multilingual_positives", raw.get("multilingual_positives", [])), ("indirect_templates", raw.get("indirect_templates", [])), ("code_injection_templates", raw.get("code_injection_templates", []))):
+        base_index = len(raw["positive_templates"]) + {"multilingual_positives": 1000, "indirect_templates": 2000, "code_injection_templates": 3000}[key]
+        for offset, template in enumerate(template_list):
+            rendered = _render(template, slots, rng) if "{task}" in template else [template.replace("{{", "{").replace("}}", "}")]
+            positives.extend(rendered)
+            groups.extend([base_index + offset] * len(rendered))
+    handwritten = [str(line) for line in raw["negatives"]] + [str(line) for line in raw.get("benign_instructions", [])]
     chatter = chatterbot_lines()
     negatives = handwritten + chatter
     sources = {"positives": len(positives), "templates": len(raw["positive_templates"]), "negatives_handwritten": len(handwritten), "negatives_chatterbot": len(chatter)}

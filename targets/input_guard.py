@@ -174,7 +174,9 @@ class InputGuard:
             outcome = "let through" if mention_is_benign else "flagged"
             reasons.append(f"{', '.join(sorted(quoted_only))} only inside quotes in a text about attacks: a mention, {outcome}")
         if not block and self.classifier is not None:
-            probability = max(self.classifier.probability(t) for t in (canon.text, *(hidden for _, hidden in derived)))
+            # A benign mention is judged on the text around its quotes (the quoted attack is not the writer's).
+            judged = remainder if mention_is_benign and len(quoted_only) == len(quotable) else canon.text
+            probability = max(self.classifier.probability(t) for t in (judged, *(hidden for _, hidden in derived)))
             if probability >= self._flag_threshold:
                 fired.append(CLASSIFIER_RULE)
                 reasons.append(f"classifier p={probability:.2f}")

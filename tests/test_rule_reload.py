@@ -51,7 +51,7 @@ def test_a_good_new_version_replaces_the_old_one(rules_file):
     "damage, message",
     [
         (lambda text: text[: len(text) // 2], "not valid JSON"),
-        (lambda text: text.replace('"version": "5"', '"version": "99"'), "hash"),
+        (lambda text: text.replace('"version": "6"', '"version": "99"'), "hash"),
         (lambda text: json.dumps({**json.loads(text), "rules": json.loads(text)["rules"] + [BACKTRACKING], "hash": None}), "custom.evil"),
         (lambda text: "\udcff garbage", ""),
     ],
@@ -67,7 +67,7 @@ def test_a_broken_version_is_refused_and_the_last_good_one_stays(rules_file, dam
     with caplog.at_level(logging.ERROR, logger="sim.rules_source"):
         assert not live.refresh()
     assert live.current.hash == good and live.last_error and message in live.last_error
-    assert any("keeping baseline v5" in r.getMessage() for r in caplog.records)
+    assert any("keeping baseline v6" in r.getMessage() for r in caplog.records)
     clock.now = 4.0
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="sim.rules_source"):
@@ -115,4 +115,4 @@ def test_immune_scan_keeps_answering_while_its_rule_file_breaks_and_heals(rules_
         proc.stdin.close()
         proc.wait(60)
     stderr = proc.stderr.read()
-    assert proc.returncode == 0 and "keeping baseline v5" in stderr and "not valid JSON" in stderr and "now baseline v6" in stderr
+    assert proc.returncode == 0 and "keeping baseline v6" in stderr and "not valid JSON" in stderr and "now baseline v6" in stderr

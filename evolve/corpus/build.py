@@ -38,8 +38,12 @@ class CorpusMissing(FileNotFoundError):
 
 
 def corpus_key(sources: Sequence[PackageSource] = SOURCES) -> str:
+    """Hash of the pins, the builder version and the project's own training data."""
+    from importlib import resources
+
     pins = sorted(f"{s.pin.spec}@{s.pin.sha256}" for s in sources)
-    return hashlib.sha256(json.dumps([BUILDER_VERSION, pins]).encode()).hexdigest()[:16]
+    project = hashlib.sha256(resources.files("evolve").joinpath("data", "classifier_corpus.yaml").read_bytes()).hexdigest()
+    return hashlib.sha256(json.dumps([BUILDER_VERSION, pins, project]).encode()).hexdigest()[:16]
 
 
 def corpus_dir(root: Path | None = None, sources: Sequence[PackageSource] = SOURCES) -> Path:
@@ -49,9 +53,13 @@ def corpus_dir(root: Path | None = None, sources: Sequence[PackageSource] = SOUR
 def project_rows(seed: int = 0) -> list[LabelledText]:
     """The project's own training texts: templated attacks, company traffic, hand-written hard negatives (train split)."""
     from evolve.benign_corpus import build_benign_corpus
-    from evolve.classifier_training import load_corpus
+    from evolve.classifier_training import chatterbot_lines, load_corpus
 
-    rows = [LabelledText(t, ATTACK, "kosmoi_templates", "kosmoi:classifier-templates", PROJECT_LICENCE, "train", "evolve/data/classifier_corpus.yaml") for t in load_corpus(seed).positives]
+    templates = load_corpus(seed)
+    where = "evolve/data/classifier_corpus.yaml"
+    rows = [LabelledText(t, ATTACK, "kosmoi_templates", "kosmoi:classifier-templates", PROJECT_LICENCE, "train", where) for t in templates.positives]
+    chatter = set(chatterbot_lines())
+    rows += [LabelledText(t, BENIGN, "instruction", "kosmoi:handwritten", PROJECT_LICENCE, "train", where) for t in templates.negatives if t not in chatter]
     benign = build_benign_corpus(seed)
     for item in (*benign.mining, *benign.gate):
         if item.source != "chatterbot":  # chatterbot comes from its pinned wheel, split by language

@@ -13,6 +13,7 @@ names garak.
 from __future__ import annotations
 
 import gzip
+import re
 import io
 import json
 import zipfile
@@ -238,7 +239,7 @@ def pyrit(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledT
     for name in ("pyrit/datasets/seed_datasets/local/psfuzz_steal_system.prompt",):
         data = yaml.safe_load(archive.read(name).decode("utf-8")) or {}
         for seed in data.get("seeds", []):
-            for part in str(seed.get("value", "")).split(" |\n"):
+            for part in re.split(r"\s\|\s*(?=\d+\.\s)", str(seed.get("value", ""))):
                 part = part.strip().lstrip("0123456789. ").strip(" |")
                 if part:
                     yield source.row(part, ATTACK, "exfiltration", "pyrit:psfuzz", name.rsplit("/", 1)[1], split="eval")
