@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sim.cli_analysis import register as register_analysis_commands
+from sim.cli_data import register as register_data_commands
 from sim.cli_common import console, err, fail, load_rules, setup_logging, tracking_uri_for
 from sim.config import ConfigError, load_experiment
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
@@ -586,6 +587,7 @@ def alias_history(
 
 
 register_analysis_commands(app)
+register_data_commands(app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Bounded decoding of encoded runs (base64, hex, URL, quoted-printable).
+"""Bounded decoding of encoded runs (base64, base32, base85/ascii85, hex, URL, quoted-printable, uuencode, MIME words).
 
 Used by the output guard to re-scan what an encoding hides, and by the victim
 to understand encoded instructions. Every call is bounded in depth, number of
@@ -24,6 +24,11 @@ _BASE64_RE = re2.compile(r"[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9_\-]{16,}={0,2}", 
 _HEX_RE = re2.compile(r"\b(?:[0-9a-fA-F]{2}){8,}\b|\b(?:[0-9a-fA-F]{2}[ :]){7,}[0-9a-fA-F]{2}\b", _OPTIONS)
 _URL_RE = re2.compile(r"(?:[^\s%]{0,64}%[0-9a-fA-F]{2}){3,}[^\s%]{0,64}", _OPTIONS)
 _QP_RE = re2.compile(r"(?:[^\s=]{0,64}=[0-9A-F]{2}){3,}[^\s=]{0,64}", _OPTIONS)
+_BASE32_RE = re2.compile(r"[A-Z2-7]{16,}={0,6}", _OPTIONS)
+_ASCII85_RE = re2.compile(r"<~[!-u\s]{8,}~>", _OPTIONS)
+_BASE85_RE = re2.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}", _OPTIONS)
+_UU_RE = re2.compile(r"begin [0-7]{3} [^\n]{1,64}\n(?:[!-`]{1,61}\n)+`?\n?end", _OPTIONS)
+_MIME_RE = re2.compile(r"=\?[A-Za-z0-9_\-]{1,32}\?[bBqQ]\?[^?\s]{4,}\?=", _OPTIONS)
 
 DEFAULT_MAX_DEPTH = 4
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -100,7 +105,73 @@ def _decode_qp(run: str) -> str | None:
     return text if text and text != run else None
 
 
-_DECODERS = (("base64", _BASE64_RE, _decode_base64), ("hex", _HEX_RE, _decode_hex), ("url", _URL_RE, _decode_url), ("qp", _QP_RE, _decode_qp))
+def _decode_base32(run: str) -> str | None:
+    body = run.rstrip("=")
+    try:
+        return _printable_text(base64.b32decode(body + "=" * (-len(body) % 8)))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_ascii85(run: str) -> str | None:
+    try:
+        return _printable_text(base64.a85decode(run, adobe=True, ignorechars=" \t\n\r"))
+    except ValueError:
+        return None
+
+
+def _decode_base85(run: str) -> str | None:
+    if run.isalnum():  # a plain word or identifier (base64 and base32 cover those alphabets)
+        return None
+    try:
+        return _printable_text(base64.b85decode(run))
+    except ValueError:
+        return None
+
+
+def _decode_uu(run: str) -> str | None:
+    raw = bytearray()
+    for line in run.splitlines()[1:]:
+        if line in ("end", "`", ""):
+            continue
+        try:
+            raw += binascii.a2b_uu(line)
+        except binascii.Error:
+            return None
+    return _printable_text(bytes(raw))
+
+
+def _decode_mime(run: str) -> str | None:
+    import email.header
+
+    try:
+        parts = email.header.decode_header(run)
+    except (ValueError, LookupError):
+        return None
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            try:
+                out.append(chunk.decode(charset or "utf-8", "replace"))
+            except LookupError:
+                return None
+        else:
+            out.append(chunk)
+    decoded = "".join(out)
+    return decoded if decoded != run and len(decoded) >= 4 else None
+
+
+_DECODERS = (
+    ("base64", _BASE64_RE, _decode_base64),
+    ("base32", _BASE32_RE, _decode_base32),
+    ("ascii85", _ASCII85_RE, _decode_ascii85),
+    ("base85", _BASE85_RE, _decode_base85),
+    ("hex", _HEX_RE, _decode_hex),
+    ("url", _URL_RE, _decode_url),
+    ("qp", _QP_RE, _decode_qp),
+    ("uuencode", _UU_RE, _decode_uu),
+    ("mime", _MIME_RE, _decode_mime),
+)
 
 
 def decode_runs(

