@@ -89,7 +89,7 @@ def load_corpus(seed: int = 0) -> Corpus:
     return Corpus(tuple(positives), tuple(negatives), sources, tuple(groups))
 
 
-WINDOW = 512
+WINDOW = 256
 C_GRID = (2.0, 8.0, 32.0)
 
 
@@ -130,8 +130,9 @@ _MATRIX_CACHE: dict[tuple, tuple] = {}
 
 
 def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):  # noqa: ANN202 - (csr_matrix, owner index per row)
-    """One row per window of each canonical text, features scaled by 1/sqrt(count) as the guard computes them."""
+    """One row per window of each canonical text: L2-normalised hashed counts, as the guard computes them."""
     from scipy.sparse import csr_matrix
+    from sklearn.preprocessing import normalize
 
     indptr = [0]
     indices: list[np.ndarray] = []
@@ -143,14 +144,14 @@ def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):  # noqa: ANN202 
             if len(found) == 0:
                 continue
             indices.append(found.astype(np.int64))
-            values.append(np.full(len(found), 1.0 / np.sqrt(len(found)), dtype=np.float64))
+            values.append(np.ones(len(found), dtype=np.float64))
             indptr.append(indptr[-1] + len(found))
             owner.append(index)
     if not indices:
         return csr_matrix((0, 1 << spec.bits)), np.zeros(0, dtype=np.int64)
     matrix = csr_matrix((np.concatenate(values), np.concatenate(indices), np.array(indptr)), shape=(len(owner), 1 << spec.bits))
     matrix.sum_duplicates()
-    return matrix, np.array(owner, dtype=np.int64)
+    return normalize(matrix, norm="l2", copy=False), np.array(owner, dtype=np.int64)
 
 
 def _cached_matrix(rows: tuple[LabelledText, ...], spec: ClassifierSpec):  # noqa: ANN202

@@ -267,9 +267,11 @@ def _patch(
         state.mined_positives.extend(v for v in views(attack.payload)[:2] if v)
     state.mined_positives = state.mined_positives[-5000:]
     version = f"g{generation + 1}"
+    trained_c = (ruleset.classifier.training or {}).get("C") if ruleset.classifier is not None else None
     retrained, _ = train_classifier(
         candidate.model_copy(update={"name": "evolved"}),
         seed=generation,
+        c=float(trained_c) if isinstance(trained_c, (int, float)) else None,  # the production model's C: no search per generation
         extra_positives=state.mined_positives,
         extra_negatives=miner.benign_texts,
         version=version,

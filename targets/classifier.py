@@ -16,7 +16,9 @@ Two kinds share the featurisation:
 Every feature is packed into a 64-bit integer tagged with its kind and hashed
 into ``2**bits`` buckets by multiply-shift (Fibonacci) hashing — identical on
 every machine and process. Feature values are counts scaled by
-``1/sqrt(total features)`` of the window; the model is ``sigmoid(bias + w·x)``.
+``1/sqrt(total features)`` (kind /2) or by the counts' L2 norm (kind /3, so
+that repetition inside a window is no evidence either); the model is
+``sigmoid(bias + w·x)``.
 
 The weights live inside the rule set (``RuleSet.classifier``) so a rule-set
 version pins its model; ``evolve.classifier_training`` trains them
@@ -166,6 +168,9 @@ class Classifier:
         found = features(text, self.spec)
         if len(found) == 0:
             return self._bias
+        if self.spec.kind == WINDOW_KIND:  # L2-normalised counts: repeating a window's content changes nothing
+            buckets, counts = np.unique(found, return_counts=True)
+            return self._bias + float(self._weights[buckets] @ counts) / math.sqrt(float(counts @ counts))
         return self._bias + float(self._weights[found].sum()) / math.sqrt(len(found))
 
     def logit(self, canonical_text: str) -> float:

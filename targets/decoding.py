@@ -27,7 +27,7 @@ _QP_RE = re2.compile(r"(?:[^\s=]{0,64}=[0-9A-F]{2}){3,}[^\s=]{0,64}", _OPTIONS)
 _BASE32_RE = re2.compile(r"[A-Z2-7]{16,}={0,6}", _OPTIONS)
 _ASCII85_RE = re2.compile(r"<~[!-u\s]{8,}~>", _OPTIONS)
 _BASE85_RE = re2.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20,}", _OPTIONS)
-_UU_RE = re2.compile(r"begin [0-7]{3} [^\n]{1,64}\n(?:[!-`]{1,61}\n)+`?\n?end", _OPTIONS)
+_UU_RE = re2.compile(r"begin [0-7]{3} [^\n]{1,64}\n(?:[ -`]{1,61}\n)+`?\n?end", _OPTIONS)
 _MIME_RE = re2.compile(r"=\?[A-Za-z0-9_\-]{1,32}\?[bBqQ]\?[^?\s]{4,}\?=", _OPTIONS)
 
 DEFAULT_MAX_DEPTH = 4
