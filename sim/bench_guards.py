@@ -181,3 +181,42 @@ def input_throughput(seconds: float = 3.0) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     return done / elapsed, done
 
+
+
+def corpus_latency(rulesets: dict[str, RuleSet], texts: list[str], rounds: int = 3) -> dict[str, dict[str, object]]:
+    """Per rule set, side by side in one process: input-guard latency by length bucket and texts/s on one core.
+
+    Every rule set scans the same texts; ``rounds`` alternate the rule sets so drift on a noisy machine
+    hits them alike. Latencies are the best round's per text (the least disturbed); throughput is
+    texts over total scan time of that round.
+    """
+    from evolve.guard_eval import LENGTH_BUCKETS, _bucket
+
+    guards = {name: InputGuard(ruleset) for name, ruleset in rulesets.items()}
+    best: dict[str, tuple[float, list[float]]] = {}
+    for _ in range(rounds):
+        for name, guard in guards.items():
+            latencies = []
+            start_all = time.perf_counter()
+            for text in texts:
+                start = time.perf_counter_ns()
+                guard.scan(text)
+                latencies.append((time.perf_counter_ns() - start) / 1000)
+            total = time.perf_counter() - start_all
+            if name not in best or total < best[name][0]:
+                best[name] = (total, latencies)
+    out: dict[str, dict[str, object]] = {}
+    order = [_bucket(low) for low, _ in LENGTH_BUCKETS]
+    for name, (total, latencies) in best.items():
+        buckets: dict[str, list[float]] = {}
+        for text, latency in zip(texts, latencies):
+            buckets.setdefault(_bucket(len(text.encode("utf-8", "replace"))), []).append(latency)
+        out[name] = {
+            "texts_per_s": len(texts) / total,
+            "buckets": {b: {"texts": len(buckets[b]), "p50": _pct(sorted(buckets[b]), 50), "p99": _pct(sorted(buckets[b]), 99)} for b in order if b in buckets},
+        }
+    return out
+
+
+def _pct(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] if ordered else 0.0

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from sim.cli_analysis import register as register_analysis_commands
 from sim.cli_data import register as register_data_commands
@@ -262,21 +263,29 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
 def rules_train_classifier(
     base: Annotated[str, typer.Option(help="Rule set to add the classifier to.")] = "builtin:baseline",
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the new rule-set version.")] = Path("ruleset.json"),
-    seed: Annotated[int, typer.Option(help="Seed of the split, sampling and solver.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the solver.")] = 0,
+    c: Annotated[Optional[float], typer.Option("--c", help="Inverse regularisation strength (default: chosen on the validation sources).", min=1e-6)] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus (`immune data build`).")] = None,
 ) -> None:
-    """Train the light classifier reproducibly and write a new rule-set version carrying it."""
-    from evolve.classifier_training import train_classifier
+    """Train the learned stage reproducibly on the corpus's train sources, calibrate it on its validation sources, and write a new rule-set version."""
+    setup_logging(False)
+    from evolve.classifier_training import train_classifier, training_corpus
 
     try:
         ruleset = load_ruleset(base)
     except RuleSetError as exc:
         fail(str(exc))
-    trained, report = train_classifier(ruleset, seed=seed)
+    with console.status("training the learned stage"):
+        trained, report = train_classifier(ruleset, seed=seed, c=c, corpus=training_corpus(cache))
     out.write_text(trained.to_json(), "utf-8")
     flag, block = report["at_flag"], report["at_block"]
+    data = report["data"]
     console.print(
-        f"{out}: {trained.name} v{trained.version} ({trained.hash}); trained on {report['train']} texts, "
-        f"held-out templates: recall {flag['recall']:.1%} / FPR {flag['fpr']:.2%} at flag, recall {block['recall']:.1%} / FPR {block['fpr']:.2%} at block"
+        Text(
+            f"{out}: {trained.name} v{trained.version} ({trained.hash}); trained on {data['train']['attack']:,} attacks and {data['train']['benign']:,} benign texts "
+            f"({data['origin']}), C={report['C']:g}; validation sources: recall {flag['recall']:.1%} / FPR {flag['fpr']:.2%} at flag, "
+            f"recall {block['recall']:.1%} / FPR {block['fpr']:.2%} at block"
+        )
     )
 
 
@@ -444,9 +453,16 @@ def bench_soak(
 def bench_guards(
     quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,
     engines: Annotated[bool, typer.Option(help="Also compare rule engines (Hyperscan, RE2, Python re).")] = True,
+    corpus: Annotated[Optional[str], typer.Option(help="Instead: scan this split of the built corpus (real lengths), p50/p99 by length bucket and texts/s.")] = None,
+    rules: Annotated[Optional[list[str]], typer.Option(help="With --corpus: rule sets to compare side by side (default builtin:baseline).")] = None,
+    limit: Annotated[int, typer.Option(help="With --corpus: at most this many texts (a stable sample).", min=100)] = 5000,
 ) -> None:
     """p50/p99 per guard stage by text size and rule count, engine comparison, input scans/s."""
     from sim import bench_guards as bench
+
+    if corpus:
+        _bench_corpus(corpus, rules or ["builtin:baseline"], limit)
+        return
 
     counts = (10, 1_000) if quick else bench.RULE_COUNTS
     sizes = (100, 1_000, 10_000) if quick else bench.SIZES
@@ -466,6 +482,28 @@ def bench_guards(
         console.print(table)
     rate, done = bench.input_throughput()
     console.print(f"input guard, shipped rules, one core: {rate:,.0f} scans/s ({done:,} scans of 60-400 B texts, 20% attacks)")
+
+
+def _bench_corpus(split: str, refs: list[str], limit: int) -> None:
+    from evolve.corpus.build import CorpusMissing, load_split
+    from kosmoi.ids import stable_hash64
+    from sim import bench_guards as bench
+
+    try:
+        rows = load_split(split)
+        rulesets = {ref: load_rules(ref) for ref in refs}
+    except (CorpusMissing, ValueError) as exc:
+        fail(str(exc))
+    texts = [r.text for r in sorted(rows, key=lambda r: stable_hash64("bench", r.text))[:limit]]
+    result = bench.corpus_latency(rulesets, texts)
+    table = Table(title=f"input guard on {len(texts):,} texts of the {split} split (µs, one core, side by side)")
+    for column in ("rule set", "length (bytes)", "texts", "p50", "p99"):
+        table.add_column(column, justify="left" if column in ("rule set", "length (bytes)") else "right")
+    for ref, entry in result.items():
+        for bucket, stats in entry["buckets"].items():
+            table.add_row(Text(ref), bucket, f"{stats['texts']:,}", f"{stats['p50']:,.0f}", f"{stats['p99']:,.0f}")
+        table.add_row(Text(ref), "all: texts/s", "", f"{entry['texts_per_s']:,.0f}", "")
+    console.print(table)
 
 
 @app.command()

@@ -169,11 +169,28 @@ _ROT = [str.maketrans(_LOWER + _LOWER.upper(), _LOWER[k:] + _LOWER[:k] + _LOWER.
 _ATBASH = str.maketrans(_LOWER + _LOWER.upper(), _LOWER[::-1] + _LOWER.upper()[::-1])
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
 _LEET_WORD = re.compile(r"[a-z0-9@$!|+]*[0-9@$!|+][a-z0-9@$!|+]*")
-_SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotate|cipher|decode|decrypt", re.IGNORECASE)
+_DIGIT = re.compile(r"[0-9]")
+_SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher", re.IGNORECASE)
 
 
 def _leet_heavy(text: str) -> str:
     return _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET) if any(c.isalpha() for c in m.group(0)) else m.group(0), text)
+
+
+# Common English words as each substitution writes them: a text is scored by one pass over its own words.
+_ENCIPHERED: dict[str, frozenset[str]] = {
+    **{f"rot{k}": frozenset(w.translate(_ROT[26 - k]) for w in _COMMON) for k in range(1, 26)},  # words that rot-k turns into common ones
+    "atbash": frozenset(w.translate(_ATBASH) for w in _COMMON),
+    "reverse": frozenset(w[::-1] for w in _COMMON),
+}
+
+
+def _decode(how: str, lowered: str) -> str:
+    if how == "atbash":
+        return lowered.translate(_ATBASH)
+    if how == "reverse":
+        return lowered[::-1]
+    return lowered.translate(_ROT[int(how[3:])])
 
 
 def cipher_variants(text: str) -> list[tuple[str, str]]:
@@ -195,14 +212,21 @@ def cipher_variants(text: str) -> list[tuple[str, str]]:
             if decoded:
                 found.append((how, decoded))
     lowered = text.lower()
-    base = english_score(lowered)
-    shifts = range(1, 26) if _SHIFT_HINT.search(text) else (13,)
-    candidates = [(f"rot{k}", lowered.translate(_ROT[k])) for k in shifts]
-    candidates += [("atbash", lowered.translate(_ATBASH)), ("reverse", lowered[::-1])]
-    if any(ch.isdigit() for ch in lowered):
-        candidates.append(("leet", _leet_heavy(lowered)))
-    for how, candidate in candidates:
-        score = english_score(candidate)
+    words = _WORDS.findall(lowered)
+    distinct = set(words)
+    base = len(distinct & _COMMON)
+    hinted = _SHIFT_HINT.search(text) is not None
+    if base >= 0.2 * max(1, len(distinct)) and not hinted:
+        return found  # it already reads as English: not a letter substitution
+    names = [f"rot{k}" for k in range(1, 26)] if hinted else ["rot13"]
+    for how in (*names, "atbash", "reverse"):
+        enciphered = _ENCIPHERED[how]
+        score = len(distinct & enciphered)
         if score >= MIN_COMMON_WORDS and score > base:
-            found.append((how, candidate))
+            found.append((how, _decode(how, lowered)))
+    if _DIGIT.search(lowered):
+        candidate = _leet_heavy(lowered)
+        score = len(set(_WORDS.findall(candidate)) & _COMMON)
+        if score >= MIN_COMMON_WORDS and score > base:
+            found.append(("leet", candidate))
     return found

@@ -41,7 +41,6 @@ WINDOW_KIND = "ngram-window-logreg/3"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 HEAD_TAIL_BYTES = 2048  # kind /2, long texts: the classifier reads the first and last 2 KB (rules read everything)
 MAX_WINDOWS = 64  # kind /3: at most this many windows are scored (evenly spread over a longer text)
-_WORD = re.compile(r"\w+")
 _WORD_TAG = np.uint64(0x11 << 56)
 _BIGRAM_TAG = np.uint64(0x12 << 56)
 _LOW56 = np.uint64((1 << 56) - 1)
@@ -104,18 +103,22 @@ def ngram_buckets(text: str, ngram_min: int, ngram_max: int, bits: int) -> np.nd
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 
+_WORD_BYTES = re.compile(rb"[0-9A-Za-z_\x80-\xff]+")  # ASCII word characters and whole UTF-8 sequences
+
+
 def word_buckets(text: str, bits: int) -> np.ndarray:
-    """Hashed bucket of every word and word bigram of ``text`` (lower-cased by canonicalisation already)."""
-    words = _WORD.findall(text)
+    """Hashed bucket of every word and word bigram of ``text`` (words: runs of ASCII word bytes or UTF-8 letters)."""
+    words = _WORD_BYTES.findall(text.encode("utf-8", "replace"))
     if not words:
         return np.zeros(0, dtype=np.uint64)
-    ids = np.fromiter((zlib.crc32(w.encode("utf-8", "replace")) for w in words), dtype=np.uint64, count=len(words))
+    crc = zlib.crc32
+    ids = np.array([crc(w) | (len(w) << 32) for w in words], dtype=np.uint64)
     shift = np.uint64(64 - bits)
     with np.errstate(over="ignore"):
         unigrams = ((ids | _WORD_TAG) * _GOLDEN) >> shift
         if len(ids) < 2:
             return unigrams
-        pairs = (((ids[:-1] << np.uint64(28)) ^ ids[1:]) & _LOW56) | _BIGRAM_TAG
+        pairs = (((ids[:-1] * _GOLDEN) ^ ids[1:]) & _LOW56) | _BIGRAM_TAG
         return np.concatenate([unigrams, (pairs * _GOLDEN) >> shift])
 
 
@@ -169,8 +172,12 @@ class Classifier:
         if len(found) == 0:
             return self._bias
         if self.spec.kind == WINDOW_KIND:  # L2-normalised counts: repeating a window's content changes nothing
-            buckets, counts = np.unique(found, return_counts=True)
-            return self._bias + float(self._weights[buckets] @ counts) / math.sqrt(float(counts @ counts))
+            found.sort()
+            changes = np.flatnonzero(found[1:] != found[:-1])
+            ends = np.empty(len(changes) + 2, dtype=np.int64)
+            ends[0], ends[1:-1], ends[-1] = -1, changes, len(found) - 1
+            runs = ends[1:] - ends[:-1]  # how often each distinct feature occurs
+            return self._bias + float(self._weights[found].sum()) / math.sqrt(float(runs @ runs))
         return self._bias + float(self._weights[found].sum()) / math.sqrt(len(found))
 
     def logit(self, canonical_text: str) -> float:

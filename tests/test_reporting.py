@@ -143,12 +143,13 @@ def test_eval_scores_a_rule_set_on_labelled_files_and_refuses_bad_lines(tmp_path
     done = subprocess.run([*immune_cmd(), "eval", "--attacks", str(attacks), "--benign", str(benign_file), "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
-    assert result["recall"]["n"] == 3 and result["recall"]["hits"] >= 2
-    assert result["recall_by_category"]["override"]["n"] == 2
-    assert result["false_positive_rate"]["n"] == 2 and result["false_positive_rate"]["hits"] == 0
-    assert result["false_positive_rate"]["ci95_high"] > 0  # an interval, not a bare zero
-    assert result["latency_us"]["p99"] > 0 and result["rules"]["hash"].startswith("sha256:")
+    overall = result["overall"]
+    assert overall["recall"]["n"] == 3 and overall["recall"]["hits"] >= 2
+    assert result["attack_categories"]["override"]["attacks"] == 2
+    assert overall["false_positive_rate"]["n"] == 2 and overall["false_positive_rate"]["hits"] == 0
+    assert overall["false_positive_rate"]["ci95_high"] > 0  # an interval, not a bare zero
+    assert all(v["p99"] > 0 for v in result["latency_us"].values()) and result["rules"]["hash"].startswith("sha256:")
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"text": "fine"}\nnot json\n\xff\xfe\n{"nope": 1}\n')
     refused = subprocess.run([*immune_cmd(), "eval", "--attacks", str(bad)], capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and "3 bad line(s)" in refused.stderr and "bad.jsonl:2" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.returncode == 2 and "3 bad row(s)" in refused.stderr and "bad.jsonl:2" in refused.stderr and "Traceback" not in refused.stderr
