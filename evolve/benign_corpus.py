@@ -1,6 +1,11 @@
 """The labelled benign corpus the miner and the promotion gate check rules against.
 
-Three sources, each text tagged with its origin:
+Four sources, each text tagged with its origin:
+
+- ``real:<source>``: real prompts, documents and code of the built corpus
+  (``evolve.corpus``; the committed sample where none is built) — its train
+  split joins the *mining* part, its validation split the *gate* part, so the
+  gate's bound is measured on sources neither the miner nor the classifier saw;
 
 - ``templated``: legitimate requests to the simulated company (customers,
   vendors' invoices, employees' tickets), rendered by ``targets.traffic``;
@@ -33,7 +38,7 @@ GATE_SHARE = 0.3
 @dataclass(frozen=True, slots=True)
 class BenignText:
     text: str
-    source: str  # templated | chatterbot | hard_negative
+    source: str  # templated | chatterbot | hard_negative | real:<corpus source>
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +83,24 @@ def _hard_negatives(seed: int) -> list[BenignText]:
     return out
 
 
-def build_benign_corpus(seed: int = 0) -> BenignCorpus:
+def real_benign(split: str) -> list[BenignText]:
+    """Benign texts of one split of the real corpus (built, else the committed sample), the project's own left out."""
+    from evolve.corpus.build import CorpusMissing, load_split
+    from evolve.corpus.sample import load_sample
+
+    try:
+        rows = load_split(split)
+    except CorpusMissing:
+        rows = [r for r in load_sample() if r.split == split]
+    return [BenignText(r.text, f"real:{r.source}") for r in rows if not r.is_attack and not r.source.startswith("kosmoi:")]
+
+
+def build_benign_corpus(seed: int = 0, *, real: bool = True) -> BenignCorpus:
     """The corpus, split into mining and gate parts (deterministic for a seed)."""
+    if real:
+        mining_real, gate_real = real_benign("train"), real_benign("validation")
+    else:
+        mining_real, gate_real = [], []
     texts = _templated(seed) + [BenignText(line, "chatterbot") for line in chatterbot_lines()] + _hard_negatives(seed)
     unique: dict[str, BenignText] = {}
     for item in texts:
@@ -88,4 +109,10 @@ def build_benign_corpus(seed: int = 0) -> BenignCorpus:
     mining, gate = [], []
     for text, item in sorted(unique.items()):
         (gate if stable_hash64("benign-split", text) % 1000 < GATE_SHARE * 1000 else mining).append(item)
+    seen = set(unique)
+    for part, extra in ((mining, mining_real), (gate, gate_real)):
+        for item in extra:
+            if item.text.strip() and item.text not in seen:
+                seen.add(item.text)
+                part.append(item)
     return BenignCorpus(tuple(mining), tuple(gate))

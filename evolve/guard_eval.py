@@ -47,7 +47,7 @@ def score_rows(guard: InputGuard, rows: Sequence[LabelledText], progress: Callab
     out: list[Scored] = []
     for index, row in enumerate(rows):
         start = time.perf_counter_ns()
-        verdict = guard.scan(row.text)
+        verdict = guard.scan_uncached(row.text)
         elapsed = (time.perf_counter_ns() - start) / 1000
         out.append(Scored(row, verdict.action, float(verdict.score), verdict.rule_ids, elapsed))
         if progress and (index + 1) % 500 == 0:

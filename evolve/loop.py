@@ -74,6 +74,9 @@ class GenerationRecord(BaseModel):
     heldout: int = 0
     gate_fpr: float | None = None
     heldout_allow_rate: float | None = None
+    real_recall: float | None = None  # the staged version on the source-disjoint evaluation split: attacks caught
+    real_false_positive_rate: float | None = None  # ... and real benign texts flagged or blocked
+    real_split: str | None = None  # "corpus" or "committed sample"
     model_version: str | None = None
     ruleset_hash: str
     rejected: dict[str, int] = Field(default_factory=dict)
@@ -116,6 +119,28 @@ class EvolutionResult:
 
 
 ProgressCallback = Callable[[int, int, GenerationRecord | None], None]
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The benign and labelled texts a generation's patch is checked against."""
+
+    gate: list[str]  # the gate's held-out benign texts (real validation sources + a share of company traffic)
+    company_negatives: list[str]  # the company's own legitimate traffic (the classifier's extra negatives)
+    evaluation: tuple  # LabelledText rows of the source-disjoint evaluation split (real recall and FPR per generation)
+    evaluation_origin: str
+
+
+def _traffic(benign: BenignCorpus) -> Traffic:
+    from evolve.corpus.build import CorpusMissing, load_split
+    from evolve.corpus.sample import load_sample
+
+    try:
+        rows, origin = tuple(load_split("eval")), "corpus"
+    except CorpusMissing:
+        rows, origin = tuple(r for r in load_sample() if r.split == "eval"), "committed sample"
+    company = [t.text for t in benign.mining if not t.source.startswith("real:")]
+    return Traffic(benign.texts("gate"), company, rows, origin)
 
 
 def _rules_path(directory: Path, generation: int) -> Path:
@@ -189,7 +214,7 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
         state.save(directory)
     benign = benign or build_benign_corpus(exp.seed)
     miner = Miner(benign.texts("mining"), MinerConfig())
-    gate_texts = benign.texts("gate")
+    traffic = _traffic(benign)
     archive_path = directory / "archive.json"
     archive = Archive.from_json(archive_path.read_text("utf-8")) if archive_path.exists() else Archive()
     tracking_root = options.out if options.resume is None else directory.parent
@@ -225,7 +250,7 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
                     state.rule_last_fired[rule.id] = generation
             next_rules = ruleset
             if not (options.frozen or state.frozen):
-                next_rules = _patch(record, ruleset, episodes, miner, gate_texts, state, generation, result.run_id, directory, tracking_uri, summary)
+                next_rules = _patch(record, ruleset, episodes, miner, traffic, state, generation, result.run_id, directory, tracking_uri, summary)
             _rules_path(directory, generation + 1).write_text(next_rules.to_json(), "utf-8")
             record.seconds = round(time.perf_counter() - started, 1)
             _log_generation(tracking_uri, record, options.track)
@@ -233,7 +258,10 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
             state.save(directory)
             if progress:
                 progress(generation + 1, state.generations, record)
-    curve = [r.model_dump(include={"generation", "breach_rate", "false_positive_rate", "input_bypass_rate", "rules", "new_rules", "archive_coverage", "breaching_coverage", "breaches", "attack_episodes"}) for r in state.records]
+    curve = [
+        r.model_dump(include={"generation", "breach_rate", "false_positive_rate", "input_bypass_rate", "rules", "new_rules", "archive_coverage", "breaching_coverage", "breaches", "attack_episodes", "real_recall", "real_false_positive_rate"})
+        for r in state.records
+    ]
     (directory / "curve.json").write_text(json.dumps(curve, indent=1), "utf-8")
     return EvolutionResult(directory, state, curve)
 
@@ -243,7 +271,7 @@ def _patch(
     ruleset: RuleSet,
     episodes: pa.Table,
     miner: Miner,
-    gate_texts: list[str],
+    traffic: Traffic,
     state: EvolutionState,
     generation: int,
     run_id: str,
@@ -252,6 +280,7 @@ def _patch(
     summary: dict[str, Any],
 ) -> RuleSet:
     """Mine, prune, retrain, gate and register the next rule set."""
+    gate_texts = traffic.gate
     breached = _breached_attacks(episodes)
     heldout = [a for a in breached if stable_hash64("heldout", a.episode_id) % 1000 < HELDOUT_SHARE * 1000]
     held_ids = {a.episode_id for a in heldout}
@@ -273,7 +302,7 @@ def _patch(
         seed=generation,
         c=float(trained_c) if isinstance(trained_c, (int, float)) else None,  # the production model's C: no search per generation
         extra_positives=state.mined_positives,
-        extra_negatives=miner.benign_texts,
+        extra_negatives=traffic.company_negatives,  # the real benign texts are in the training corpus already
         version=version,
     )
     heldout_eval = evaluate(retrained, [(a.payload, a.goal) for a in heldout], gate_texts)
@@ -283,6 +312,7 @@ def _patch(
         log.warning("generation %d: the retrained classifier raised the gate FPR to %.4f; keeping the previous classifier", generation, record.gate_fpr)
         retrained = candidate.model_copy(update={"name": "evolved", "version": version, "parent": ruleset.version, "hash": None}).sealed()
         record.gate_fpr = round(evaluate(retrained, [], gate_texts).false_positive_rate.value, 5)
+    _evaluate_on_real_traffic(record, retrained, traffic)
     if record.mlflow_run_id:
         from evolve.registry import register_version
 
@@ -300,6 +330,19 @@ def _patch(
     return retrained
 
 
+def _evaluate_on_real_traffic(record: GenerationRecord, ruleset: RuleSet, traffic: Traffic) -> None:
+    """The staged version's recall and false-positive rate on the source-disjoint evaluation split."""
+    from evolve.guard_eval import report, score_rows
+    from targets.input_guard import InputGuard
+
+    if not traffic.evaluation:
+        return
+    overall = report(score_rows(InputGuard(ruleset), traffic.evaluation)).overall
+    record.real_recall = overall.get("recall", {}).get("rate")
+    record.real_false_positive_rate = overall.get("false_positive_rate", {}).get("rate")
+    record.real_split = traffic.evaluation_origin
+
+
 def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) -> None:
     if not (track and record.mlflow_run_id):
         return
@@ -311,5 +354,8 @@ def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) ->
             client.log_metric(record.mlflow_run_id, key, float(getattr(record, key)), step=record.generation)
         if record.gate_fpr is not None:
             client.log_metric(record.mlflow_run_id, "gate_false_positive_rate", record.gate_fpr, step=record.generation)
+        for key in ("real_recall", "real_false_positive_rate"):
+            if getattr(record, key) is not None:
+                client.log_metric(record.mlflow_run_id, key, float(getattr(record, key)), step=record.generation)
     except Exception as exc:  # noqa: BLE001 - tracking never breaks the loop
         log.warning("could not log generation %d to MLflow: %s", record.generation, exc)

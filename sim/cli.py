@@ -259,6 +259,19 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
     console.print(f"{path}: sealed {ruleset.sealed().hash}")
 
 
+def _user_texts(paths: list[Path] | None, label: str) -> list[str]:
+    """Texts of the given label from users' files (a malformed file is an error naming file and line)."""
+    from evolve.corpus.formats import DataFileError, load_texts
+
+    texts: list[str] = []
+    try:
+        for path in paths or []:
+            texts.extend(r.text for r in load_texts(path, label) if r.label == label)
+    except DataFileError as exc:
+        fail(str(exc))
+    return texts
+
+
 @rules_app.command("train-classifier")
 def rules_train_classifier(
     base: Annotated[str, typer.Option(help="Rule set to add the classifier to.")] = "builtin:baseline",
@@ -266,6 +279,8 @@ def rules_train_classifier(
     seed: Annotated[int, typer.Option(help="Seed of the solver.")] = 0,
     c: Annotated[Optional[float], typer.Option("--c", help="Inverse regularisation strength (default: chosen on the validation sources).", min=1e-6)] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus (`immune data build`).")] = None,
+    attacks: Annotated[Optional[list[Path]], typer.Option(help="Your own attacks to train on as well (.jsonl, .csv, .parquet, save_to_disk dir, PyRIT .yaml).")] = None,
+    benign: Annotated[Optional[list[Path]], typer.Option(help="Your own benign traffic to train on as well.")] = None,
 ) -> None:
     """Train the learned stage reproducibly on the corpus's train sources, calibrate it on its validation sources, and write a new rule-set version."""
     setup_logging(False)
@@ -275,8 +290,9 @@ def rules_train_classifier(
         ruleset = load_ruleset(base)
     except RuleSetError as exc:
         fail(str(exc))
+    extra_attacks, extra_benign = _user_texts(attacks, "attack"), _user_texts(benign, "benign")
     with console.status("training the learned stage"):
-        trained, report = train_classifier(ruleset, seed=seed, c=c, corpus=training_corpus(cache))
+        trained, report = train_classifier(ruleset, seed=seed, c=c, corpus=training_corpus(cache), extra_positives=extra_attacks, extra_negatives=extra_benign)
     out.write_text(trained.to_json(), "utf-8")
     flag, block = report["at_flag"], report["at_block"]
     data = report["data"]
@@ -562,15 +578,21 @@ def promote(
     version: Annotated[Optional[str], typer.Option(help="Model version to promote (default: the one aliased 'staging').")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if the gate fails (needs --reason).")] = False,
     reason: Annotated[str, typer.Option(help="Why (recorded with the move).")] = "",
+    benign: Annotated[Optional[list[Path]], typer.Option(help="Your own benign traffic for the gate's false-positive bound (.jsonl, .csv, .parquet, save_to_disk dir).")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
-    """Move the 'production' alias of kosmoi-guardrails to a version, if the promotion gate passes."""
+    """Move the 'production' alias of kosmoi-guardrails to a version, if the promotion gate passes.
+
+    The gate's benign texts: the real corpus's validation sources, a held-out share of the company's
+    traffic and hard negatives, and any --benign files you give.
+    """
     setup_logging(False)
     from evolve.benign_corpus import build_benign_corpus
     from evolve.registry import promote as do_promote
 
+    gate = build_benign_corpus().texts("gate") + _user_texts(benign, "benign")
     try:
-        version_moved, result = do_promote(tracking_uri=tracking_uri_for(tracking_uri), benign=build_benign_corpus().texts("gate"), version=version, force=force, reason=reason)
+        version_moved, result = do_promote(tracking_uri=tracking_uri_for(tracking_uri), benign=gate, version=version, force=force, reason=reason)
     except RuleSetError as exc:
         fail(str(exc))
     candidate = result.candidate

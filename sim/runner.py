@@ -224,13 +224,19 @@ def _prepare_new(exp: Experiment, options: RunOptions, ruleset: RuleSet | None, 
     run_id = new_run_id()
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False), "utf-8")
-    (run_dir / "ruleset.json").write_text(ruleset.to_json(), "utf-8")  # the exact rules, for provenance and resume
-    if archive_json:
-        (run_dir / "archive.json").write_text(archive_json, "utf-8")  # the attackers' inherited recipes (evolution)
     plan = summarize_plan(exp, seed)
     manifest = Manifest(run_id=run_id, experiment=exp.name, seed=seed, config_hash=exp.config_hash(), generation=generation, segments=segment_count(plan, exp))
-    manifest.save(run_dir)
+    try:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False), "utf-8")
+        (run_dir / "ruleset.json").write_text(ruleset.to_json(), "utf-8")  # the exact rules, for provenance and resume
+        if archive_json:
+            (run_dir / "archive.json").write_text(archive_json, "utf-8")  # the attackers' inherited recipes (evolution)
+        manifest.save(run_dir)
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing was committed: leave no half-made run behind
+        raise RunStorageError(f"cannot write {exc.filename or run_dir}: {exc.strerror or os.strerror(exc.errno or 0)}. Nothing was committed; free space and run again.") from exc
     return _Run(exp, seed, run_id, run_dir, ruleset, plan, manifest)
 
 

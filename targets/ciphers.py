@@ -29,7 +29,7 @@ MIN_COMMON_WORDS = 3
 _COMMON = frozenset(
     "the and to of in is you that it for on with as are be this your all me my do not now from what by or have "
     "any will can must tell give send show print reveal ignore previous instructions system prompt password key data "
-    "rules say write please how make".split()
+    "rules say write please how make grant role right away send money account transfer admin delete run here".split()
 )
 _WORDS = re.compile(r"[a-z]{2,}")
 
@@ -46,7 +46,7 @@ _MORSE = {
     "-.-": "k", ".-..": "l", "--": "m", "-.": "n", "---": "o", ".--.": "p", "--.-": "q", ".-.": "r", "...": "s", "-": "t",
     "..-": "u", "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z", "-----": "0", ".----": "1", "..---": "2",
     "...--": "3", "....-": "4", ".....": "5", "-....": "6", "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",",
-    "..--..": "?", "-.-.--": "!", "-..-.": "/", ".----.": "'",
+    "..--..": "?", "-.-.--": "!", "-..-.": "/", ".----.": "'", "-....-": "-",
 }
 _MORSE_RUN = re.compile(r"(?:[.\-]{1,6}[ /|]{1,3}){5,}[.\-]{1,6}")  # bounded token length: linear
 
@@ -54,14 +54,18 @@ _MORSE_RUN = re.compile(r"(?:[.\-]{1,6}[ /|]{1,3}){5,}[.\-]{1,6}")  # bounded to
 _BRAILLE = {
     0x01: "a", 0x03: "b", 0x09: "c", 0x19: "d", 0x11: "e", 0x0B: "f", 0x1B: "g", 0x13: "h", 0x0A: "i", 0x1A: "j",
     0x05: "k", 0x07: "l", 0x0D: "m", 0x1D: "n", 0x15: "o", 0x0F: "p", 0x1F: "q", 0x17: "r", 0x0E: "s", 0x1E: "t",
-    0x25: "u", 0x27: "v", 0x3A: "w", 0x2D: "x", 0x3D: "y", 0x35: "z", 0x00: " ",
+    0x25: "u", 0x27: "v", 0x3A: "w", 0x2D: "x", 0x3D: "y", 0x35: "z", 0x00: " ", 0x24: "-", 0x32: ".", 0x02: ",",
 }
+BRAILLE_NUMBER = 0x3C  # the number sign: the letters a-j that follow are the digits 1-9, 0
+_BRAILLE_DIGITS = dict(zip("abcdefghij", "1234567890"))
 
 _NATO = {
     "alfa": "a", "alpha": "a", "bravo": "b", "charlie": "c", "delta": "d", "echo": "e", "foxtrot": "f", "golf": "g", "hotel": "h",
     "india": "i", "juliet": "j", "juliett": "j", "kilo": "k", "lima": "l", "mike": "m", "november": "n", "oscar": "o", "papa": "p",
     "quebec": "q", "romeo": "r", "sierra": "s", "tango": "t", "uniform": "u", "victor": "v", "whiskey": "w", "whisky": "w",
     "xray": "x", "x-ray": "x", "yankee": "y", "zulu": "z",
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "niner": "9",
+    "dash": "-", "hyphen": "-", "dot": ".", "stop": ".",
 }
 _NATO_TOKEN = re.compile(r"[a-z\-]+|[/|,]|\n")
 
@@ -84,11 +88,22 @@ def _braille(text: str) -> str | None:
     if len(cells) < 4:
         return None
     out = []
+    number = False
     for ch in text:
         code = ord(ch)
         if 0x2800 <= code <= 0x28FF:
-            out.append(_BRAILLE.get(code - 0x2800, ""))
+            dots = code - 0x2800
+            if dots == BRAILLE_NUMBER:
+                number = True
+                continue
+            letter = _BRAILLE.get(dots, "")
+            if number and letter in _BRAILLE_DIGITS:
+                out.append(_BRAILLE_DIGITS[letter])
+                continue
+            number = False
+            out.append(letter)
         elif ch.isspace():
+            number = False
             out.append(" ")
     return " ".join("".join(out).split()) or None
 
@@ -106,7 +121,7 @@ def _nato(text: str) -> str | None:
         if token in _NATO:
             current.append(_NATO[token])
             run += 1
-        elif token in ("/", "|", ",", "\n", "space", "stop"):
+        elif token in ("/", "|", ",", "\n", "space"):
             if current:
                 words.append("".join(current))
                 current = []
@@ -142,9 +157,14 @@ def _escapes(text: str) -> str | None:
     return " ".join(out) if out else None
 
 
-def _hidden_bytes(text: str) -> str | None:
-    """Tag characters (U+E0020..E007E) and variation selectors used as bytes, read back as text."""
+def _tag_bytes(text: str) -> str | None:
+    """Unicode tag characters (U+E0020..E007E) read as the ASCII they shadow."""
     tags = [chr(ord(ch) - 0xE0000) for ch in text if 0xE0020 <= ord(ch) <= 0xE007E]
+    return "".join(tags) if len(tags) >= 4 else None
+
+
+def _selector_bytes(text: str) -> str | None:
+    """Variation selectors used as bytes (VS1-16 = 0-15, VS17-256 = 16-255) read back as UTF-8."""
     selectors = []
     for ch in text:
         code = ord(ch)
@@ -152,14 +172,10 @@ def _hidden_bytes(text: str) -> str | None:
             selectors.append(code - 0xFE00)
         elif 0xE0100 <= code <= 0xE01EF:
             selectors.append(code - 0xE0100 + 16)
-    found = []
-    if len(tags) >= 4:
-        found.append("".join(tags))
-    if len(selectors) >= 8:
-        decoded = bytes(selectors).decode("utf-8", "replace")
-        if sum(ch.isprintable() for ch in decoded) >= 0.8 * len(decoded):
-            found.append(decoded)
-    return " ".join(found) if found else None
+    if len(selectors) < 8:
+        return None
+    decoded = bytes(selectors).decode("utf-8", "replace")
+    return decoded if sum(ch.isprintable() for ch in decoded) >= 0.8 * len(decoded) else None
 
 
 # --- letter substitutions -----------------------------------------------------------------------------------
@@ -171,6 +187,7 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 _LEET_WORD = re.compile(r"[a-z0-9@$!|+]*[0-9@$!|+][a-z0-9@$!|+]*")
 _DIGIT = re.compile(r"[0-9]")
 _SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher", re.IGNORECASE)
+_ATBASH_HINT = re.compile(r"atbash|mirror(?:ed)? alphabet|reversed alphabet", re.IGNORECASE)
 
 
 def _leet_heavy(text: str) -> str:
@@ -202,7 +219,7 @@ def cipher_variants(text: str) -> list[tuple[str, str]]:
         if morse:
             found.append(("morse", morse))
     if not text.isascii():
-        for how, decoder in (("braille", _braille), ("hidden-bytes", _hidden_bytes)):
+        for how, decoder in (("braille", _braille), ("tags", _tag_bytes), ("variation-selectors", _selector_bytes)):
             decoded = decoder(text)
             if decoded:
                 found.append((how, decoded))
@@ -216,12 +233,20 @@ def cipher_variants(text: str) -> list[tuple[str, str]]:
     distinct = set(words)
     base = len(distinct & _COMMON)
     hinted = _SHIFT_HINT.search(text) is not None
+    atbash_hinted = _ATBASH_HINT.search(text) is not None
+    if atbash_hinted:  # named: decoded whatever it reads like
+        found.append(("atbash", _decode("atbash", lowered)))
+    if hinted:  # a shift is named: the shift that yields the most common words (if any does)
+        scores = [(len(distinct & _ENCIPHERED[f"rot{k}"]), -k) for k in range(1, 26)]
+        best, neg_k = max(scores)
+        if best >= 1 and best > base:
+            found.append((f"rot{-neg_k}", _decode(f"rot{-neg_k}", lowered)))
     if base >= 0.2 * max(1, len(distinct)) and not hinted:
         return found  # it already reads as English: not a letter substitution
-    names = [f"rot{k}" for k in range(1, 26)] if hinted else ["rot13"]
-    for how in (*names, "atbash", "reverse"):
-        enciphered = _ENCIPHERED[how]
-        score = len(distinct & enciphered)
+    for how in ("rot13", "atbash", "reverse"):
+        if (how == "rot13" and hinted) or (how == "atbash" and atbash_hinted):
+            continue
+        score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
     if _DIGIT.search(lowered):
@@ -230,3 +255,19 @@ def cipher_variants(text: str) -> list[tuple[str, str]]:
         if score >= MIN_COMMON_WORDS and score > base:
             found.append(("leet", candidate))
     return found
+
+
+# What each cipher is called as a capability of the simulated victim (targets.comprehension).
+CAPABILITY_OF = {
+    "morse": "morse", "braille": "braille", "nato": "nato", "binary": "binary", "escapes": "escapes",
+    "tags": "tag_chars", "variation-selectors": "variation_selectors", "atbash": "atbash", "leet": "leetspeak",
+}
+
+
+def capability_of(how: str) -> str | None:
+    """The victim capability a cipher needs (``rotN`` other than 13 is ``caesar``; plain rot13 and reversal have their own)."""
+    if how.startswith("rot"):
+        return "rot13" if how == "rot13" else "caesar"
+    if how == "reverse":
+        return "reverse"
+    return CAPABILITY_OF.get(how)

@@ -12,7 +12,8 @@ import codecs
 import unicodedata
 from dataclasses import dataclass
 
-from targets.canonical import confusable_table, decode_leet, strip_invisible
+from targets.canonical import confusable_table, decode_leet, strip_invisible, strip_marks
+from targets.ciphers import capability_of, cipher_variants
 from targets.decoding import decode_runs, join_split_payload
 
 # Everything a victim model may understand (profiles pick a subset).
@@ -20,8 +21,13 @@ CAPABILITIES: frozenset[str] = frozenset(
     {
         "homoglyph", "zero_width", "leetspeak", "base64", "hex", "rot13", "reverse", "split_payload",
         "roleplay", "hypothetical", "override", "authority", "indirect", "nesting",
+        # the encodings and ciphers of public red-team tools (targets.decoding, targets.ciphers)
+        "base32", "base85", "morse", "nato", "braille", "binary", "escapes", "tag_chars", "variation_selectors",
+        "atbash", "caesar", "zalgo",
     }
 )
+RUN_ENCODINGS = {"base64": "base64", "hex": "hex", "base32": "base32", "ascii85": "base85", "base85": "base85"}  # decode_runs chain -> capability
+CIPHER_CAPABILITIES = frozenset({"morse", "nato", "braille", "binary", "escapes", "tag_chars", "variation_selectors", "atbash", "caesar"})
 
 MAX_CONTEXT_CHARS = 8_000
 
@@ -44,6 +50,11 @@ def _fold_homoglyphs(text: str) -> str:
 def _surface(text: str, capabilities: frozenset[str]) -> tuple[str, tuple[str, ...]]:
     via: list[str] = []
     if not text.isascii():
+        if "zalgo" in capabilities:
+            plain = strip_marks(text)
+            if plain != text and sum(unicodedata.combining(ch) > 0 for ch in text) >= 3:
+                via.append("zalgo")
+            text = plain
         if "zero_width" in capabilities:
             stripped = strip_invisible(text)
             if stripped != text:
@@ -66,14 +77,20 @@ def readings(text: str, capabilities: frozenset[str], *, source: str = "text", d
         decoded = decode_leet(surface)
         if decoded is not None:
             found.append(Reading(source, decoded, via + ("leetspeak",)))
-    encodings = {name for name in ("base64", "hex") if name in capabilities} | {"url", "qp"}
-    if ("base64" in capabilities or "hex" in capabilities) and len(text) >= 16:
+    encodings = {step for step, cap in RUN_ENCODINGS.items() if cap in capabilities} | {"url", "qp"}
+    if encodings - {"url", "qp"} and len(text) >= 16:
         for run in decode_runs(text, max_depth=decode_depth, max_bytes=16_384, max_runs=16):
             if all(step in encodings for step in run.chain):
+                needed = tuple(dict.fromkeys(RUN_ENCODINGS[s] for s in run.chain if s in RUN_ENCODINGS))
                 decoded, inner_via = _surface(run.decoded, capabilities)
-                found.append(Reading(source, decoded, via + tuple(s for s in run.chain if s in CAPABILITIES) + inner_via))
+                found.append(Reading(source, decoded, via + needed + inner_via))
                 if "leetspeak" in capabilities and (unleet := decode_leet(decoded)) is not None:
-                    found.append(Reading(source, unleet, via + tuple(s for s in run.chain if s in CAPABILITIES) + inner_via + ("leetspeak",)))
+                    found.append(Reading(source, unleet, via + needed + inner_via + ("leetspeak",)))
+    if capabilities & CIPHER_CAPABILITIES:
+        for how, decoded in cipher_variants(text):
+            capability = capability_of(how)
+            if capability in CIPHER_CAPABILITIES and capability in capabilities:
+                found.append(Reading(source, " ".join(decoded.lower().split()), via + (capability,)))
     if "rot13" in capabilities and ("rot13" in surface or "rot-13" in surface or "caesar" in surface):
         found.append(Reading(source, codecs.encode(surface, "rot13"), via + ("rot13",)))
     if "reverse" in capabilities and ("revers" in surface or "backwards" in surface):

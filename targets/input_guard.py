@@ -36,6 +36,8 @@ from targets.rules import RuleSet
 from targets.semantic import SemanticStage
 
 DEFAULT_MAX_BYTES = 16 * 1024
+VERDICT_CACHE_ENTRIES = 8192  # identical texts get the identical verdict without a second scan
+VERDICT_CACHE_MAX_CHARS = 2048  # only short texts are cached: memory stays under ~16 MB per guard
 
 # Reserved ids of what the guard itself raises ("signal." / "limit." / "classifier").
 LENGTH_RULE = "limit.length"
@@ -116,9 +118,25 @@ class InputGuard:
             self.semantic = SemanticStage(ruleset.semantic)
         self._flag_threshold = ruleset.thresholds.flag
         self._block_threshold = ruleset.thresholds.block
+        self._cache: dict[str, Verdict] = {}
 
     def scan(self, text: str) -> Verdict:
-        """The verdict for one text."""
+        """The verdict for one text (a pure function of the text and the rule set; repeats of short texts are cached)."""
+        if len(text) > VERDICT_CACHE_MAX_CHARS:
+            return self._scan(text)
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = self._scan(text)
+            if len(self._cache) >= VERDICT_CACHE_ENTRIES:
+                del self._cache[next(iter(self._cache))]  # FIFO: bounded, and eviction changes no answer
+            self._cache[text] = cached
+        return cached
+
+    def scan_uncached(self, text: str) -> Verdict:
+        """The verdict for one text, always computed (benchmarks and latency figures use this)."""
+        return self._scan(text)
+
+    def _scan(self, text: str) -> Verdict:
         if utf8_length_exceeds(text, self.max_bytes):
             return Verdict(Action.BLOCK, (LENGTH_RULE,), 1.0, reasons=(f"longer than {self.max_bytes} bytes",))
         text = without_surrogates(text)

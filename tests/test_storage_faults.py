@@ -46,9 +46,17 @@ def test_a_failed_parquet_write_names_the_file_and_leaves_nothing_half_written(t
 
 @pytest.fixture()
 def small_disk(tmp_path):
-    mount_point = tmp_path / "disk"
+    yield from _tmpfs(tmp_path / "disk", 1200 * 1024 + (ROOT / "targets" / "data" / "baseline_rules.json").stat().st_size)  # fills mid-run, after the rule set's copy
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    yield from _tmpfs(tmp_path / "tiny", 64 * 1024)  # too small for even the run's rule-set copy
+
+
+def _tmpfs(mount_point: Path, size: int):
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size // 1024}k", "tmpfs", str(mount_point)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()[:100]}); the RLIMIT_FSIZE test above covers the writer")
     try:
@@ -77,3 +85,11 @@ def test_a_run_on_a_full_disk_fails_clearly_and_resumes_once_there_is_space(smal
         return pd.read_parquet(path / "episodes").drop(columns=["run_id"]).sort_values("episode_id").reset_index(drop=True)
 
     pd.testing.assert_frame_equal(rows(run_dir), rows(ref_dir))
+
+
+def test_a_disk_full_before_anything_is_committed_is_a_clear_error_and_leaves_no_run(tiny_disk):
+    smoke = str(ROOT / "experiments" / "smoke.yaml")
+    done = subprocess.run([*immune_cmd(), "run", smoke, "--out", str(tiny_disk / "runs"), "--no-track"], capture_output=True, text=True, timeout=600, env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+    assert done.returncode == 74, done.stderr[-2000:]
+    assert "No space left on device" in done.stderr and "Nothing was committed" in done.stderr and "Traceback" not in done.stderr
+    assert not [p for p in (tiny_disk / "runs").iterdir() if not p.name.startswith(".")]
