@@ -122,12 +122,17 @@ def test_only_confirmed_damage_that_passed_the_input_guard_is_mined():
     assert [a.episode_id for a in _breached_attacks(table)] == ["a", "d"]
 
 
-def test_the_benign_corpus_has_all_three_sources_and_disjoint_parts(corpus):
+def test_the_benign_corpus_has_all_its_sources_and_disjoint_parts(corpus):
     mining, gate = set(corpus.texts("mining")), set(corpus.texts("gate"))
     assert not mining & gate
-    assert 0.2 < len(gate) / (len(gate) + len(mining)) < 0.4
+    own = [t for t in corpus.mining + corpus.gate if not t.source.startswith("real:")]
+    assert 0.2 < sum(t.text in gate for t in own) / len(own) < 0.4  # the project's own texts: 30 % held out for the gate
     for part in (corpus.mining, corpus.gate):
-        assert {t.source for t in part} == {"templated", "chatterbot", "hard_negative"}
+        assert {t.source for t in part if not t.source.startswith("real:")} == {"templated", "chatterbot", "hard_negative"}
+    # real texts: the train split's sources feed the miner, the validation split's the gate, never both
+    real_mining = {t.source for t in corpus.mining if t.source.startswith("real:")}
+    real_gate = {t.source for t in corpus.gate if t.source.startswith("real:")}
+    assert real_mining and real_gate and not real_mining & real_gate
     hard = " ".join(t.text.lower() for t in corpus.mining + corpus.gate if t.source == "hard_negative")
     assert "ignore previous instructions" in hard or "ignore all previous instructions" in hard
     assert build_benign_corpus(0) == corpus  # deterministic

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
 import logging
 import time
 
@@ -177,7 +178,8 @@ def _reserve_once(path: str) -> bool:
 def test_cap_holds_under_100_concurrent_requests_from_many_processes(tmp_path):
     path = str(tmp_path / "ledger.sqlite")
     BudgetLedger(path)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=10) as pool:
+    # spawned, not forked: real separate processes, and none inherits the test process's threads or open files
+    with concurrent.futures.ProcessPoolExecutor(max_workers=10, mp_context=multiprocessing.get_context("spawn")) as pool:
         granted = list(pool.map(_reserve_once, [path] * 100))
     assert sum(granted) == 50
     assert BudgetLedger(path).usage("sniper").attacks_today == 50
