@@ -210,8 +210,33 @@ def _decode(how: str, lowered: str) -> str:
     return lowered.translate(_ROT[int(how[3:])])
 
 
-def cipher_variants(text: str) -> list[tuple[str, str]]:
-    """``(cipher, decoded text)`` for every cipher ``text`` seems to use (see the module docstring)."""
+def cipher_variants(text: str, wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    """``(cipher, decoded text)`` for every cipher ``text`` seems to use (see the module docstring).
+
+    ``wanted``: only these victim capabilities (``capability_of``) are tried — what a reader that knows
+    only some ciphers would see; None tries everything (the guard).
+    """
+    if wanted is not None:
+        return _wanted_variants(text, wanted)
+    return _all_variants(text)
+
+
+def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]:
+    text = text[:MAX_CHARS]
+    found: list[tuple[str, str]] = []
+    single = {"morse": _morse, "braille": _braille, "nato": _nato, "binary": _binary, "escapes": _escapes, "tag_chars": _tag_bytes, "variation_selectors": _selector_bytes}
+    names = {"tag_chars": "tags", "variation_selectors": "variation-selectors"}
+    for capability, decoder in single.items():
+        if capability in wanted:
+            decoded = decoder(text)
+            if decoded:
+                found.append((names.get(capability, capability), decoded))
+    if wanted & {"atbash", "caesar"}:
+        found.extend((how, plain) for how, plain in _all_variants(text) if capability_of(how) in wanted and capability_of(how) in ("atbash", "caesar"))
+    return found
+
+
+def _all_variants(text: str) -> list[tuple[str, str]]:
     text = text[:MAX_CHARS]
     found: list[tuple[str, str]] = []
     if "." in text and "-" in text:

@@ -86,11 +86,10 @@ def readings(text: str, capabilities: frozenset[str], *, source: str = "text", d
                 found.append(Reading(source, decoded, via + needed + inner_via))
                 if "leetspeak" in capabilities and (unleet := decode_leet(decoded)) is not None:
                     found.append(Reading(source, unleet, via + needed + inner_via + ("leetspeak",)))
-    if capabilities & CIPHER_CAPABILITIES:
-        for how, decoded in cipher_variants(text):
-            capability = capability_of(how)
-            if capability in CIPHER_CAPABILITIES and capability in capabilities:
-                found.append(Reading(source, " ".join(decoded.lower().split()), via + (capability,)))
+    wanted = capabilities & CIPHER_CAPABILITIES
+    if wanted:
+        for how, decoded in cipher_variants(text, wanted):
+            found.append(Reading(source, " ".join(decoded.lower().split()), via + (capability_of(how) or how,)))
     if "rot13" in capabilities and ("rot13" in surface or "rot-13" in surface or "caesar" in surface):
         found.append(Reading(source, codecs.encode(surface, "rot13"), via + ("rot13",)))
     if "reverse" in capabilities and ("revers" in surface or "backwards" in surface):

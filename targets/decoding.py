@@ -161,16 +161,25 @@ def _decode_mime(run: str) -> str | None:
     return decoded if decoded != run and len(decoded) >= 4 else None
 
 
+# Cheap prechecks (bounded work per position, so linear): a pattern runs only where its encoding can be.
+_BASE32_HINT = re.compile(r"[A-Z2-7]{16}")
+_BASE85_HINT = re.compile(r"[#$%&()*;<>?@^`{|}~]")
+
+
+def _always(_body: str) -> bool:
+    return True
+
+
 _DECODERS = (
-    ("base64", _BASE64_RE, _decode_base64),
-    ("base32", _BASE32_RE, _decode_base32),
-    ("ascii85", _ASCII85_RE, _decode_ascii85),
-    ("base85", _BASE85_RE, _decode_base85),
-    ("hex", _HEX_RE, _decode_hex),
-    ("url", _URL_RE, _decode_url),
-    ("qp", _QP_RE, _decode_qp),
-    ("uuencode", _UU_RE, _decode_uu),
-    ("mime", _MIME_RE, _decode_mime),
+    ("base64", _BASE64_RE, _decode_base64, _always),
+    ("base32", _BASE32_RE, _decode_base32, lambda body: _BASE32_HINT.search(body) is not None),
+    ("ascii85", _ASCII85_RE, _decode_ascii85, lambda body: "<~" in body),
+    ("base85", _BASE85_RE, _decode_base85, lambda body: _BASE85_HINT.search(body) is not None),
+    ("hex", _HEX_RE, _decode_hex, _always),
+    ("url", _URL_RE, _decode_url, lambda body: "%" in body),
+    ("qp", _QP_RE, _decode_qp, lambda body: "=" in body),
+    ("uuencode", _UU_RE, _decode_uu, lambda body: "begin " in body),
+    ("mime", _MIME_RE, _decode_mime, lambda body: "=?" in body),
 )
 
 
@@ -195,7 +204,9 @@ def decode_runs(
         for outer_start, outer_end, chain, body in frontier:
             if not any(ch in body for ch in "%=") and len(body) < 16:
                 continue
-            for name, pattern, decoder in _DECODERS:
+            for name, pattern, decoder, worth_trying in _DECODERS:
+                if not worth_trying(body):
+                    continue
                 for match in pattern.finditer(body):
                     if len(results) >= max_runs or budget <= 0:
                         return results
@@ -218,7 +229,9 @@ def decode_runs(
 
 def still_encoded(text: str) -> bool:
     """Whether ``text`` still holds a decodable run (checked on what the last allowed decoding layer produced)."""
-    for _name, pattern, decoder in _DECODERS:
+    for _name, pattern, decoder, worth_trying in _DECODERS:
+        if not worth_trying(text):
+            continue
         for match in pattern.finditer(text):
             if decoder(match.group(0)) is not None:
                 return True
