@@ -176,3 +176,11 @@ def test_immune_eval_reports_recall_at_fpr_auc_and_worst_errors(tmp_path):
     assert table.returncode == 0 and "@1% FPR" in table.stdout and "AUC" in table.stdout
     missing = subprocess.run([*immune_cmd(), "eval", "--split", "eval", "--cache", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "immune data build" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_projects_own_rows_hold_no_real_text():
+    """The company traffic joins the train split; real texts must come only from their own sources (and splits)."""
+    from evolve.corpus.build import project_rows
+
+    rows = project_rows()
+    assert rows and all(r.split == "train" and r.source.startswith("kosmoi:") and "real:" not in r.source for r in rows)

@@ -60,7 +60,7 @@ def project_rows(seed: int = 0) -> list[LabelledText]:
     rows = [LabelledText(t, ATTACK, "kosmoi_templates", "kosmoi:classifier-templates", PROJECT_LICENCE, "train", where) for t in templates.positives]
     chatter = set(chatterbot_lines())
     rows += [LabelledText(t, BENIGN, "instruction", "kosmoi:handwritten", PROJECT_LICENCE, "train", where) for t in templates.negatives if t not in chatter]
-    benign = build_benign_corpus(seed)
+    benign = build_benign_corpus(seed, real=False)  # the real texts come from their own sources, split by source
     for item in (*benign.mining, *benign.gate):
         if item.source != "chatterbot":  # chatterbot comes from its pinned wheel, split by language
             category = "customer_service" if item.source == "templated" else "security_hard_negative"
