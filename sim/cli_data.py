@@ -72,6 +72,27 @@ def data_show(
     console.print(Text(f"removed: {sheet['removed']}; bytes per text: attacks {sheet['length_bytes']['attack']}, benign {sheet['length_bytes']['benign']}"))
 
 
+@data_app.command("sample")
+def data_sample(
+    out: Annotated[Optional[Path], typer.Option(help="Where to write it (default: the package's committed sample, for maintainers).")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus.")] = None,
+) -> None:
+    """Redraw the small committed sample (tests, CI) from the built corpus; copyleft sources are left out."""
+    setup_logging(False)
+    import evolve
+    from evolve.corpus.build import CorpusMissing, load_split
+    from evolve.corpus.records import SPLITS
+    from evolve.corpus.sample import SAMPLE_FILE, draw_sample, write_sample
+
+    try:
+        rows = [row for split in SPLITS for row in load_split(split, cache)]
+    except CorpusMissing as exc:
+        fail(str(exc))
+    target = out or Path(evolve.__file__).parent / "data" / SAMPLE_FILE
+    count = write_sample(draw_sample(rows), target)
+    console.print(Text(f"{target}: {count:,} rows"))
+
+
 def _pct(entry: object) -> str:
     if not isinstance(entry, dict):
         return "–"
