@@ -261,3 +261,18 @@ def test_a_repeated_text_gets_the_cached_verdict_and_the_cache_is_bounded(guard)
     for i in range(VERDICT_CACHE_ENTRIES + 10):
         guard.scan(f"hello number {i}")
     assert len(guard._cache) <= VERDICT_CACHE_ENTRIES
+
+
+def test_every_shipped_input_rule_carries_its_real_false_positive_rate_within_the_bound(baseline):
+    from evolve.rule_precision import MAX_RULE_FPR, rule_false_positives
+    from evolve.corpus.sample import load_sample
+
+    for rule in baseline.for_stage("input"):
+        assert rule.provenance.get("real_benign_fpr") is not None and rule.provenance["real_benign_fpr"] <= MAX_RULE_FPR, rule.id
+    benign = [r.text for r in load_sample() if not r.is_attack and r.split in ("train", "validation") and not r.source.startswith("kosmoi:")]
+    measured, examples = rule_false_positives(baseline, benign)
+    from kosmoi.stats import wilson
+
+    # the committed sample is small: a rule fails when even the low end of its 95 % interval is above the bound
+    too_noisy = {m.rule_id: examples.get(m.rule_id) for m in measured if wilson(m.hits, m.n)[0] > MAX_RULE_FPR}
+    assert len(benign) > 1000 and not too_noisy, too_noisy
