@@ -195,7 +195,6 @@ def train_classifier(
     *,
     seed: int = 0,
     c: float | None = None,
-    holdout: float = 0.2,  # kept for callers of the kind /2 trainer; the validation split is the hold-out now
     extra_positives: Sequence[str] = (),
     extra_negatives: Sequence[str] = (),
     version: str | None = None,

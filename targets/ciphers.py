@@ -34,11 +34,6 @@ _COMMON = frozenset(
 _WORDS = re.compile(r"[a-z]{2,}")
 
 
-def english_score(text: str) -> int:
-    """How many words of ``text`` are common English words (a cheap language test)."""
-    return sum(1 for word in _WORDS.findall(text[:MAX_CHARS].lower()) if word in _COMMON)
-
-
 # --- self-evident encodings ---------------------------------------------------------------------------------
 
 _MORSE = {
