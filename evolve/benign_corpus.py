@@ -85,13 +85,9 @@ def _hard_negatives(seed: int) -> list[BenignText]:
 
 def real_benign(split: str) -> list[BenignText]:
     """Benign texts of one split of the real corpus (built, else the committed sample), the project's own left out."""
-    from evolve.corpus.build import CorpusMissing, load_split
-    from evolve.corpus.sample import load_sample
+    from evolve.corpus.build import load_split_or_sample
 
-    try:
-        rows = load_split(split)
-    except CorpusMissing:
-        rows = [r for r in load_sample() if r.split == split]
+    rows, _ = load_split_or_sample(split)
     return [BenignText(r.text, f"real:{r.source}") for r in rows if not r.is_attack and not r.source.startswith("kosmoi:")]
 
 

@@ -110,15 +110,13 @@ class TrainingCorpus:
 
 def training_corpus(root: Path | None = None) -> TrainingCorpus:
     """The built corpus (``immune data build``) if there is one, else the committed sample (with a warning)."""
-    from evolve.corpus.build import CorpusMissing, corpus_dir, load_split
-    from evolve.corpus.sample import load_sample
+    from evolve.corpus.build import load_split_or_sample
 
-    try:
-        return TrainingCorpus(tuple(load_split("train", root)), tuple(load_split("validation", root)), f"corpus {corpus_dir(root)}")
-    except CorpusMissing:
+    train, origin = load_split_or_sample("train", root)
+    validation, _ = load_split_or_sample("validation", root)
+    if origin == "committed sample":
         log.warning("no corpus built (run `immune data build`); training the classifier on the small committed sample")
-        rows = load_sample()
-        return TrainingCorpus(tuple(r for r in rows if r.split == "train"), tuple(r for r in rows if r.split == "validation"), "committed sample")
+    return TrainingCorpus(tuple(train), tuple(validation), origin)
 
 
 def spec_shape() -> ClassifierSpec:

@@ -1,4 +1,4 @@
-"""Evaluating a rule set on labelled texts: the promotion gate and ``immune eval`` share this.
+"""Evaluating a rule set for the promotion gate (``immune eval`` has the fuller report: ``evolve.guard_eval``).
 
 For attack texts: how many the input guard blocks, flags or lets through
 (per category), and the *allow rate* — the share that reaches the model

@@ -132,15 +132,11 @@ class Traffic:
 
 
 def _traffic(benign: BenignCorpus) -> Traffic:
-    from evolve.corpus.build import CorpusMissing, load_split
-    from evolve.corpus.sample import load_sample
+    from evolve.corpus.build import load_split_or_sample
 
-    try:
-        rows, origin = tuple(load_split("eval")), "corpus"
-    except CorpusMissing:
-        rows, origin = tuple(r for r in load_sample() if r.split == "eval"), "committed sample"
+    rows, origin = load_split_or_sample("eval")
     company = [t.text for t in benign.mining if not t.source.startswith("real:")]
-    return Traffic(benign.texts("gate"), company, rows, origin)
+    return Traffic(benign.texts("gate"), company, tuple(rows), "committed sample" if origin == "committed sample" else "corpus")
 
 
 def _rules_path(directory: Path, generation: int) -> Path:

@@ -216,16 +216,31 @@ def cipher_variants(text: str, wanted: frozenset[str] | None = None) -> list[tup
     return _all_variants(text)
 
 
-def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]:
-    text = text[:MAX_CHARS]
-    found: list[tuple[str, str]] = []
-    single = {"morse": _morse, "braille": _braille, "nato": _nato, "binary": _binary, "escapes": _escapes, "tag_chars": _tag_bytes, "variation_selectors": _selector_bytes}
-    names = {"tag_chars": "tags", "variation_selectors": "variation-selectors"}
-    for capability, decoder in single.items():
-        if capability in wanted:
+# The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all).
+_SELF_EVIDENT = (
+    ("morse", _morse, lambda text: "." in text and "-" in text),
+    ("braille", _braille, lambda text: not text.isascii()),
+    ("tags", _tag_bytes, lambda text: not text.isascii()),
+    ("variation-selectors", _selector_bytes, lambda text: not text.isascii()),
+    ("nato", _nato, lambda text: True),
+    ("binary", _binary, lambda text: "0" in text),
+    ("escapes", _escapes, lambda text: "\\" in text),
+)
+
+
+def _self_evident(text: str, names: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    found = []
+    for how, decoder, possible in _SELF_EVIDENT:
+        if (names is None or how in names) and possible(text):
             decoded = decoder(text)
             if decoded:
-                found.append((names.get(capability, capability), decoded))
+                found.append((how, decoded))
+    return found
+
+
+def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]:
+    text = text[:MAX_CHARS]
+    found = _self_evident(text, frozenset(how for how, _, _ in _SELF_EVIDENT if capability_of(how) in wanted))
     if wanted & {"atbash", "caesar"}:
         found.extend((how, plain) for how, plain in _all_variants(text) if capability_of(how) in wanted and capability_of(how) in ("atbash", "caesar"))
     return found
@@ -233,21 +248,7 @@ def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]
 
 def _all_variants(text: str) -> list[tuple[str, str]]:
     text = text[:MAX_CHARS]
-    found: list[tuple[str, str]] = []
-    if "." in text and "-" in text:
-        morse = _morse(text)
-        if morse:
-            found.append(("morse", morse))
-    if not text.isascii():
-        for how, decoder in (("braille", _braille), ("tags", _tag_bytes), ("variation-selectors", _selector_bytes)):
-            decoded = decoder(text)
-            if decoded:
-                found.append((how, decoded))
-    for how, decoder, hint in (("nato", _nato, None), ("binary", _binary, "01"), ("escapes", _escapes, "\\")):
-        if hint is None or hint[0] in text:
-            decoded = decoder(text)
-            if decoded:
-                found.append((how, decoded))
+    found = _self_evident(text)
     lowered = text.lower()
     words = _WORDS.findall(lowered)
     distinct = set(words)

@@ -150,6 +150,16 @@ def write_splits(rows: Sequence[LabelledText], target: Path, removed: dict[str, 
     tmp.replace(target / "datasheet.json")
 
 
+def load_split_or_sample(split: str, root: Path | None = None) -> tuple[list[LabelledText], str]:
+    """The rows of one split of the built corpus, else of the committed sample; and which it was."""
+    from evolve.corpus.sample import load_sample
+
+    try:
+        return load_split(split, root), f"corpus {corpus_dir(root)}"
+    except CorpusMissing:
+        return [r for r in load_sample() if r.split == split], "committed sample"
+
+
 def load_split(split: str, root: Path | None = None) -> list[LabelledText]:
     """The rows of one split of the built corpus."""
     if split not in SPLITS:
