@@ -17,7 +17,7 @@ import logging
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,15 @@ class TrainingCorpus:
     train: tuple[LabelledText, ...]
     validation: tuple[LabelledText, ...]
     origin: str  # "corpus <dir>" or "committed sample"
+    _matrices: dict = field(default_factory=dict, compare=False, repr=False)  # (split, featurisation) -> windows matrix
+
+    def matrix(self, split: str, spec: ClassifierSpec):  # noqa: ANN201 - (csr_matrix, owner index per row)
+        """The window matrix of the train or validation rows, featurised once per corpus (evolution retrains on it every generation)."""
+        key = (split, spec.window, spec.bits, spec.words, spec.ngram_min, spec.ngram_max)
+        if key not in self._matrices:
+            rows = self.train if split == "train" else self.validation
+            self._matrices[key] = _window_matrix([r.text for r in rows], spec)
+        return self._matrices[key]
 
     def describe(self) -> dict[str, Any]:
         def count(rows: tuple[LabelledText, ...]) -> dict[str, int]:
@@ -122,9 +131,6 @@ def training_corpus(root: Path | None = None) -> TrainingCorpus:
 def spec_shape() -> ClassifierSpec:
     """The featurisation of the learned stage (kind /3)."""
     return ClassifierSpec(kind=WINDOW_KIND, words=True, window=WINDOW, bits=20)
-
-
-_MATRIX_CACHE: dict[tuple, tuple] = {}
 
 
 def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):  # noqa: ANN202 - (csr_matrix, owner index per row)
@@ -150,14 +156,6 @@ def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):  # noqa: ANN202 
     matrix = csr_matrix((np.concatenate(values), np.concatenate(indices), np.array(indptr)), shape=(len(owner), 1 << spec.bits))
     matrix.sum_duplicates()
     return normalize(matrix, norm="l2", copy=False), np.array(owner, dtype=np.int64)
-
-
-def _cached_matrix(rows: tuple[LabelledText, ...], spec: ClassifierSpec):  # noqa: ANN202
-    key = (id(rows), len(rows), spec.window, spec.bits, spec.words)
-    if key not in _MATRIX_CACHE:
-        _MATRIX_CACHE.clear()
-        _MATRIX_CACHE[key] = _window_matrix([r.text for r in rows], spec)
-    return _MATRIX_CACHE[key]
 
 
 def text_logits(model, matrix, owner: np.ndarray, n: int) -> np.ndarray:  # noqa: ANN001
@@ -212,7 +210,7 @@ def train_classifier(
 
     corpus = corpus or training_corpus()
     spec = spec_shape()
-    x_base, owner_base = _cached_matrix(corpus.train, spec)
+    x_base, owner_base = corpus.matrix("train", spec)
     labels_base = np.array([r.is_attack for r in corpus.train], dtype=np.int64)
     extras = [(t, 1) for t in dict.fromkeys(extra_positives)] + [(t, 0) for t in dict.fromkeys(extra_negatives)]
     x_extra, owner_extra = _window_matrix([t for t, _ in extras], spec)
@@ -228,7 +226,7 @@ def train_classifier(
         mask = y == label
         if mask.any():
             weight[mask] *= len(y) / (2.0 * weight[mask].sum())
-    x_val, owner_val = _cached_validation(corpus, spec)
+    x_val, owner_val = corpus.matrix("validation", spec)
     val_labels = np.array([r.is_attack for r in corpus.validation], dtype=bool)
 
     def fit(c_value: float):  # noqa: ANN202
@@ -286,17 +284,6 @@ def train_classifier(
     version = version or (str(int(base.version) + 1) if base.version.isdigit() else f"{base.version}+clf")
     trained = base.model_copy(update={"classifier": trained_spec, "semantic": semantic, "version": version, "parent": base.version, "hash": None}).sealed()
     return trained, report
-
-
-_VALIDATION_CACHE: dict[tuple, tuple] = {}
-
-
-def _cached_validation(corpus: TrainingCorpus, spec: ClassifierSpec):  # noqa: ANN202
-    key = (id(corpus.validation), len(corpus.validation), spec.window, spec.bits, spec.words)
-    if key not in _VALIDATION_CACHE:
-        _VALIDATION_CACHE.clear()
-        _VALIDATION_CACHE[key] = _window_matrix([r.text for r in corpus.validation], spec)
-    return _VALIDATION_CACHE[key]
 
 
 def write_ruleset(ruleset: RuleSet, path: Path) -> None:

@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 
 from attackers.archive import Archive
 from evolve.benign_corpus import BenignCorpus, build_benign_corpus
-from evolve.classifier_training import train_classifier
+from evolve.classifier_training import TrainingCorpus, train_classifier, training_corpus
 from evolve.gate import evaluate
 from evolve.miner import MinedAttack, Miner, MinerConfig, views
 from kosmoi.ids import derive_seed, new_run_id, stable_hash64
@@ -129,6 +129,7 @@ class Traffic:
     company_negatives: list[str]  # the company's own legitimate traffic (the classifier's extra negatives)
     evaluation: tuple  # LabelledText rows of the source-disjoint evaluation split (real recall and FPR per generation)
     evaluation_origin: str
+    training: TrainingCorpus  # read and featurised once for every generation's retraining
 
 
 def _traffic(benign: BenignCorpus) -> Traffic:
@@ -136,7 +137,7 @@ def _traffic(benign: BenignCorpus) -> Traffic:
 
     rows, origin = load_split_or_sample("eval")
     company = [t.text for t in benign.mining if not t.source.startswith("real:")]
-    return Traffic(benign.texts("gate"), company, tuple(rows), "committed sample" if origin == "committed sample" else "corpus")
+    return Traffic(benign.texts("gate"), company, tuple(rows), "committed sample" if origin == "committed sample" else "corpus", training_corpus())
 
 
 def _rules_path(directory: Path, generation: int) -> Path:
@@ -300,6 +301,7 @@ def _patch(
         extra_positives=state.mined_positives,
         extra_negatives=traffic.company_negatives,  # the real benign texts are in the training corpus already
         version=version,
+        corpus=traffic.training,
     )
     heldout_eval = evaluate(retrained, [(a.payload, a.goal) for a in heldout], gate_texts)
     record.gate_fpr = round(heldout_eval.false_positive_rate.value, 5)
