@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, MORSE, NATO
+
 # Stages in application order.
 LEXICAL, STRUCTURE, FRAMING, CHARACTER, ENCODING, OUTPUT = range(6)
 
@@ -200,27 +202,6 @@ def _reverse(text: str, rng: random.Random) -> str:
     return rng.choice(REVERSE_WRAPS).format(b=text[::-1])
 
 
-_MORSE_CODE = {
-    "a": ".-", "b": "-...", "c": "-.-.", "d": "-..", "e": ".", "f": "..-.", "g": "--.", "h": "....", "i": "..", "j": ".---", "k": "-.-", "l": ".-..",
-    "m": "--", "n": "-.", "o": "---", "p": ".--.", "q": "--.-", "r": ".-.", "s": "...", "t": "-", "u": "..-", "v": "...-", "w": ".--", "x": "-..-",
-    "y": "-.--", "z": "--..", "0": "-----", "1": ".----", "2": "..---", "3": "...--", "4": "....-", "5": ".....", "6": "-....", "7": "--...",
-    "8": "---..", "9": "----.", ".": ".-.-.-", ",": "--..--", "?": "..--..", "!": "-.-.--", "-": "-....-", "'": ".----.", "/": "-..-.",
-}
-_NATO_WORDS = {
-    "a": "alfa", "b": "bravo", "c": "charlie", "d": "delta", "e": "echo", "f": "foxtrot", "g": "golf", "h": "hotel", "i": "india", "j": "juliett",
-    "k": "kilo", "l": "lima", "m": "mike", "n": "november", "o": "oscar", "p": "papa", "q": "quebec", "r": "romeo", "s": "sierra", "t": "tango",
-    "u": "uniform", "v": "victor", "w": "whiskey", "x": "xray", "y": "yankee", "z": "zulu", "0": "zero", "1": "one", "2": "two", "3": "three",
-    "4": "four", "5": "five", "6": "six", "7": "seven", "8": "eight", "9": "niner", "-": "dash", ".": "stop",
-}
-_BRAILLE_DOTS = {
-    "a": 0x01, "b": 0x03, "c": 0x09, "d": 0x19, "e": 0x11, "f": 0x0B, "g": 0x1B, "h": 0x13, "i": 0x0A, "j": 0x1A, "k": 0x05, "l": 0x07, "m": 0x0D,
-    "n": 0x1D, "o": 0x15, "p": 0x0F, "q": 0x1F, "r": 0x17, "s": 0x0E, "t": 0x1E, "u": 0x25, "v": 0x27, "w": 0x3A, "x": 0x2D, "y": 0x3D, "z": 0x35,
-    " ": 0x00, "-": 0x24, ".": 0x32, ",": 0x02,
-}
-_BRAILLE_NUMBER = 0x3C
-_DIGIT_LETTER = dict(zip("1234567890", "abcdefghij"))
-
-
 def _base32(text: str, rng: random.Random) -> str:
     return rng.choice(BASE32_WRAPS).format(b=base64.b32encode(text.encode()).decode())
 
@@ -230,22 +211,22 @@ def _ascii85(text: str, rng: random.Random) -> str:
 
 
 def _morse(text: str, rng: random.Random) -> str:
-    words = (" ".join(_MORSE_CODE[c] for c in word if c in _MORSE_CODE) for word in text.lower().split())
+    words = (" ".join(MORSE[c] for c in word if c in MORSE) for word in text.lower().split())
     return rng.choice(MORSE_WRAPS).format(b=" / ".join(w for w in words if w))
 
 
 def _nato(text: str, rng: random.Random) -> str:
-    words = (" ".join(_NATO_WORDS[c] for c in word if c in _NATO_WORDS) for word in text.lower().split())
+    words = (" ".join(NATO[c] for c in word if c in NATO) for word in text.lower().split())
     return rng.choice(NATO_WRAPS).format(b=" / ".join(w for w in words if w))
 
 
 def _braille(text: str, rng: random.Random) -> str:
     out = []
     for c in text.lower():
-        if c in _DIGIT_LETTER:
-            out.append(chr(0x2800 + _BRAILLE_NUMBER) + chr(0x2800 + _BRAILLE_DOTS[_DIGIT_LETTER[c]]))
-        elif c in _BRAILLE_DOTS:
-            out.append(chr(0x2800 + _BRAILLE_DOTS[c]))
+        if c in BRAILLE_DIGITS:
+            out.append(chr(0x2800 + BRAILLE_NUMBER) + chr(0x2800 + BRAILLE[BRAILLE_DIGITS[c]]))
+        elif c in BRAILLE:
+            out.append(chr(0x2800 + BRAILLE[c]))
     return rng.choice(BRAILLE_WRAPS).format(b="".join(out))
 
 

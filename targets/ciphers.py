@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 import string
 
+from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, MORSE, NATO, NATO_VARIANTS
+
 MAX_CHARS = 20_000
 MIN_COMMON_WORDS = 3
 
@@ -36,32 +38,13 @@ _WORDS = re.compile(r"[a-z]{2,}")
 
 # --- self-evident encodings ---------------------------------------------------------------------------------
 
-_MORSE = {
-    ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g", "....": "h", "..": "i", ".---": "j",
-    "-.-": "k", ".-..": "l", "--": "m", "-.": "n", "---": "o", ".--.": "p", "--.-": "q", ".-.": "r", "...": "s", "-": "t",
-    "..-": "u", "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z", "-----": "0", ".----": "1", "..---": "2",
-    "...--": "3", "....-": "4", ".....": "5", "-....": "6", "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",",
-    "..--..": "?", "-.-.--": "!", "-..-.": "/", ".----.": "'", "-....-": "-",
-}
+_MORSE = {code: char for char, code in MORSE.items()}
 _MORSE_RUN = re.compile(r"(?:[.\-]{1,6}[ /|]{1,3}){5,}[.\-]{1,6}")  # bounded token length: linear
 
-# Grade-1 English Braille: dot patterns (bit 0 = dot 1 ... bit 5 = dot 6) for letters.
-_BRAILLE = {
-    0x01: "a", 0x03: "b", 0x09: "c", 0x19: "d", 0x11: "e", 0x0B: "f", 0x1B: "g", 0x13: "h", 0x0A: "i", 0x1A: "j",
-    0x05: "k", 0x07: "l", 0x0D: "m", 0x1D: "n", 0x15: "o", 0x0F: "p", 0x1F: "q", 0x17: "r", 0x0E: "s", 0x1E: "t",
-    0x25: "u", 0x27: "v", 0x3A: "w", 0x2D: "x", 0x3D: "y", 0x35: "z", 0x00: " ", 0x24: "-", 0x32: ".", 0x02: ",",
-}
-BRAILLE_NUMBER = 0x3C  # the number sign: the letters a-j that follow are the digits 1-9, 0
-_BRAILLE_DIGITS = dict(zip("abcdefghij", "1234567890"))
+_BRAILLE = {dots: char for char, dots in BRAILLE.items()}
+_BRAILLE_DIGITS = {letter: digit for digit, letter in BRAILLE_DIGITS.items()}
 
-_NATO = {
-    "alfa": "a", "alpha": "a", "bravo": "b", "charlie": "c", "delta": "d", "echo": "e", "foxtrot": "f", "golf": "g", "hotel": "h",
-    "india": "i", "juliet": "j", "juliett": "j", "kilo": "k", "lima": "l", "mike": "m", "november": "n", "oscar": "o", "papa": "p",
-    "quebec": "q", "romeo": "r", "sierra": "s", "tango": "t", "uniform": "u", "victor": "v", "whiskey": "w", "whisky": "w",
-    "xray": "x", "x-ray": "x", "yankee": "y", "zulu": "z",
-    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "niner": "9",
-    "dash": "-", "hyphen": "-", "dot": ".", "stop": ".",
-}
+_NATO = {word: char for char, word in NATO.items()} | NATO_VARIANTS
 _NATO_TOKEN = re.compile(r"[a-z\-]+|[/|,]|\n")
 
 _BINARY_RUN = re.compile(r"(?:[01]{8}[ ]?){4,}")
