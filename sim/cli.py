@@ -261,15 +261,9 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
 
 def _user_texts(paths: list[Path] | None, label: str) -> list[str]:
     """Texts of the given label from users' files (a malformed file is an error naming file and line)."""
-    from evolve.corpus.formats import DataFileError, load_texts
+    from sim.cli_data import load_user_rows
 
-    texts: list[str] = []
-    try:
-        for path in paths or []:
-            texts.extend(r.text for r in load_texts(path, label) if r.label == label)
-    except DataFileError as exc:
-        fail(str(exc))
-    return texts
+    return [row.text for row in load_user_rows(paths, label) if row.label == label]
 
 
 @rules_app.command("train-classifier")

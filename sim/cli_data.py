@@ -93,6 +93,19 @@ def data_sample(
     console.print(Text(f"{target}: {count:,} rows"))
 
 
+def load_user_rows(paths: list[Path] | None, label: str | None) -> list:
+    """Labelled rows of users' files (``label`` for rows that carry none); a malformed file is an error naming file and line."""
+    from evolve.corpus.formats import DataFileError, load_texts
+
+    rows = []
+    try:
+        for path in paths or []:
+            rows.extend(load_texts(path, label))
+    except DataFileError as exc:
+        fail(str(exc))
+    return rows
+
+
 def _pct(entry: object) -> str:
     if not isinstance(entry, dict):
         return "–"
@@ -117,7 +130,6 @@ def evaluate_rules(
     """
     setup_logging(False)
     from evolve.corpus.build import CorpusMissing, load_split
-    from evolve.corpus.formats import DataFileError, load_texts
     from evolve.corpus.records import ATTACK, BENIGN, SPLITS
     from evolve.guard_eval import report, score_rows
     from targets.input_guard import InputGuard
@@ -131,17 +143,12 @@ def evaluate_rules(
     except RuleSetError as exc:
         fail(str(exc))
     rows = []
-    try:
-        if split:
+    if split:
+        try:
             rows.extend(load_split(split, cache))
-        for path in data or []:
-            rows.extend(load_texts(path))
-        for path in attacks or []:
-            rows.extend(load_texts(path, ATTACK))
-        for path in benign or []:
-            rows.extend(load_texts(path, BENIGN))
-    except (CorpusMissing, DataFileError) as exc:
-        fail(str(exc))
+        except CorpusMissing as exc:
+            fail(str(exc))
+    rows += load_user_rows(data, None) + load_user_rows(attacks, ATTACK) + load_user_rows(benign, BENIGN)
     guard = InputGuard(ruleset)
     if as_json:
         scored = score_rows(guard, rows)
