@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from evolve.corpus.records import LabelledText
+from kosmoi.stats import wilson
 from targets.canonical import canonicalize
 from targets.classifier import WINDOW_KIND, ClassifierSpec, features, pack, windows
 from targets.rules import RuleSet
@@ -76,13 +77,20 @@ def load_corpus(seed: int = 0) -> Corpus:
         rendered = _render(template, slots, rng)
         positives.extend(rendered)
         groups.extend([index] * len(rendered))
-    for key, template_list in (("multilingual_positives", raw.get("multilingual_positives", [])), ("indirect_templates", raw.get("indirect_templates", [])), ("code_injection_templates", raw.get("code_injection_templates", []))):
-        base_index = len(raw["positive_templates"]) + {"multilingual_positives": 1000, "indirect_templates": 2000, "code_injection_templates": 3000}[key]
-        for offset, template in enumerate(template_list):
+    for key, base_index in (("multilingual_positives", 1000), ("indirect_templates", 2000), ("code_injection_templates", 3000), ("indirect_more", 4000)):
+        for offset, template in enumerate(raw.get(key, [])):
             rendered = _render(template, slots, rng) if "{task}" in template else [template.replace("{{", "{").replace("}}", "}")]
             positives.extend(rendered)
-            groups.extend([base_index + offset] * len(rendered))
-    handwritten = [str(line) for line in raw["negatives"]] + [str(line) for line in raw.get("benign_instructions", [])]
+            groups.extend([len(raw["positive_templates"]) + base_index + offset] * len(rendered))
+    for language_index, (language, spec) in enumerate(sorted(raw.get("localised_attacks", {}).items())):
+        for offset, template in enumerate(spec["templates"]):
+            try:
+                rendered = _render(template, {"task": list(spec["tasks"])}, rng)
+            except (KeyError, IndexError) as exc:
+                raise ValueError(f"classifier_corpus.yaml: localised_attacks.{language}: template {template!r} names an unknown slot ({exc})") from None
+            positives.extend(rendered)
+            groups.extend([len(raw["positive_templates"]) + 5000 + 100 * language_index + offset] * len(rendered))
+    handwritten = [str(line) for line in (*raw["negatives"], *raw.get("benign_instructions", []), *raw.get("localised_benign", []), *raw.get("localised_everyday", []))]
     chatter = chatterbot_lines()
     negatives = handwritten + chatter
     sources = {"positives": len(positives), "templates": len(raw["positive_templates"]), "negatives_handwritten": len(handwritten), "negatives_chatterbot": len(chatter)}
@@ -182,8 +190,23 @@ def calibrate(benign_logits: np.ndarray, flag_fpr: float, block_fpr: float, thre
 
 
 PRUNE_BELOW = 0.01  # weights smaller than this are dropped before calibration (keeps ~91 % of the L1 mass)
-FLAG_FPR = 0.004  # the classifier alone flags at most this share of validation benign texts
-BLOCK_FPR = 0.001
+FPR_BUDGET = 0.01  # the issue's bound on real benign traffic flagged or blocked
+BLOCK_FPR = 0.001  # the classifier alone blocks at most this share of validation benign texts
+
+
+def flag_fpr_for(benign_n: int, budget: float = FPR_BUDGET) -> float:
+    """The validation FPR to flag at: the largest whose 95 % Wilson upper bound stays within ``budget``.
+
+    With 2,879 validation benign texts that is about 0.6 %; a smaller
+    validation split earns a stricter threshold, since its measured rate says less
+    (never below twice the block rate, so that flag and block stay apart).
+    """
+    best = 2 * BLOCK_FPR
+    for k in range(benign_n + 1):
+        if wilson(k, benign_n)[1] > budget:
+            break
+        best = max(best, k / benign_n)
+    return best
 
 
 def train_classifier(
@@ -249,7 +272,8 @@ def train_classifier(
     model.coef_[np.abs(model.coef_) < PRUNE_BELOW] = 0.0  # tiny weights: a quarter of the file, nothing of the verdicts
     logits = text_logits(model, x_val, owner_val, len(corpus.validation))
     thresholds = base.thresholds
-    scale, shift = calibrate(logits[~val_labels], FLAG_FPR, BLOCK_FPR, thresholds)
+    flag_fpr = flag_fpr_for(int((~val_labels).sum()))
+    scale, shift = calibrate(logits[~val_labels], flag_fpr, BLOCK_FPR, thresholds)
     probabilities = 1.0 / (1.0 + np.exp(-np.clip(scale * logits + shift, -60, 60)))
 
     def rates(threshold: float) -> dict[str, float]:
@@ -269,7 +293,7 @@ def train_classifier(
         "data": {**corpus.describe(), "positives_mined": sum(1 for _, y_ in extras if y_), "negatives_extra": sum(1 for _, y_ in extras if not y_)},
         "train_windows": int(x.shape[0]),
         "validation": {"texts": len(corpus.validation), "attacks": int(val_labels.sum())},
-        "calibration": {"flag_fpr_target": FLAG_FPR, "block_fpr_target": BLOCK_FPR, "scale": scale, "shift": shift},
+        "calibration": {"flag_fpr_target": flag_fpr, "block_fpr_target": BLOCK_FPR, "scale": scale, "shift": shift},
         "at_flag": rates(thresholds.flag),
         "at_block": rates(thresholds.block),
         "nonzero_weights": int(len(keep)),

@@ -28,3 +28,13 @@ BRAILLE: dict[str, int] = {
 }
 BRAILLE_NUMBER = 0x3C
 BRAILLE_DIGITS: dict[str, str] = dict(zip("1234567890", "abcdefghij"))  # digit -> the letter written after the number sign
+
+# Elder Futhark runes for Latin letters, as rune-cipher tools write them (the guard reads any rune by its Unicode name).
+RUNES: dict[str, str] = {
+    "a": "ᚨ", "b": "ᛒ", "c": "ᚲ", "d": "ᛞ", "e": "ᛖ", "f": "ᚠ", "g": "ᚷ", "h": "ᚺ", "i": "ᛁ", "j": "ᛃ", "k": "ᚲ", "l": "ᛚ", "m": "ᛗ",
+    "n": "ᚾ", "o": "ᛟ", "p": "ᛈ", "q": "ᛩ", "r": "ᚱ", "s": "ᛋ", "t": "ᛏ", "u": "ᚢ", "v": "ᚢ", "w": "ᚹ", "x": "ᛉ", "y": "ᛃ", "z": "ᛉ",
+}
+
+# First code points of the emoji letter blocks NFKC leaves alone (a-z follow in order): regional indicators,
+# negative circled and negative squared Latin capitals.
+EMOJI_LETTER_BLOCKS: tuple[int, ...] = (0x1F1E6, 0x1F150, 0x1F170)

@@ -6,7 +6,10 @@ seems to use. Two kinds:
 - *Self-evident* encodings, recognised by their alphabet: Morse code,
   Braille, the NATO spelling alphabet, binary octets, ``\\uXXXX``/``\\xXX``
   escapes, Unicode tag characters and variation-selector byte smuggling
-  (each hidden character stands for an ASCII byte).
+  (each hidden character stands for an ASCII byte), emoji letters (regional
+  indicators and the negative circled and squared letters NFKC leaves alone),
+  runes written for Latin letters, and base2048 (qntm's encoding of 11 bits per
+  character, decoded with the ``base2048`` package).
 - *Letter substitutions* that keep the text looking like words: ROT-n
   (every shift), Atbash, reversal, and leetspeak written with more digits
   than letters. There is no alphabet to recognise, so a candidate counts only
@@ -22,8 +25,11 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 
-from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, MORSE, NATO, NATO_VARIANTS
+import base2048
+
+from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, EMOJI_LETTER_BLOCKS, MORSE, NATO, NATO_VARIANTS
 
 MAX_CHARS = 20_000
 MIN_COMMON_WORDS = 3
@@ -156,6 +162,65 @@ def _selector_bytes(text: str) -> str | None:
     return decoded if sum(ch.isprintable() for ch in decoded) >= 0.8 * len(decoded) else None
 
 
+def _emoji_letter(code: int) -> str | None:
+    for start in EMOJI_LETTER_BLOCKS:
+        if start <= code < start + 26:
+            return chr(ord("a") + code - start)
+    return None
+
+
+def _emoji_letters(text: str) -> str | None:
+    out: list[str] = []
+    letters = 0
+    for ch in text:
+        letter = _emoji_letter(ord(ch))
+        if letter is not None:
+            out.append(letter)
+            letters += 1
+        elif ch.isspace() or ch in ".,!?:;'-":
+            out.append(" " if ch.isspace() else ch)
+        elif 0xFE00 <= ord(ch) <= 0xFE0F or unicodedata.category(ch) == "Cf":  # selectors and zero-width characters that keep letters apart
+            continue
+        else:
+            out.append(" ")
+    return " ".join("".join(out).split()) if letters >= 6 else None
+
+
+def _rune_letter(ch: str) -> str:
+    """A rune's Latin value: the last word of its Unicode name where that is one or two letters (``RUNIC LETTER FEHU FEOH FE F`` is f)."""
+    words = unicodedata.name(ch, "").split()
+    if words[:2] == ["RUNIC", "LETTER"] and 1 <= len(words[-1]) <= 2 and words[-1].isalpha():
+        return words[-1].lower()
+    return {"THURISAZ": "th", "KAUNA": "k", "ALGIZ": "z", "INGWAZ": "ng", "IWAZ": "ei", "WUNJO": "w"}.get(words[2] if len(words) > 2 else "", "")
+
+
+_RUNES = {code: _rune_letter(chr(code)) for code in range(0x16A0, 0x16F9)}
+
+
+_RUNE_V = re.compile(r"(?<=[aeiour])u(?=[aeio])")  # the futhark has no v or c: u between vowels reads v, kt reads ct
+
+
+def _runic(text: str) -> str | None:
+    if sum(0x16A0 <= ord(ch) <= 0x16F8 for ch in text) < 6:
+        return None
+    return _RUNE_V.sub("v", "".join(_RUNES.get(ord(ch), ch) for ch in text)).replace("kt", "ct")
+
+
+_BASE2048_RUN = re.compile(r"[^\x00-\x7f\s]{12,}")  # base2048 output has no ASCII and no spaces
+
+
+def _base2048(text: str) -> str | None:
+    out = []
+    for match in _BASE2048_RUN.finditer(text):
+        try:
+            decoded = base2048.decode(match.group(0)).decode("utf-8")
+        except (base2048.DecodeError, UnicodeDecodeError, ValueError):
+            continue
+        if decoded and sum(ch.isprintable() or ch.isspace() for ch in decoded) >= 0.9 * len(decoded):
+            out.append(decoded)
+    return " ".join(out) if out else None
+
+
 # --- letter substitutions -----------------------------------------------------------------------------------
 
 _LOWER = string.ascii_lowercase
@@ -208,6 +273,9 @@ _SELF_EVIDENT = (
     ("nato", _nato, lambda text: True),
     ("binary", _binary, lambda text: "0" in text),
     ("escapes", _escapes, lambda text: "\\" in text),
+    ("emoji-letters", _emoji_letters, lambda text: not text.isascii()),
+    ("runic", _runic, lambda text: not text.isascii()),
+    ("base2048", _base2048, lambda text: not text.isascii()),
 )
 
 
@@ -265,6 +333,7 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
 CAPABILITY_OF = {
     "morse": "morse", "braille": "braille", "nato": "nato", "binary": "binary", "escapes": "escapes",
     "tags": "tag_chars", "variation-selectors": "variation_selectors", "atbash": "atbash", "leet": "leetspeak",
+    "emoji-letters": "emoji_letters", "runic": "runic", "base2048": "base2048",
 }
 
 

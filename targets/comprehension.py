@@ -23,11 +23,11 @@ CAPABILITIES: frozenset[str] = frozenset(
         "roleplay", "hypothetical", "override", "authority", "indirect", "nesting",
         # the encodings and ciphers of public red-team tools (targets.decoding, targets.ciphers)
         "base32", "base85", "morse", "nato", "braille", "binary", "escapes", "tag_chars", "variation_selectors",
-        "atbash", "caesar", "zalgo",
+        "atbash", "caesar", "zalgo", "emoji_letters", "runic", "base2048",
     }
 )
 RUN_ENCODINGS = {"base64": "base64", "hex": "hex", "base32": "base32", "ascii85": "base85", "base85": "base85"}  # decode_runs chain -> capability
-CIPHER_CAPABILITIES = frozenset({"morse", "nato", "braille", "binary", "escapes", "tag_chars", "variation_selectors", "atbash", "caesar"})
+CIPHER_CAPABILITIES = frozenset({"morse", "nato", "braille", "binary", "escapes", "tag_chars", "variation_selectors", "atbash", "caesar", "emoji_letters", "runic", "base2048"})
 
 MAX_CONTEXT_CHARS = 8_000
 

@@ -59,7 +59,7 @@ PROFILES: dict[str, VictimProfile] = {
     ),
     "typical": VictimProfile(
         "typical",
-        frozenset({"homoglyph", "zero_width", "leetspeak", "base64", "split_payload", "roleplay", "hypothetical", "override", "authority", "indirect", "nesting", "morse", "nato", "escapes", "zalgo"}),
+        frozenset({"homoglyph", "zero_width", "leetspeak", "base64", "split_payload", "roleplay", "hypothetical", "override", "authority", "indirect", "nesting", "morse", "nato", "escapes", "zalgo", "emoji_letters"}),
         base_compliance=0.12,
         cue_bonus={"override": 0.35, "roleplay": 0.35, "hypothetical": 0.25, "authority": 0.3},
         indirect_trust=0.7,

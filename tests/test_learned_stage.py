@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evolve.classifier_training import FLAG_FPR, TrainingCorpus, train_classifier
+from evolve.classifier_training import TrainingCorpus, flag_fpr_for, train_classifier
 from evolve.corpus.sample import load_sample
 from targets.canonical import canonicalize
 from targets.classifier import Classifier, windows
@@ -36,10 +36,21 @@ def test_calibration_puts_the_flag_threshold_at_the_target_fpr_on_validation_sou
     p_benign = np.array([classifier.probability(canonicalize(t).text) for t in benign])
     p_attack = np.array([classifier.probability(canonicalize(t).text) for t in attacks])
     flagged = float((p_benign >= ruleset.thresholds.flag).mean())
-    assert flagged <= FLAG_FPR + 2 / len(benign)  # the quantile lands on the target (ties allow a text or two)
+    target = report["calibration"]["flag_fpr_target"]
+    assert target == flag_fpr_for(len(benign))
+    assert flagged <= target + 2 / len(benign)  # the quantile lands on the target (ties allow a text or two)
     assert report["at_flag"]["fpr"] == pytest.approx(flagged, abs=1e-9)
     assert float((p_attack >= ruleset.thresholds.flag).mean()) > 0.5  # and it separates: most validation attacks flagged
     assert report["data"]["origin"] == "committed sample" and report["calibration"]["scale"] > 0
+
+
+def test_the_flag_rate_is_the_largest_whose_wilson_bound_fits_the_budget():
+    from kosmoi.stats import wilson
+
+    for n in (2879, 20000):
+        rate = flag_fpr_for(n)
+        assert wilson(round(rate * n), n)[1] <= 0.01 < wilson(round(rate * n) + 1, n)[1]
+    assert flag_fpr_for(500) == flag_fpr_for(100) == 0.002  # too few texts to promise 1 %: the floor
 
 
 def test_length_and_repetition_are_no_evidence():
