@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import base64
 import codecs
+import functools
+import gzip
 import json
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 import base2048
 
@@ -179,6 +182,27 @@ def _frame(frames: tuple[str, ...]) -> Callable[[str, random.Random], str]:
     return lambda text, rng: rng.choice(frames).format(p=text)
 
 
+PAYLOAD_SLOT = "<<PAYLOAD>>"
+
+
+@functools.lru_cache(maxsize=1)
+def real_framings() -> tuple[tuple[str, str], ...]:
+    """``(id, template)`` of the human-written jailbreaks the ``real_framing`` operator wraps payloads in.
+
+    Drawn by ``immune data sample`` from the real attack corpus's train split
+    (permissive sources only; ids name source and file), never from the
+    sources the guard is evaluated on.
+    """
+    raw = gzip.decompress(resources.files("attackers").joinpath("data", "real_framings.jsonl.gz").read_bytes()).decode("utf-8")
+    rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    return tuple((str(row["id"]), str(row["template"])) for row in rows if str(row.get("template", "")).count(PAYLOAD_SLOT) == 1)
+
+
+def _real_framing(text: str, rng: random.Random) -> str:
+    _, template = rng.choice(real_framings())
+    return template.replace(PAYLOAD_SLOT, text)
+
+
 def _json_nest(text: str, rng: random.Random) -> str:
     return rng.choice(NEST_JSON).format(p=json.dumps(text))
 
@@ -322,6 +346,7 @@ OPERATORS: dict[str, Operator] = {
         Operator("hypothetical", "framing", FRAMING, _frame(HYPOTHETICAL_FRAMES), "hypothetical"),
         Operator("override", "framing", FRAMING, _frame(OVERRIDE_FRAMES), "override"),
         Operator("authority", "framing", FRAMING, _frame(AUTHORITY_FRAMES), "authority"),
+        Operator("real_framing", "framing", FRAMING, _real_framing, "roleplay"),
         Operator("json_nest", "nesting", FRAMING + 0, _json_nest, "nesting"),
         Operator("markdown_nest", "nesting", FRAMING + 0, _markdown_nest, "nesting"),
         Operator("html_comment", "nesting", FRAMING + 0, _html_comment, "nesting"),
@@ -355,7 +380,7 @@ OPERATORS: dict[str, Operator] = {
 }
 
 ENCODING_OPS = tuple(name for name, op in OPERATORS.items() if op.stage == ENCODING)
-FRAMING_OPS = ("roleplay", "hypothetical", "override", "authority")
+FRAMING_OPS = ("roleplay", "hypothetical", "override", "authority", "real_framing")
 EVASION_OPS = (
     "synonym", "filler", "homoglyph", "zero_width", "leetspeak", "split_payload", "base64", "hex", "rot13", "reverse", "json_nest", "markdown_nest",
     "html_comment", "padding", "language_mix", "case_noise", "whitespace_noise", "reorder", "base32", "ascii85", "morse", "nato", "braille", "binary",

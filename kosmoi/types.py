@@ -142,6 +142,7 @@ class Request:
     text: str
     document: str | None
     sim_time: float
+    open_ended: bool = False  # a general request (a real person's prompt): answered counts as done, no tool call needed
 
 
 @dataclass(slots=True)

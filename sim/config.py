@@ -133,6 +133,7 @@ class BenignConfig(_Strict):
     requests: int = Field(default=5, gt=0, le=10_000, description="requests per benign identity")
     think_time_s: float = Field(default=120.0, gt=0)
     hard_negative_rate: float = Field(default=0.1, ge=0, le=1)
+    real_rate: float = Field(default=0.2, ge=0, le=1, description="share of customer requests that are real people's prompts (targets.traffic.real_prompts)")
 
 
 class InputGuardConfig(_Strict):

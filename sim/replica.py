@@ -302,14 +302,14 @@ class ReplicaSimulator:
             return
         generation_started = time.perf_counter()
         self._rng.seed(derive_seed(spec.seed, campaign.attempt))
-        benign = benign_request(self.stack.company, spec.identity, self._rng, self.exp.benign.hard_negative_rate)
+        benign = benign_request(self.stack.company, spec.identity, self._rng, self.exp.benign.hard_negative_rate, self.exp.benign.real_rate)
         self._timings["benign_generation"] += time.perf_counter() - generation_started
-        request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now)
+        request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now, open_ended=benign.real)
         outcome = self.stack.handle(request, token)
         self._rows.append(
             (
                 eid, spec.campaign_id, campaign.attempt, "benign", Goal.NONE.value, "indirect" if benign.document else "direct", Tier.USER.value,
-                "traffic", spec.identity, benign.agent, _EMPTY, "", _EMPTY, benign.document or benign.text,
+                "real-traffic" if benign.real else "traffic", spec.identity, benign.agent, _EMPTY, "", _EMPTY, benign.document or benign.text,
                 outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
                 outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
                 outcome.records_exfiltrated, outcome.task_completed, 0.0, now,

@@ -191,7 +191,7 @@ class StagingStack:
                     stage = Stage.COURT
             else:
                 stage = Stage.VICTIM
-        completed = turn.understood and not turn.refused and not turn.error and all(r.ok for _, r in turn.calls) and output_action is not Action.BLOCK
+        completed = (turn.understood or request.open_ended) and not turn.refused and not turn.error and all(r.ok for _, r in turn.calls) and output_action is not Action.BLOCK
         rule_ids = tuple(dict.fromkeys(verdict.rule_ids + tuple(output_rules)))
         return Outcome(
             blocked_stage=stage,

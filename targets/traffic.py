@@ -4,14 +4,21 @@ Used by the simulator to mix benign sessions into every campaign (so false
 positives, false warrants and utility are measured) and by the evolution loop
 as the templated part of its benign corpus. A share of requests are *hard
 negatives*: benign text that mentions attack phrases, security topics,
-legitimate base64 or code.
+legitimate base64 or code; another share are *real prompts* written by
+people (``real_prompts()``: the real corpus's validation split — documents to
+rewrite, code to explain, chat in many languages), so in-run false positives
+are measured on text the project did not write.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import gzip
+import json
 import random
 from dataclasses import dataclass
+from importlib import resources
 
 from targets.company import Company
 
@@ -53,10 +60,20 @@ class BenignRequest:
     text: str
     document: str | None
     hard_negative: bool = False
+    real: bool = False  # a real person's prompt: done when answered (no tool needed), not when a tool call succeeds
 
 
-def customer_request(company: Company, customer: str, rng: random.Random, hard_negative_rate: float) -> BenignRequest:
-    """A customer's chat message to support or sales."""
+@functools.lru_cache(maxsize=1)
+def real_prompts() -> tuple[str, ...]:
+    """Real benign prompts (``targets/data/real_traffic.jsonl.gz``, drawn by ``immune data sample``; sources and licences per row)."""
+    raw = gzip.decompress(resources.files("targets").joinpath("data", "real_traffic.jsonl.gz").read_bytes()).decode("utf-8")
+    return tuple(str(json.loads(line)["text"]) for line in raw.splitlines() if line.strip())
+
+
+def customer_request(company: Company, customer: str, rng: random.Random, hard_negative_rate: float, real_rate: float = 0.0) -> BenignRequest:
+    """A customer's chat message to support or sales (a real person's prompt with probability ``real_rate``)."""
+    if real_rate and rng.random() < real_rate:
+        return BenignRequest("support", rng.choice(real_prompts()), None, real=True)
     hard = rng.random() < hard_negative_rate
     agent, template = rng.choice(HARD_NEGATIVES if hard else CUSTOMER_TEMPLATES)
     orders = company.orders_by_customer.get(customer) or list(company.orders)[:1]
@@ -91,10 +108,10 @@ def employee_request(company: Company, employee: str, rng: random.Random) -> Ben
     return BenignRequest("ops", "New helpdesk ticket attached.", document)
 
 
-def benign_request(company: Company, identity: str, rng: random.Random, hard_negative_rate: float = 0.1) -> BenignRequest:
+def benign_request(company: Company, identity: str, rng: random.Random, hard_negative_rate: float = 0.1, real_rate: float = 0.0) -> BenignRequest:
     """A request typical for ``identity`` (``cust-*``, ``vendor-*`` or ``emp-*``)."""
     if identity.startswith("vendor-"):
         return vendor_request(company, identity, rng)
     if identity.startswith("emp-"):
         return employee_request(company, identity, rng)
-    return customer_request(company, identity, rng, hard_negative_rate)
+    return customer_request(company, identity, rng, hard_negative_rate, real_rate)

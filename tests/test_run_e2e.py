@@ -53,6 +53,8 @@ def test_smoke_parquet_matches_the_summary(smoke_run):
     assert summary["breach_rate"] == pytest.approx(attacks["breached"].mean())
     flagged = (benign["input_action"] != "allow") | (benign["output_action"] != "allow")
     assert summary["false_positive_rate"] == pytest.approx(flagged.mean())
+    real = benign[benign["generator"] == "real-traffic"]  # real people's prompts are part of the benign traffic and of its FPR
+    assert 0.05 * len(benign) < len(real) < 0.4 * len(benign) and real["payload"].str.len().mean() > 2 * benign[benign["generator"] == "traffic"]["payload"].str.len().mean()
     assert summary["blocked_by_stage"] == attacks["blocked_stage"].value_counts().to_dict()
     assert summary["damage_usd"] == pytest.approx(attacks["damage_usd"].sum())
     assert 0 < summary["breach_rate"] < 1 and summary["false_positive_rate"] < 0.2
