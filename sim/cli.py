@@ -118,7 +118,7 @@ def run(
         handle_signals=True,
     )
     label = exp.name if exp is not None else f"resuming {resume}"
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"), TimeElapsedColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task(f"{label}: starting Ray", total=None)
@@ -189,7 +189,7 @@ def rules_show(
         ruleset = load_rules(ref, tracking_uri)
     except RuleSetError as exc:
         fail(str(exc))
-    console.print(f"[bold]{ruleset.name}[/] v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}")
+    console.print(Text.assemble((ruleset.name, "bold"), f" v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}"))
     console.print(f"thresholds: flag {ruleset.thresholds.flag}, block {ruleset.thresholds.block}; classifier: {ruleset.classifier.kind if ruleset.classifier else 'none'}; semantic exemplars: {len(ruleset.semantic.exemplars) if ruleset.semantic else 0}")
     table = Table()
     table.add_column("id", no_wrap=True)  # ids are what users copy: never folded
@@ -199,7 +199,7 @@ def rules_show(
         source = str(rule.provenance.get("source", ""))
         if source == "mined":
             source += f" g{rule.provenance.get('generation')} ({rule.provenance.get('cluster_size')} attacks)"
-        table.add_row(rule.id, rule.kind, rule.action, rule.stage, source, f"{rule.pattern[:70]}\n[dim]{rule.description[:90]}[/]")
+        table.add_row(rule.id, rule.kind, rule.action, rule.stage, source, Text.assemble(rule.pattern, "\n", (rule.description, "dim")))  # the whole pattern: it is what runs
     console.print(table)
 
 
@@ -217,12 +217,12 @@ def rules_diff(
     before, after = {r.id: r for r in a.rules}, {r.id: r for r in b.rules}
     console.print(f"{a.name} v{a.version} -> {b.name} v{b.version}")
     for rule_id in sorted(after.keys() - before.keys()):
-        console.print(f"[green]+ {rule_id}[/] {after[rule_id].pattern[:100]}  [dim]{after[rule_id].description[:80]}[/]", highlight=False)
+        console.print(Text.assemble((f"+ {rule_id}", "green"), f" {after[rule_id].pattern}  ", (after[rule_id].description, "dim")), highlight=False, soft_wrap=True)
     for rule_id in sorted(before.keys() - after.keys()):
-        console.print(f"[red]- {rule_id}[/] {before[rule_id].pattern[:100]}", highlight=False)
+        console.print(Text.assemble((f"- {rule_id}", "red"), f" {before[rule_id].pattern}"), highlight=False, soft_wrap=True)
     for rule_id in sorted(before.keys() & after.keys()):
         if before[rule_id] != after[rule_id]:
-            console.print(f"[yellow]~ {rule_id}[/] {before[rule_id].pattern[:60]} -> {after[rule_id].pattern[:60]}", highlight=False)
+            console.print(Text.assemble((f"~ {rule_id}", "yellow"), f" {before[rule_id].pattern} -> {after[rule_id].pattern}"), highlight=False, soft_wrap=True)
     if a.thresholds != b.thresholds:
         console.print(f"thresholds: {a.thresholds} -> {b.thresholds}")
     if (a.classifier and a.classifier.weights) != (b.classifier and b.classifier.weights):

@@ -14,8 +14,10 @@ from rich.text import Text
 from kosmoi.redact import install_log_redaction, redact
 from targets.rules import RuleSet, load_ruleset
 
-console = Console()
-err = Console(stderr=True)
+# Markup off: what we print is mostly text we did not write (rule patterns such as ``[a-z']{0,8}``, payloads,
+# replies, paths), and rich would take its brackets for markup. Our own styling goes through Text objects.
+console = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 
 def setup_logging(verbose: bool) -> None:
