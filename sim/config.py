@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kosmoi.types import Goal
+from targets.detectors import DEFAULT_PHONE_REGIONS, phone_detector
 
 ATTACK_GOALS = tuple(goal.value for goal in Goal if goal is not Goal.NONE)
 
@@ -147,6 +148,13 @@ class OutputGuardConfig(_Strict):
     price_floor_usd: float = Field(default=50.0, ge=0)
     max_transfer_usd: float = Field(default=10_000.0, gt=0)
     max_refund_usd: float = Field(default=500.0, gt=0)
+    phone_regions: tuple[str, ...] = Field(default=DEFAULT_PHONE_REGIONS, min_length=1, description="ISO 3166 regions whose phone numbers are redacted")
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        phone_detector(value)  # raises naming the unknown codes
+        return value
 
 
 class IdentityConfig(_Strict):

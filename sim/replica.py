@@ -53,6 +53,7 @@ def stack_settings(exp: Experiment) -> StackSettings:
         output_guard=t.output_guard.enabled,
         enforce_identity=t.identity.enforce,
         business=BusinessPolicy(t.output_guard.price_floor_usd, t.output_guard.max_transfer_usd, t.output_guard.max_refund_usd),
+        phone_regions=t.output_guard.phone_regions,
         auditor=AuditorConfig(t.sentinels.rapid_fire_per_window, t.sentinels.error_loop_threshold, t.sentinels.max_price_drop),
         network=NetworkConfig(**t.sentinels.network.model_dump()),
         court=CourtConfig(

@@ -8,11 +8,13 @@ commands are only matched as text.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import phonenumbers
 import re2
 
 
@@ -112,11 +114,34 @@ SECRET_DETECTORS: tuple[Detector, ...] = (
     ),
 )
 
+# Phone numbers: RE2 finds bounded digit runs that could be one (7-17 digits, with the separators numbers are
+# written with); Google's libphonenumber (``phonenumbers``) decides, for the configured regions, whether the run
+# is a valid number in a number's context (dates, timestamps and prices are not).
+DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "CA", "GB", "IE", "DE", "FR", "ES", "IT", "NL", "AU", "IN")
+PHONE_CANDIDATE = r"(?:\+|\(|\b)\d(?:[ .\-()/]{0,2}\d){6,16}\b"
+
+
+def phone_ok(candidate: str, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> bool:
+    """Whether ``candidate`` holds a valid phone number of one of ``regions`` (any region when it starts with +)."""
+    for region in ("ZZ",) if candidate.lstrip("(").startswith("+") else regions:
+        if next(iter(phonenumbers.PhoneNumberMatcher(candidate, region, leniency=phonenumbers.Leniency.VALID)), None) is not None:
+            return True
+    return False
+
+
+def phone_detector(regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Detector:
+    """The phone-number detector for ``regions`` (ISO 3166 codes); an unknown region is an error naming it."""
+    unknown = sorted(set(regions) - phonenumbers.SUPPORTED_REGIONS)
+    if unknown:
+        raise ValueError(f"unknown phone-number regions {unknown}: use ISO 3166 codes such as GB, US, DE")
+    return Detector("pii.phone", "pii", PHONE_CANDIDATE, validator=functools.partial(phone_ok, regions=tuple(regions)))
+
+
 PII_DETECTORS: tuple[Detector, ...] = (
     Detector("pii.card-number", "pii", r"\b(?:\d[ \-]?){12,18}\d\b", validator=luhn_ok),
     Detector("pii.iban", "pii", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", validator=iban_ok),
     Detector("pii.email", "pii", r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,24}\b"),
-    Detector("pii.phone", "pii", r"(?:\+\d{1,3}[ .\-]?)?\(?\b\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}\b"),
+    phone_detector(),
     Detector("pii.us-ssn", "pii", r"\b\d{3}-\d{2}-\d{4}\b"),
 )
 

@@ -12,7 +12,7 @@ the same redaction of message bodies. Nothing is ever executed here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import re2
@@ -20,7 +20,7 @@ import re2
 from kosmoi.types import Action, Verdict
 from targets.canonical import canonicalize, without_surrogates
 from targets.decoding import decode_runs
-from targets.detectors import ALL_DETECTORS, DetectorBank, Finding, redact
+from targets.detectors import ALL_DETECTORS, DEFAULT_PHONE_REGIONS, DetectorBank, Finding, phone_detector, redact
 from targets.matcher import Engine, RuleMatcher
 from targets.rules import RuleSet
 from targets.tools import ToolCall
@@ -59,6 +59,7 @@ class OutputGuard:
         max_decode_depth: int = 4,
         max_decoded_bytes: int = 64 * 1024,
         engine: Engine = "auto",
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
     ) -> None:
         self.policy = policy or BusinessPolicy()
         self.redact_categories = redact_categories
@@ -68,7 +69,10 @@ class OutputGuard:
         for value in (canaries or {}).values():
             literals.append(("canary", value))
             literals.append(("canary.reversed", value[::-1]))
-        self.bank = DetectorBank(ALL_DETECTORS, tuple(literals))
+        detectors = ALL_DETECTORS
+        if tuple(phone_regions) != DEFAULT_PHONE_REGIONS:  # phone numbers of the regions the deployment serves
+            detectors = tuple(phone_detector(phone_regions) if d.id == "pii.phone" else d for d in ALL_DETECTORS)
+        self.bank = DetectorBank(detectors, tuple(literals))
         spaced = tuple(
             (f"canary.spaced.{index}", _spaced_pattern(value)) for index, value in enumerate((canaries or {}).values()) if len(value) >= 8
         )

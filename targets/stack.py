@@ -20,6 +20,7 @@ from targets.eventlog import EventLog
 from targets.identity import AuthError, IdentityProvider, TokenVerifier
 from targets.input_guard import DEFAULT_MAX_BYTES, InputGuard
 from targets.oracle import Oracle
+from targets.detectors import DEFAULT_PHONE_REGIONS
 from targets.output_guard import BusinessPolicy, OutputGuard
 from targets.rules import RuleSet
 from targets.sentinels import Auditor, AuditorConfig, NetworkConfig, NetworkSentinel
@@ -52,6 +53,7 @@ class StackSettings:
     llm_victim: LLMVictimConfig | None = None  # a real model instead of the simulated victim
     rule_engine: Engine = "auto"
     semantic: bool = False  # the optional embedding stage of the input guard
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS  # whose phone numbers the output guard redacts
 
 
 def merge_verdicts(first: Verdict, second: Verdict) -> Verdict:
@@ -74,7 +76,7 @@ class StagingStack:
         self.verifier = TokenVerifier(self.idp)
         self.services = Services(self.company, self.verifier, self.log, enforce_identity=settings.enforce_identity)
         self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic)
-        self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine)
+        self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine, phone_regions=settings.phone_regions)
         self.oracle = Oracle(self.company, settings.business.price_floor_usd)
         self.sentinels = (Auditor(self.company, settings.auditor), NetworkSentinel(settings.network))
         self.court = Court(settings.court, known_good=frozenset(f"agent:{name}" for name in AGENTS))

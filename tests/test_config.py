@@ -124,3 +124,8 @@ def test_budget_policy_replaces_a_level_entirely():
     assert caps.attacks_per_day == 7 and caps.attacks_per_hour is None and caps.usd_per_day is None
     assert caps_for(parse_experiment("name: x\nbudget: {defcon: 3}\n", "b.yaml").budget) == DEFAULT_POLICY[3]
     assert "DEFCON levels are 1..5" in _error("name: x\nbudget:\n  policy: {9: {}}\n")
+
+
+def test_unknown_phone_region_is_named():
+    message = _error("name: smoke\ntargets:\n  output_guard:\n    phone_regions: [GB, UK]\n")
+    assert "targets.output_guard.phone_regions" in message and "unknown phone-number regions ['UK']" in message

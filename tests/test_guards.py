@@ -129,6 +129,26 @@ def test_output_guard_redacts_canaries_in_many_disguises(baseline):
         assert canary not in verdict.text and canary[::-1] not in verdict.text
 
 
+@pytest.mark.parametrize("number", ["+44 20 7946 0958", "020 7946 0958", "07700 900123", "(415) 555-0132", "+1 415 555 0132", "+49 30 901820", "06 12 34 56 78"])
+def test_output_guard_redacts_phone_numbers_of_many_regions(baseline, number):
+    verdict = OutputGuard(baseline).scan(f"You can reach the customer on {number} after five.")
+    assert "pii.phone" in verdict.rule_ids and number not in verdict.text, verdict
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Order 20011 shipped on 2026-12-02 for $2,400.00, invoice 48213.", "Python 3.11.7, released 12/02/2026 at 10:30:00.", "Total: 1,234,567 units in 2026."],
+)
+def test_output_guard_leaves_dates_prices_and_order_numbers_alone(baseline, text):
+    assert OutputGuard(baseline).scan(text).text == text
+
+
+def test_phone_regions_are_configurable_and_checked(baseline):
+    assert "pii.phone" not in OutputGuard(baseline, phone_regions=("US",)).scan("Call 020 7946 0958").rule_ids
+    with pytest.raises(ValueError, match="unknown phone-number regions \\['UK'\\]"):
+        OutputGuard(baseline, phone_regions=("GB", "UK"))
+
+
 def test_output_guard_business_rules(baseline):
     out = OutputGuard(baseline)
     assert out.check_call(ToolCall("catalog", "set_price", {"sku": "SKU-1000", "price": 49.99}))[0].action is Action.BLOCK
