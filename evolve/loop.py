@@ -318,7 +318,7 @@ def _patch(
             retrained,
             tracking_uri=tracking_uri,
             run_id=record.mlflow_run_id,
-            generation=generation + 1,
+            generation=generation,
             parent_version=state.records[-1].model_version if state.records else None,
             source_runs=[summary.get("mlflow_run_id") or run_id],
             metrics={"rules": len(retrained.rules), "new_rules": record.new_rules, "gate_fpr": record.gate_fpr, "heldout_allow_rate": record.heldout_allow_rate or 0.0},

@@ -79,7 +79,11 @@ def register_version(
     heldout_attacks: list[str],
     name: str = MODEL_NAME,
 ) -> str:
-    """Log ``ruleset`` as a pyfunc model into MLflow run ``run_id``, register it, alias it ``staging``."""
+    """Log ``ruleset`` as a pyfunc model into MLflow run ``run_id``, register it, alias it ``staging``.
+
+    ``generation`` is the evolution generation whose results the version was mined from (0 for the first),
+    the number `immune evolve` prints next to it.
+    """
     import mlflow
 
     import kosmoi
@@ -126,8 +130,9 @@ def register_version(
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    previous = _alias_version(client, name, "staging")
     client.set_registered_model_alias(name, "staging", version)
-    _record(client, name, {"alias": "staging", "version": version, "at": _now(), "by": "evolve", "reason": f"generation {generation}"})
+    _record(client, name, {"alias": "staging", "version": version, "from": previous, "at": _now(), "by": "evolve", "reason": f"mined from generation {generation}"})
     return version
 
 

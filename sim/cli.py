@@ -183,12 +183,19 @@ def scan(
 def rules_show(
     ref: Annotated[str, typer.Argument(help="builtin:NAME, a JSON file or a models:/ URI.")],
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ references.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON: everything but the classifier's weights.")] = False,
 ) -> None:
     """A rule set for humans: version, lineage, thresholds, classifier and every rule with its provenance."""
     try:
         ruleset = load_rules(ref, tracking_uri)
     except RuleSetError as exc:
         fail(str(exc))
+    if as_json:
+        data = json.loads(ruleset.to_json())
+        if data.get("classifier"):
+            data["classifier"] = {k: v for k, v in data["classifier"].items() if k not in ("indices", "weights")}
+        typer.echo(json.dumps(data, indent=2))
+        return
     console.print(Text.assemble((ruleset.name, "bold"), f" v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}"))
     console.print(f"thresholds: flag {ruleset.thresholds.flag}, block {ruleset.thresholds.block}; classifier: {ruleset.classifier.kind if ruleset.classifier else 'none'}; semantic exemplars: {len(ruleset.semantic.exemplars) if ruleset.semantic else 0}")
     table = Table()
@@ -618,6 +625,7 @@ def rollback(
 @app.command("history")
 def alias_history(
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the moves as JSON (for scripts).")] = False,
 ) -> None:
     """Every recorded move of the kosmoi-guardrails aliases (staging, production), oldest first."""
     setup_logging(False)
@@ -627,6 +635,9 @@ def alias_history(
         moves = history(tracking_uri_for(tracking_uri))
     except RuleSetError as exc:
         fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(moves, indent=2, default=str))
+        return
     if not moves:
         console.print("no alias moves recorded for kosmoi-guardrails yet (run `immune evolve` to register versions)")
         return

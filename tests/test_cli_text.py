@@ -50,3 +50,9 @@ def test_eval_prints_payloads_with_brackets_exactly(tmp_path):
     data.write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in zip(texts, ("attack", "benign"))), "utf-8")
     out = _run("eval", "--data", str(data), "--rules", _rules_file(tmp_path, {"custom.thing": (r"\bthing\?", "flags the benign text")}))
     assert texts[1] in out  # flagged benign text: among the false positives, brackets intact
+
+
+def test_rules_show_json_holds_every_rule_without_the_weights(tmp_path):
+    data = json.loads(_run("rules", "show", "--json", _rules_file(tmp_path, PATTERNS)))
+    assert {r["id"]: r["pattern"] for r in data["rules"]}["custom.approve"] == PATTERNS["custom.approve"][0]
+    assert data["version"] == load_ruleset("builtin:baseline").version and "weights" not in json.dumps(data)

@@ -72,7 +72,7 @@ def test_each_generation_is_an_mlflow_run_and_registers_a_staging_version(evolve
     versions = sorted(client.search_model_versions("name='kosmoi-guardrails'"), key=lambda v: int(v.version))
     assert len(versions) == GENERATIONS
     assert str(client.get_model_version_by_alias("kosmoi-guardrails", "staging").version) == str(versions[-1].version)
-    assert [v.tags["kosmoi.generation"] for v in versions] == [str(g + 1) for g in range(GENERATIONS)]
+    assert [v.tags["kosmoi.generation"] for v in versions] == [str(g) for g in range(GENERATIONS)]  # the generation printed next to "model vN"
     assert versions[1].tags["kosmoi.parent_version"] == str(versions[0].version)
 
 

@@ -95,6 +95,11 @@ def test_promotion_is_gated_forced_only_with_a_reason_and_can_be_rolled_back(reg
     assert all(m["at"] and m["by"] for m in moves)
     shown = subprocess.run([*immune_cmd(), "history", "--tracking-uri", uri], capture_output=True, text=True, env=_env(uri), timeout=300)
     assert shown.returncode == 0 and "incident 42" in shown.stdout and "rollback" in shown.stdout and "forced" in shown.stdout
+    staging = [m for m in history(uri) if m["alias"] == "staging"]
+    assert [(m["version"], m.get("from")) for m in staging] == [("1", None), ("2", "1"), ("3", "2")]  # each move names the version it replaced
+    assert [m["reason"] for m in staging] == ["mined from generation 0", "mined from generation 1", "mined from generation 2"]
+    as_json = subprocess.run([*immune_cmd(), "history", "--json", "--tracking-uri", uri], capture_output=True, text=True, env=_env(uri), timeout=300)
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == history(uri)
 
 
 def test_production_loads_in_a_fresh_process_and_gives_verdicts(registry):
