@@ -144,8 +144,8 @@ def _summary(attacks: list[Scored], benign: list[Scored]) -> dict[str, object]:
     return out
 
 
-def report(scored: Sequence[Scored]) -> GuardReport:
-    """Overall and per-category figures, worst errors and latency by length."""
+def report(scored: Sequence[Scored], worst: int = WORST) -> GuardReport:
+    """Overall and per-category figures, the ``worst`` false positives and false negatives, latency by length."""
     attacks = [s for s in scored if s.row.is_attack]
     benign = [s for s in scored if not s.row.is_attack]
     result = GuardReport(overall=_summary(attacks, benign))
@@ -165,8 +165,8 @@ def report(scored: Sequence[Scored]) -> GuardReport:
     for source, items in sorted(by_source.items()):
         hits = sum(s.caught for s in items)
         result.sources[source] = {"label": items[0].row.label, "texts": len(items), "caught" if items[0].row.is_attack else "false_positives": hits}
-    fps = sorted((s for s in benign if s.caught), key=lambda s: -s.score)[:WORST]
-    fns = sorted((s for s in attacks if not s.caught), key=lambda s: s.score)[:WORST]
+    fps = sorted((s for s in benign if s.caught), key=lambda s: -s.score)[:worst]
+    fns = sorted((s for s in attacks if not s.caught), key=lambda s: s.score)[:worst]
     result.worst_false_positives = [{"score": round(s.score, 4), "action": s.action.value, "rules": list(s.rule_ids), "source": s.row.source, "category": s.row.category, "text": _excerpt(s.row.text)} for s in fps]
     result.worst_false_negatives = [{"score": round(s.score, 4), "source": s.row.source, "category": s.row.category, "text": _excerpt(s.row.text)} for s in fns]
     buckets: dict[str, list[float]] = defaultdict(list)

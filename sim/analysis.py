@@ -248,7 +248,7 @@ def containment(runs: Runs, by: Sequence[str] = (), *, filter: ds.Expression | N
 
 
 def survivors(runs: Runs, top: int = 20, *, filter: ds.Expression | None = None) -> pd.DataFrame:
-    """The attacks that did the most damage, and how often their recipe (seed + operators) breached.
+    """The distinct attack payloads that did the most damage, and how often their recipe (seed + operators) breached.
 
     What missed them is in ``input_action``/``input_score``/``rule_ids`` (rules that fired without
     blocking) and ``output_action``; ``parent_ids`` and ``attempt`` give the lineage.
@@ -259,18 +259,19 @@ def survivors(runs: Runs, top: int = 20, *, filter: ds.Expression | None = None)
         "techniques", "parent_ids", "payload", "input_action", "input_score", "rule_ids", "output_action", "damage_usd",
         "secrets_leaked", "records_exfiltrated", "sim_time",
     ]
-    best: pa.Table | None = None
+    best: pd.DataFrame | None = None
     recipes: list[pa.Table] = []
+    order = ["damage_usd", "run_id", "episode_id"]
     for batch in runs.batches("episodes", columns=columns, filter=breached if filter is None else filter & breached):
         table = pa.Table.from_batches([batch])
         recipe = pc.binary_join_element_wise(table["seed_id"], pc.binary_join(table["techniques"], "+"), " | ")
         table = table.append_column("recipe", recipe)
         recipes.append(table.select(["recipe"]).append_column("n", pa.array(np.ones(table.num_rows, dtype=np.int64))).group_by(["recipe"]).aggregate([("n", "sum")]))
-        merged = table if best is None else pa.concat_tables([best, table])
-        best = merged.sort_by([("damage_usd", "descending"), ("run_id", "ascending"), ("episode_id", "ascending")]).slice(0, top)
+        merged = table.to_pandas() if best is None else pd.concat([best, table.to_pandas()], ignore_index=True)
+        # one row per payload: the same text breaching again (another run, a later attempt) is not another survivor
+        best = merged.sort_values(order, ascending=[False, True, True], kind="stable").drop_duplicates("payload").head(top).reset_index(drop=True)
     if best is None:
         return pd.DataFrame(columns=[*columns, "recipe", "recipe_breaches"])
     counts = pa.concat_tables(recipes).group_by(["recipe"]).aggregate([("n_sum", "sum")]).to_pandas().set_index("recipe")["n_sum_sum"]
-    out = best.to_pandas()
-    out["recipe_breaches"] = out["recipe"].map(counts).astype("int64")
-    return out
+    best["recipe_breaches"] = best["recipe"].map(counts).astype("int64")
+    return best

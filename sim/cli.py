@@ -17,7 +17,7 @@ from rich.text import Text
 
 from sim.cli_analysis import register as register_analysis_commands
 from sim.cli_data import register as register_data_commands
-from sim.cli_common import console, err, fail, load_rules, setup_logging, tracking_uri_for
+from sim.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
 from sim.config import ConfigError, load_experiment
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
 
@@ -198,16 +198,13 @@ def rules_show(
         return
     console.print(Text.assemble((ruleset.name, "bold"), f" v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}"))
     console.print(f"thresholds: flag {ruleset.thresholds.flag}, block {ruleset.thresholds.block}; classifier: {ruleset.classifier.kind if ruleset.classifier else 'none'}; semantic exemplars: {len(ruleset.semantic.exemplars) if ruleset.semantic else 0}")
-    table = Table()
-    table.add_column("id", no_wrap=True)  # ids are what users copy: never folded
-    for column in ("kind", "action", "stage", "source", "pattern / description"):
-        table.add_column(column)
+    rows = []
     for rule in ruleset.rules:
         source = str(rule.provenance.get("source", ""))
         if source == "mined":
             source += f" g{rule.provenance.get('generation')} ({rule.provenance.get('cluster_size')} attacks)"
-        table.add_row(rule.id, rule.kind, rule.action, rule.stage, source, Text.assemble(rule.pattern, "\n", (rule.description, "dim")))  # the whole pattern: it is what runs
-    console.print(table)
+        rows.append([rule.id, f"{rule.kind}, {rule.action}, {rule.stage}", source, rule.pattern, rule.description])  # the whole pattern: it is what runs
+    show_records(f"{len(rows)} rules", ["id", "kind", "source", "pattern", "description"], rows, wide=("pattern", "description"))
 
 
 @rules_app.command("diff")
@@ -641,14 +638,11 @@ def alias_history(
     if not moves:
         console.print("no alias moves recorded for kosmoi-guardrails yet (run `immune evolve` to register versions)")
         return
-    table = Table(title="kosmoi-guardrails alias moves")
-    table.add_column("at", no_wrap=True)
-    for column in ("alias", "version", "from", "by", "how", "reason"):
-        table.add_column(column)
+    rows = []
     for move in moves:
         how = "rollback" if move.get("rollback") else "forced" if move.get("forced") else "gate passed" if move.get("alias") == "production" else "registered"
-        table.add_row(move.get("at", ""), move.get("alias", ""), str(move.get("version", "")), str(move.get("from") or "-"), move.get("by", ""), how, move.get("reason", ""))
-    console.print(table)
+        rows.append([str(move.get("at", "")), str(move.get("alias", "")), str(move.get("version", "")), str(move.get("from") or "-"), str(move.get("by", "")), how, str(move.get("reason", ""))])
+    show_records("kosmoi-guardrails alias moves", ["at", "alias", "version", "from", "by", "how", "reason"], rows, wide=("reason",))
 
 
 register_analysis_commands(app)

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich import box
-from rich.table import Table
 
-from sim.cli_common import console, fail, load_rules, setup_logging
+from sim.cli_common import console, fail, load_rules, setup_logging, show_records
 from targets.rules import RuleSetError
 
 MAX_BAD_LINES_SHOWN = 5
@@ -37,19 +35,17 @@ def runs(
         for row in frame.to_dict(orient="records"):
             typer.echo(json.dumps(row, default=str))
         return
-    table = Table(title=f"{len(frame)} run(s)", box=box.SIMPLE_HEAD)
-    for column in ("run", "experiment", "gen", "status", "episodes", "breach", "FPR", "utility", "rules"):
-        table.add_column(column, justify="left" if column in {"run", "experiment", "status", "rules"} else "right", no_wrap=column in {"run", "breach", "FPR", "utility"})
-
     def pct(value: object) -> str:
         return "–" if value is None or value != value else f"{float(value):.2%}"  # noqa: PLR0124 - NaN check
 
-    for row in frame.itertuples():
-        table.add_row(
+    rows = [
+        [
             row.run_id, row.experiment, str(row.generation), row.status, "–" if row.episodes != row.episodes or row.episodes is None else f"{int(row.episodes):,}",
             pct(row.breach_rate), pct(row.false_positive_rate), pct(row.utility), str(row.rules_version or "–"),
-        )
-    console.print(table)
+        ]
+        for row in frame.itertuples()
+    ]
+    show_records(f"{len(frame)} run(s)", ["run", "experiment", "generation", "status", "episodes", "breach rate", "FPR", "utility", "rules"], rows)
 
 
 def report(

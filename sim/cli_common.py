@@ -59,3 +59,40 @@ def load_rules(ref: str, tracking_uri: str | None = None) -> RuleSet:
     return load_ruleset(ref)
 
 
+
+
+def show_records(title: str, columns: list[str], rows: list[list[str]], *, wide: tuple[str, ...] = ()) -> None:
+    """Print a listing so that no value is cut.
+
+    On a terminal wide enough for every column at full width: a table. On a
+    narrower terminal: one block per record, ``column: value`` per line. When
+    stdout is not a terminal (a pipe, a file): tab-separated values with a
+    header line, values in full (tabs and newlines inside a value become
+    spaces). ``wide`` columns (long free text such as patterns) are left to
+    wrap in the table instead of counting towards its width.
+    """
+    from rich import box
+    from rich.table import Table
+
+    if not console.is_terminal:
+        clean = [[value.replace("\t", " ").replace("\n", " ") for value in row] for row in rows]
+        typer.echo("\t".join(columns))
+        for row in clean:
+            typer.echo("\t".join(row))
+        return
+    natural = sum(max([len(name), *(len(line) for row in rows for line in row[i].splitlines() or [""])]) + 3 for i, name in enumerate(columns) if name not in wide)
+    natural += sum(24 for name in columns if name in wide)
+    if natural <= console.width:
+        table = Table(title=title, box=box.SIMPLE_HEAD)
+        for name in columns:
+            table.add_column(name, no_wrap=name not in wide, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(value) for value in row))
+        console.print(table)
+        return
+    console.print(Text(title, style="bold"))
+    label = max(len(name) for name in columns)
+    for row in rows:
+        console.print()
+        for name, value in zip(columns, row):
+            console.print(Text.assemble((f"{name:>{label}}: ", "dim"), value), soft_wrap=False, overflow="fold")

@@ -129,6 +129,7 @@ def evaluate_rules(
     cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ rules.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
+    show_errors: Annotated[int, typer.Option(min=0, help="How many of the worst false positives and missed attacks to list (also in --json).")] = 10,
 ) -> None:
     """Recall and false-positive rate of a rule set, overall and per category, with Wilson 95 % intervals.
 
@@ -163,7 +164,7 @@ def evaluate_rules(
     else:
         with console.status(f"scanning {len(rows):,} texts") as status:
             scored = score_rows(guard, rows, lambda done, total: status.update(f"scanning: {done:,} of {total:,}"))
-    result = report(scored)
+    result = report(scored, worst=show_errors)
     head = {"rules": {"ref": rules, "name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash}, "split": split, "texts": len(rows)}
     if as_json:
         typer.echo(json.dumps({**head, **result.as_dict()}))
@@ -173,8 +174,14 @@ def evaluate_rules(
 
 def _print_report(head: dict, result) -> None:  # noqa: ANN001 - evolve.guard_eval.GuardReport
     console.print(Text(f"{head['rules']['name']} v{head['rules']['version']} ({head['rules']['hash']}) on {head['texts']:,} texts" + (f", split {head['split']}" if head["split"] else "")))
-    table = Table(box=box.SIMPLE_HEAD, title="attacks: caught (flagged or blocked)")
-    for column in ("category", "n", "recall", "blocked", "@0.1% FPR", "@1% FPR", "@5% FPR", "AUC"):
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title="attacks",
+        caption="caught: flagged or blocked, as the rule set runs (95 % intervals); blocked: blocked only; "
+        "@x% FPR: caught if the score threshold were moved until x % of the benign texts were caught; AUC: ROC area of the score",
+        caption_justify="left",
+    )
+    for column in ("category", "n", "caught", "blocked", "@0.1% FPR", "@1% FPR", "@5% FPR", "AUC"):
         table.add_column(column, justify="left" if column == "category" else "right")
 
     def at(entry: dict, point: str) -> str:
@@ -189,7 +196,7 @@ def _print_report(head: dict, result) -> None:  # noqa: ANN001 - evolve.guard_ev
         table.add_row(Text(name), f"{entry['attacks']:,}", _pct(entry.get("recall")), _pct(entry.get("blocked")), at(entry, "0.001"), at(entry, "0.01"), at(entry, "0.05"), f"{auc:.3f}" if auc is not None else "–")
     if result.overall.get("attacks"):
         console.print(table)
-    benign = Table(box=box.SIMPLE_HEAD, title="benign: false positives (flagged or blocked)")
+    benign = Table(box=box.SIMPLE_HEAD, title="benign", caption="false positive: a benign text flagged or blocked (95 % intervals)", caption_justify="left")
     for column in ("category", "n", "false-positive rate"):
         benign.add_column(column, justify="left" if column == "category" else "right")
     for name, entry in result.benign_categories.items():
@@ -197,7 +204,7 @@ def _print_report(head: dict, result) -> None:  # noqa: ANN001 - evolve.guard_ev
     if result.overall.get("benign"):
         benign.add_row("all", f"{result.overall['benign']:,}", _pct(result.overall["false_positive_rate"]))
         console.print(benign)
-    for title, items in (("worst false positives", result.worst_false_positives), ("worst false negatives", result.worst_false_negatives)):
+    for title, items in (("worst false positives (highest scores)", result.worst_false_positives), ("missed attacks (lowest scores)", result.worst_false_negatives)):
         if items:
             console.print(Text(title, style="bold"))
             for item in items:

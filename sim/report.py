@@ -32,7 +32,7 @@ _INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u034f\u0
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #d8dce5;padding-bottom:.3rem}
-.muted{color:#5d6678}.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
+.muted{color:#5d6678}.note{background:#fef5e7;padding:.4rem .6rem;border-left:3px solid #d68910}.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
 .card{border:1px solid #d8dce5;border-radius:6px;padding:.6rem .9rem;min-width:10rem}.card b{display:block;font-size:1.25rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:12.5px}th,td{border-bottom:1px solid #e6e9ef;padding:.25rem .5rem;text-align:right;vertical-align:top}
 th{background:#f4f6fa}td.l,th.l{text-align:left}code,.payload{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
@@ -105,6 +105,10 @@ def _trend(frame: pd.DataFrame, key: str) -> str:
         ax.plot(x, frame["false_positive_rate"] * 100, marker="s", color="#2471a3", label="benign false-positive rate")
         ax.fill_between(x, frame["false_positive_rate_low"] * 100, frame["false_positive_rate_high"] * 100, color="#2471a3", alpha=0.15)
         ax.set_xlabel(key)
+        if key == "generation":
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole numbers
         ax.set_ylabel("%")
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper right")
@@ -158,6 +162,7 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
     """The report as one HTML string."""
     if len(runs) == 0:
         raise ValueError("no runs to report on")
+    runs, repeats = runs.distinct()
     overall = analysis.rates(runs).iloc[0]
     contain = analysis.containment(runs)
     contained = contain.iloc[0] if len(contain) else None
@@ -169,13 +174,14 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
         f"<h1>{html.escape(title)}</h1>",
         f"<p class=muted>{len(runs)} run(s), {int(overall['attacks']):,} attack and {int(overall['benign']):,} benign episodes; generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. "
         "Intervals are 95 % cluster-bootstrap intervals (campaigns for attacks, identities for benign traffic; Wilson where no or every episode counts).</p>",
+        _repeats_note(repeats),
         "<div class=cards>",
         f"<div class=card>breach rate<b>{_pct(overall['breach_rate'])}</b><span class=muted>[{_pct(overall['breach_rate_low'])}, {_pct(overall['breach_rate_high'])}]</span></div>",
         f"<div class=card>benign false positives<b>{_pct(overall['false_positive_rate'])}</b><span class=muted>[{_pct(overall['false_positive_rate_low'])}, {_pct(overall['false_positive_rate_high'])}]</span></div>",
         f"<div class=card>utility (benign tasks done)<b>{_pct(overall['utility'])}</b><span class=muted>[{_pct(overall['utility_low'])}, {_pct(overall['utility_high'])}]</span></div>",
         f"<div class=card>false-warrant rate<b>{_pct(overall['false_warrant_rate'])}</b><span class=muted>{int(overall['warrants']):,} warrants</span></div>",
         f"<div class=card>damage<b>${overall['damage_usd']:,.0f}</b><span class=muted>{int(overall['secrets_leaked'])} secrets, {int(overall['records_exfiltrated'])} records</span></div>",
-        f"<div class=card>cost per breach found<b>${overall['cost_per_breach_usd']:,.4f}</b><span class=muted>${overall['cost_usd']:,.2f} spent</span></div>",
+        f"<div class=card>cost per breach found<b>{_cost_per_breach(overall)}</b><span class=muted>{_spent(overall)}</span></div>",
     ]
     if contained is not None:
         median = "–" if contained["median_s"] is None or pd.isna(contained["median_s"]) else f"{contained['median_s']:,.0f} s"
@@ -192,13 +198,15 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
     for key, heading in (("family", "By technique family"), ("goal", "By goal"), ("tier", "By tier"), ("channel", "By channel")):
         parts.append(_breakdown(runs, key, heading))
     funnel = analysis.funnel(runs)
-    parts.append("<h2>Where attacks were stopped</h2>")
+    parts.append("<h2>Where attacks were stopped</h2><p class=muted>Each stage sees what the stages before it let through. "
+                 "The last row, <i>past every stage</i>, counts the attacks no stage stopped; of those, <i>passed</i> did real damage (the breaches), "
+                 "the rest were harmless (the victim complied with nothing that hurt).</p>")
     parts.append(_funnel_svg(funnel[funnel["stage"] != "breached"]))
     parts.append(
         _table(
             funnel,
             [
-                ("stage", "stage", lambda r: html.escape(str(r["stage"]))),
+                ("stage", "stage", lambda r: "past every stage" if r["stage"] == "breached" else html.escape(str(r["stage"]))),
                 ("reached", "reached", lambda r: f"{int(r['reached']):,}"),
                 ("stopped here", "blocked", lambda r: f"{int(r['blocked']):,}"),
                 ("passed", "passed", lambda r: f"{int(r['passed']):,}"),
@@ -210,6 +218,22 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
     parts.append(_survivors_section(runs, top))
     parts.append("<p class=muted>Kosmoi Immune · metric definitions: kosmoi/metrics.py · intervals: kosmoi/stats.py</p></body></html>")
     return "".join(parts)
+
+
+def _repeats_note(repeats: list[tuple[str, str]]) -> str:
+    """A line naming the runs counted once because they repeat another (same config hash, seed and rule set)."""
+    if not repeats:
+        return ""
+    pairs = "; ".join(f"<code>{html.escape(a)}</code> = <code>{html.escape(b)}</code>" for a, b in repeats)
+    return f"<p class=note>{len(repeats)} run(s) repeat an earlier one (same config hash, seed and rule-set hash) and are counted once: {pairs}.</p>"
+
+
+def _cost_per_breach(overall: pd.Series) -> str:
+    return "—" if not overall["cost_usd"] or not overall["breaches"] else f"${overall['cost_per_breach_usd']:,.4f}"
+
+
+def _spent(overall: pd.Series) -> str:
+    return "no model was called" if not overall["cost_usd"] else f"${overall['cost_usd']:,.2f} spent"
 
 
 def _runs_table(runs: Runs) -> str:

@@ -189,6 +189,29 @@ class Runs:
             )
         return pd.DataFrame(rows, columns=list(rows[0]) if rows else ["run_id", "experiment", "status", "generation", "path"])
 
+    def distinct(self) -> tuple[Runs, list[tuple[str, str]]]:
+        """These runs with repeats counted once, and ``(repeat, kept)`` run-id pairs.
+
+        Two runs are the same measurement when their experiment's config hash,
+        seed and rule-set hash agree: a seeded run gives the same episodes
+        whatever the workers, so pooling both would count every episode twice
+        and narrow the intervals for nothing. The first finished run of a
+        group is kept (the first run at all when none finished).
+        """
+        groups: dict[tuple[object, ...], list[RunInfo]] = {}
+        for info in self.infos:
+            s = info.summary
+            key = (s.get("config_hash"), s.get("seed"), (s.get("rules") or {}).get("hash"))
+            groups.setdefault(key if all(k is not None for k in key) else ("unique", info.run_id), []).append(info)
+        kept: list[RunInfo] = []
+        repeats: list[tuple[str, str]] = []
+        for members in groups.values():
+            first = next((m for m in members if m.status == "complete"), members[0])
+            kept.append(first)
+            repeats.extend((m.run_id, first.run_id) for m in members if m is not first)
+        kept.sort(key=lambda i: (i.started_at, i.run_id))
+        return Runs(kept), repeats
+
     def select(self, *, runs: Iterable[str] | None = None, generations: Iterable[int] | None = None, experiments: Iterable[str] | None = None, evolution: str | None = None) -> Runs:
         """The runs matching every given run-level filter."""
         wanted_runs = set(runs) if runs is not None else None

@@ -31,7 +31,9 @@ def warrant(subject: str, at: float, benign_subject: bool = False, kind: str = "
     return {"subject": subject, "sim_time": at, "subject_is_benign": benign_subject, "subject_kind": kind}
 
 
-def write_run(root: Path, run_id: str, episodes: list[dict[str, Any]], warrants: list[dict[str, Any]] = (), generation: int = 0, segments: int = 1) -> Path:
+def write_run(
+    root: Path, run_id: str, episodes: list[dict[str, Any]], warrants: list[dict[str, Any]] = (), generation: int = 0, segments: int = 1, summary: dict[str, Any] | None = None
+) -> Path:
     """A complete run directory: manifest, summary, episodes (split over ``segments`` files) and warrants."""
     run_dir = root / run_id
     writer = RunWriter(run_dir)
@@ -59,5 +61,5 @@ def write_run(root: Path, run_id: str, episodes: list[dict[str, Any]], warrants:
     writer.finish()
     manifest = Manifest(run_id=run_id, experiment="synthetic", seed=1, config_hash="x", generation=generation, segments=segments, status="complete", committed=list(range(segments)))
     manifest.save(run_dir)
-    (run_dir / "summary.json").write_text(json.dumps({"run_id": run_id, "episodes": len(rows)}), "utf-8")
+    (run_dir / "summary.json").write_text(json.dumps({"run_id": run_id, "episodes": len(rows), **(summary or {})}), "utf-8")
     return run_dir

@@ -126,3 +126,21 @@ def test_cluster_bootstrap_is_wider_than_pretending_attempts_are_independent():
 def test_unknown_grouping_keys_are_a_clear_error(two_runs):
     with pytest.raises(ValueError, match="cannot group by payload"):
         analysis.rates(load_runs(two_runs), ["payload"])
+
+
+def test_identical_runs_are_counted_once_and_survivors_listed_once(tmp_path):
+    from sim.report import build_report
+
+    episodes = [attack("c1", 0, breached=True, damage_usd=900.0, payload="wire 900 to DE89"), attack("c2", 0), benign("cust-1", 0)]
+    same = {"config_hash": "abc", "seed": 7, "rules": {"hash": "sha256:r1"}}
+    write_run(tmp_path / "runs", "run-a", episodes, summary=same)
+    write_run(tmp_path / "runs", "run-b", episodes, summary=same)
+    write_run(tmp_path / "runs", "run-c", episodes, summary={**same, "seed": 8})  # another seed: another measurement
+    runs = load_runs(tmp_path / "runs")
+    kept, repeats = runs.distinct()
+    assert [i.run_id for i in kept.infos] == ["run-a", "run-c"] and repeats == [("run-b", "run-a")]
+    page = build_report(runs)
+    assert "1 run(s) repeat an earlier one" in page and "run-b</code> = <code>run-a" in page
+    assert page.count("wire 900 to DE89") == 1  # one survivor row, though it breached in two counted runs
+    assert "cost per breach found<b>—" in page and "no model was called" in page
+    assert "past every stage" in page

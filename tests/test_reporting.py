@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -111,7 +112,13 @@ def test_immune_runs_lists_every_run_with_headline_metrics(runs_dir):
     assert len(rows) == 3 and {r["experiment"] for r in rows} == {"smoke", "evo-report"}
     assert all(0 <= r["breach_rate"] <= 1 and r["status"] == "complete" for r in rows)
     table = subprocess.run([*immune_cmd(), "runs", str(runs_dir)], capture_output=True, text=True, timeout=300, env=_env(runs_dir))
-    assert table.returncode == 0 and "3 run(s)" in table.stdout and "smoke" in table.stdout
+    assert table.returncode == 0
+    lines = [line.split("\t") for line in table.stdout.splitlines()]  # piped: tab-separated, header first, nothing cut
+    assert lines[0] == ["run", "experiment", "generation", "status", "episodes", "breach rate", "FPR", "utility", "rules"]
+    assert sorted(r[0] for r in lines[1:]) == sorted(r["run_id"] for r in rows) and all(len(r) == 9 for r in lines[1:])
+    narrow = subprocess.run([*immune_cmd(), "runs", str(runs_dir)], capture_output=True, text=True, timeout=300, env={**_env(runs_dir), "COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"})
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", narrow.stdout)
+    assert "3 run(s)" in shown and all(r["run_id"] in shown for r in rows) and max(len(line) for line in shown.splitlines()) <= 80
 
 
 @pytest.mark.parametrize("notebook", ["breach_rates.ipynb", "rule_evolution.ipynb"])

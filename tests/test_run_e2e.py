@@ -155,3 +155,25 @@ def test_parquet_schemas_are_exactly_the_declared_ones(smoke_run):
             schema = pq.read_schema(path)
             assert schema.equals(SCHEMAS[table], check_metadata=False), f"{path}: {schema} != {SCHEMAS[table]}"
             assert schema_version(schema) == (table, int(SCHEMAS[table].metadata[b"kosmoi.schema_version"]))
+
+
+def test_the_readme_example_summary_is_what_the_smoke_run_prints(smoke_run):
+    """The quick start shows a real run's numbers: the smoke run is seeded, so they cannot drift unnoticed."""
+    _, _, output = smoke_run
+    readme = (ROOT / "README.md").read_text("utf-8")
+    example = readme.split("ending with a summary like:", 1)[1].split("```", 2)[1]
+    stable = ("episodes", "breach rate", "false-positive rate", "utility", "attacks stopped by", "damage", "warrants")
+
+    def fields(text: str) -> dict[str, str]:
+        found = {}
+        for line in text.splitlines():
+            cells = [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()]
+            if len(cells) >= 2 and cells[0] in stable:
+                found[cells[0]] = cells[1]
+            elif len(cells) == 1 and found and list(found)[-1] == "attacks stopped by":  # a wrapped continuation
+                found["attacks stopped by"] += " " + cells[0]
+        return found
+
+    shown, printed = fields(example), fields(output)
+    assert set(shown) == set(stable), shown
+    assert shown == {k: printed[k] for k in stable}, (shown, printed)
