@@ -544,12 +544,18 @@ def evolve(
 
     def on_generation(done: int, total: int, record) -> None:  # noqa: ANN001
         if record is not None:
+            # two short lines (each under 80 columns) rather than one that wraps mid-word
             err.print(
-                f"generation {record.generation}: breach rate {record.breach_rate:.2%} ({record.breaches}/{record.attack_episodes}), "
-                f"input bypass {record.input_bypass_rate:.1%}, FPR {record.false_positive_rate:.2%}, rules {record.rules} (+{record.new_rules}, -{record.pruned}), "
-                f"archive cells {record.archive_coverage:.0%} filled, {record.breaching_coverage:.0%} breaching"
+                f"generation {record.generation}: breach rate {record.breach_rate:.2%} ({record.breaches:,}/{record.attack_episodes:,}), FPR {record.false_positive_rate:.2%}"
                 + (f", model v{record.model_version}" if record.model_version else ""),
                 highlight=False,
+                soft_wrap=True,
+            )
+            err.print(
+                f"  rules {record.rules} (+{record.new_rules} -{record.pruned}), input bypass {record.input_bypass_rate:.1%}, "
+                f"archive {record.archive_coverage:.0%} filled, {record.breaching_coverage:.0%} breaching",
+                highlight=False,
+                soft_wrap=True,
             )
 
     try:
@@ -642,7 +648,7 @@ def alias_history(
     for move in moves:
         how = "rollback" if move.get("rollback") else "forced" if move.get("forced") else "gate passed" if move.get("alias") == "production" else "registered"
         rows.append([str(move.get("at", "")), str(move.get("alias", "")), str(move.get("version", "")), str(move.get("from") or "-"), str(move.get("by", "")), how, str(move.get("reason", ""))])
-    show_records("kosmoi-guardrails alias moves", ["at", "alias", "version", "from", "by", "how", "reason"], rows, wide=("reason",))
+    show_records("kosmoi-guardrails alias moves", ["at", "alias", "version", "from", "by", "how", "reason"], rows, wide=("reason",), optional=("by",))
 
 
 register_analysis_commands(app)

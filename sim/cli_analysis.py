@@ -45,7 +45,7 @@ def runs(
         ]
         for row in frame.itertuples()
     ]
-    show_records(f"{len(frame)} run(s)", ["run", "experiment", "generation", "status", "episodes", "breach rate", "FPR", "utility", "rules"], rows)
+    show_records(f"{len(frame)} run(s)", ["run", "experiment", "gen", "status", "episodes", "breach", "FPR", "utility", "rules"], rows, optional=("status", "gen", "rules"))
 
 
 def report(

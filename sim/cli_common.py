@@ -35,6 +35,8 @@ def setup_logging(verbose: bool) -> None:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` (no traceback) and exit with ``code`` (2: the user's input was wrong)."""
+    if err.is_terminal:
+        err.print()  # on a terminal, a blank line parts the error from a progress bar or status line above it
     err.print(Text.assemble(("error: ", "bold red"), redact(message)), highlight=False, soft_wrap=True)  # plain text: brackets are not markup
     raise typer.Exit(code)
 
@@ -61,33 +63,45 @@ def load_rules(ref: str, tracking_uri: str | None = None) -> RuleSet:
 
 
 
-def show_records(title: str, columns: list[str], rows: list[list[str]], *, wide: tuple[str, ...] = ()) -> None:
+def show_records(title: str, columns: list[str], rows: list[list[str]], *, wide: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
     """Print a listing so that no value is cut.
 
-    On a terminal wide enough for every column at full width: a table. On a
-    narrower terminal: one block per record, ``column: value`` per line. When
-    stdout is not a terminal (a pipe, a file): tab-separated values with a
-    header line, values in full (tabs and newlines inside a value become
-    spaces). ``wide`` columns (long free text such as patterns) are left to
-    wrap in the table instead of counting towards its width.
+    On a terminal wide enough for every column at full width: a table. When
+    it is narrower, the ``optional`` columns are left out first (in order, and
+    said so); if the table still does not fit, one block per record,
+    ``column: value`` per line. When stdout is not a terminal (a pipe, a
+    file): tab-separated values with a header line, every column in full (tabs
+    and newlines inside a value become spaces). ``wide`` columns (long free
+    text such as patterns) wrap in the table instead of counting towards its
+    width.
     """
     from rich import box
     from rich.table import Table
 
     if not console.is_terminal:
-        clean = [[value.replace("\t", " ").replace("\n", " ") for value in row] for row in rows]
         typer.echo("\t".join(columns))
-        for row in clean:
-            typer.echo("\t".join(row))
-        return
-    natural = sum(max([len(name), *(len(line) for row in rows for line in row[i].splitlines() or [""])]) + 3 for i, name in enumerate(columns) if name not in wide)
-    natural += sum(24 for name in columns if name in wide)
-    if natural <= console.width:
-        table = Table(title=title, box=box.SIMPLE_HEAD)
-        for name in columns:
-            table.add_column(name, no_wrap=name not in wide, overflow="fold")
         for row in rows:
-            table.add_row(*(Text(value) for value in row))
+            typer.echo("\t".join(value.replace("\t", " ").replace("\n", " ") for value in row))
+        return
+
+    natural = {name: max([len(name), *(len(line) for row in rows for line in row[i].splitlines() or [""])]) for i, name in enumerate(columns)}
+
+    def width(names: list[str]) -> int:
+        return sum(24 if name in wide else natural[name] for name in names) + 3 * len(names)  # padding and separation per column
+
+    shown = list(columns)
+    hidden: list[str] = []
+    for name in optional:
+        if width(shown) <= console.width:
+            break
+        shown.remove(name)
+        hidden.append(name)
+    if width(shown) <= console.width:
+        table = Table(title=title, box=box.SIMPLE_HEAD, caption=f"{', '.join(hidden)} not shown at this width (--json shows everything)" if hidden else None)
+        for name in shown:
+            table.add_column(name, no_wrap=name not in wide, overflow="fold", min_width=None if name in wide else natural[name])
+        for row in rows:
+            table.add_row(*(Text(row[columns.index(name)]) for name in shown))
         console.print(table)
         return
     console.print(Text(title, style="bold"))

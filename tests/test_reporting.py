@@ -114,7 +114,7 @@ def test_immune_runs_lists_every_run_with_headline_metrics(runs_dir):
     table = subprocess.run([*immune_cmd(), "runs", str(runs_dir)], capture_output=True, text=True, timeout=300, env=_env(runs_dir))
     assert table.returncode == 0
     lines = [line.split("\t") for line in table.stdout.splitlines()]  # piped: tab-separated, header first, nothing cut
-    assert lines[0] == ["run", "experiment", "generation", "status", "episodes", "breach rate", "FPR", "utility", "rules"]
+    assert lines[0] == ["run", "experiment", "gen", "status", "episodes", "breach", "FPR", "utility", "rules"]
     assert sorted(r[0] for r in lines[1:]) == sorted(r["run_id"] for r in rows) and all(len(r) == 9 for r in lines[1:])
     narrow = subprocess.run([*immune_cmd(), "runs", str(runs_dir)], capture_output=True, text=True, timeout=300, env={**_env(runs_dir), "COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"})
     shown = re.sub(r"\x1b\[[0-9;]*m", "", narrow.stdout)
