@@ -328,22 +328,20 @@ def sync(
 def budget(
     ledger: Annotated[Optional[Path], typer.Option(help="Ledger file (default: IMMUNE_LEDGER_PATH, else the user data directory).")] = None,
     defcon: Annotated[int, typer.Option(help="DEFCON level whose caps to compare with.", min=1, max=5)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print today's rows and the remaining sniper allowance as JSON.")] = False,
 ) -> None:
     """Today's spending on paid models, and what remains under the DEFCON caps."""
     from attackers.budget import DEFAULT_POLICY, BudgetLedger
 
     book = BudgetLedger(ledger)
     caps = DEFAULT_POLICY[defcon]
-    table = Table(title=f"model spend today (UTC) — ledger {book.path}")
-    for column in ("tier", "provider", "model", "attacks", "dollars", "open"):
-        table.add_column(column, justify="left" if column in ("tier", "provider", "model") else "right")
     rows = book.today()
-    for row in rows:
-        table.add_row(str(row["tier"]), str(row["provider"]), str(row["model"]), f"{row['attacks']:,}", f"${row['usd']:.4f}", str(row["open"]))
-    if not rows:
-        table.add_row("-", "-", "-", "0", "$0.0000", "0")
-    console.print(table)
     usage = book.usage("sniper")
+    if as_json:
+        typer.echo(json.dumps({"ledger": str(book.path), "defcon": defcon, "today": rows, "sniper": {"attacks_today": usage.attacks_today, "attacks_this_hour": usage.attacks_this_hour, "usd_today": usage.usd_today}}, default=str))
+        return
+    listed = [[str(r["tier"]), str(r["provider"]), str(r["model"]), f"{r['attacks']:,}", f"${r['usd']:.4f}", str(r["open"])] for r in rows]
+    show_records(f"model spend today (UTC) — ledger {book.path}", ["tier", "provider", "model", "attacks", "dollars", "open"], listed or [["-", "-", "-", "0", "—", "0"]])
 
     def left(cap: float | None, used: float, fmt: str) -> str:
         return "uncapped" if cap is None else fmt.format(max(0.0, cap - used))
