@@ -144,3 +144,18 @@ def test_identical_runs_are_counted_once_and_survivors_listed_once(tmp_path):
     assert page.count("wire 900 to DE89") == 1  # one survivor row, though it breached in two counted runs
     assert "cost per breach found<b>—" in page and "no model was called" in page
     assert "past every stage" in page
+
+
+def test_generation_axes_have_whole_numbers_only(tmp_path):
+    import re
+
+    from sim.report import build_report
+
+    for generation in (0, 1):
+        write_run(tmp_path / "runs", f"run-{generation}", [attack("c1", 0, breached=generation == 0, damage_usd=10.0), benign("cust-1", 0)], generation=generation)
+    page = build_report(load_runs(tmp_path / "runs"))
+    trend = page[page.index("by generation</h2>") :]
+    trend = trend[: trend.index("</svg>")]
+    blocks = re.split(r'<g id="xtick_\d+">', trend.split('<g id="matplotlib.axis_2">')[0])[1:]  # the x axis's ticks
+    labels = [re.search(r"<text[^>]*>([^<]*)</text>", block).group(1) for block in blocks]
+    assert labels and all(re.fullmatch(r"[−-]?\d+", label) for label in labels), labels
