@@ -46,6 +46,14 @@ def _spaced_pattern(secret: str) -> str:
     return r"[\s.\-_|,/]{1,3}".join(re2.escape(ch) for ch in secret)
 
 
+def _without_pii_inside_secrets(findings: list[Finding]) -> list[Finding]:
+    """Drop PII found inside a secret or canary (digits of a key are not a phone number); ``findings`` sorted by start."""
+    secrets = [(f.start, f.end) for f in findings if f.category in ("secret", "canary")]
+    if not secrets:
+        return findings
+    return [f for f in findings if f.category != "pii" or not any(start <= f.start and f.end <= end for start, end in secrets)]
+
+
 class OutputGuard:
     """Scans model output before it reaches the user or a tool."""
 
@@ -89,7 +97,7 @@ class OutputGuard:
                     continue
                 findings.append(Finding(f"{hidden.detector}@{'+'.join(run.chain)}", hidden.category, run.start, run.end))
         findings.sort(key=lambda f: (f.start, -f.end))
-        return findings
+        return _without_pii_inside_secrets(findings)
 
     def scan(self, text: str) -> Verdict:
         """Verdict on a response; ``verdict.text`` is the text to deliver (redacted)."""

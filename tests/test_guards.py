@@ -143,6 +143,11 @@ def test_output_guard_leaves_dates_prices_and_order_numbers_alone(baseline, text
     assert OutputGuard(baseline).scan(text).text == text
 
 
+def test_digits_inside_a_secret_are_not_a_phone_number(baseline):
+    out = OutputGuard(baseline, {"vault": "KOSMOI-CANARY-0123456789"})
+    assert out.scan("The value is KOSMOI-CANARY-0123456789.").rule_ids == ("canary",)
+
+
 def test_phone_regions_are_configurable_and_checked(baseline):
     assert "pii.phone" not in OutputGuard(baseline, phone_regions=("US",)).scan("Call 020 7946 0958").rule_ids
     with pytest.raises(ValueError, match="unknown phone-number regions \\['UK'\\]"):
