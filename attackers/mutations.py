@@ -12,17 +12,16 @@ from __future__ import annotations
 import base64
 import codecs
 import functools
-import gzip
 import json
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 
 import base2048
 
 from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, EMOJI_LETTER_BLOCKS, MORSE, NATO, RUNES
+from kosmoi.packaged import read_jsonl_gz
 
 # Stages in application order.
 LEXICAL, STRUCTURE, FRAMING, CHARACTER, ENCODING, OUTPUT = range(6)
@@ -183,6 +182,7 @@ def _frame(frames: tuple[str, ...]) -> Callable[[str, random.Random], str]:
 
 
 PAYLOAD_SLOT = "<<PAYLOAD>>"
+REAL_FRAMINGS_FILE = "real_framings.jsonl.gz"  # under attackers/data, drawn by `immune data sample`
 
 
 @functools.lru_cache(maxsize=1)
@@ -193,8 +193,7 @@ def real_framings() -> tuple[tuple[str, str], ...]:
     (permissive sources only; ids name source and file), never from the
     sources the guard is evaluated on.
     """
-    raw = gzip.decompress(resources.files("attackers").joinpath("data", "real_framings.jsonl.gz").read_bytes()).decode("utf-8")
-    rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    rows = read_jsonl_gz("attackers", REAL_FRAMINGS_FILE)
     return tuple((str(row["id"]), str(row["template"])) for row in rows if str(row.get("template", "")).count(PAYLOAD_SLOT) == 1)
 
 

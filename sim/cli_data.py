@@ -77,15 +77,18 @@ def data_sample(
     out: Annotated[Optional[Path], typer.Option(help="Where to write it (default: the package's committed sample, for maintainers).")] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus.")] = None,
 ) -> None:
-    """Redraw the small committed sample (tests, CI) and the mutator's real framings from the built corpus; copyleft sources are left out."""
+    """Redraw the small committed sample (tests, CI), the mutator's real framings and the simulation's real prompts from the built corpus; copyleft sources are left out."""
     setup_logging(False)
     import attackers
     import evolve
     import targets
     from evolve.corpus.build import CorpusMissing, load_split
     from evolve.corpus.records import SPLITS
-    from evolve.corpus.sample import FRAMINGS_FILE, REAL_TRAFFIC_FILE, SAMPLE_FILE, draw_framings, draw_real_traffic, draw_sample, write_jsonl_gz, write_sample
+    from attackers.mutations import REAL_FRAMINGS_FILE
+    from evolve.corpus.sample import SAMPLE_FILE, draw_framings, draw_real_traffic, draw_sample, write_sample
     from evolve.corpus.sources import TRAIN_OBJECTIVES
+    from kosmoi.packaged import write_jsonl_gz
+    from targets.traffic import REAL_TRAFFIC_FILE
 
     try:
         rows = [row for split in SPLITS for row in load_split(split, cache)]
@@ -95,7 +98,7 @@ def data_sample(
     count = write_sample(draw_sample(rows), target)
     console.print(Text(f"{target}: {count:,} rows"))
     if out is None:
-        framings = Path(attackers.__file__).parent / "data" / FRAMINGS_FILE
+        framings = Path(attackers.__file__).parent / "data" / REAL_FRAMINGS_FILE
         console.print(Text(f"{framings}: {write_jsonl_gz(draw_framings(rows, TRAIN_OBJECTIVES), framings):,} real attack framings"))
         traffic = Path(targets.__file__).parent / "data" / REAL_TRAFFIC_FILE
         console.print(Text(f"{traffic}: {write_jsonl_gz(draw_real_traffic(rows), traffic):,} real benign prompts"))

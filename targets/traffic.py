@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import functools
-import gzip
-import json
 import random
 from dataclasses import dataclass
-from importlib import resources
 
+from kosmoi.packaged import read_jsonl_gz
 from targets.company import Company
+
+REAL_TRAFFIC_FILE = "real_traffic.jsonl.gz"  # under targets/data, drawn by `immune data sample`
 
 CUSTOMER_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("support", "Hi, what's my store credit balance?"),
@@ -66,8 +66,7 @@ class BenignRequest:
 @functools.lru_cache(maxsize=1)
 def real_prompts() -> tuple[str, ...]:
     """Real benign prompts (``targets/data/real_traffic.jsonl.gz``, drawn by ``immune data sample``; sources and licences per row)."""
-    raw = gzip.decompress(resources.files("targets").joinpath("data", "real_traffic.jsonl.gz").read_bytes()).decode("utf-8")
-    return tuple(str(json.loads(line)["text"]) for line in raw.splitlines() if line.strip())
+    return tuple(str(row["text"]) for row in read_jsonl_gz("targets", REAL_TRAFFIC_FILE))
 
 
 def customer_request(company: Company, customer: str, rng: random.Random, hard_negative_rate: float, real_rate: float = 0.0) -> BenignRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -236,3 +237,13 @@ def test_the_simulation_mixes_real_prompts_into_benign_traffic_and_counts_them()
     real = [r for r in requests if r.real]
     assert 150 < len(real) < 250 and all(r.text in set(real_prompts()) for r in real)
     assert not any(r.real for r in (benign_request(company, company.customers[0], rng, 0.1) for _ in range(100)))
+
+
+def test_packaged_data_files_are_written_byte_for_byte_the_same(tmp_path):
+    from kosmoi.packaged import write_jsonl_gz
+
+    records = [{"text": "héllo", "n": 1}, {"text": "second", "n": 2}]
+    write_jsonl_gz(records, tmp_path / "a.jsonl.gz")
+    write_jsonl_gz(records, tmp_path / "b.jsonl.gz")
+    assert (tmp_path / "a.jsonl.gz").read_bytes() == (tmp_path / "b.jsonl.gz").read_bytes()
+    assert gzip.decompress((tmp_path / "a.jsonl.gz").read_bytes()).decode("utf-8").splitlines() == [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in records]

@@ -7,28 +7,31 @@ repository. ``immune data sample`` rewrites it from a fresh build.
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections import defaultdict
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 from attackers.mutations import PAYLOAD_SLOT
 from evolve.corpus.records import LabelledText
 from evolve.corpus.sources import COPYLEFT
 from kosmoi.ids import stable_hash64
+from kosmoi.packaged import read_jsonl_gz, write_jsonl_gz
 
 SAMPLE_FILE = "corpus_sample.jsonl.gz"
 PER_SOURCE_LABEL = 40
 MAX_TEXT_CHARS = 4000
 
 
+def _permissive(row: LabelledText) -> bool:
+    """Whether ``row``'s licence lets us copy it into this repository (no copyleft)."""
+    return not any(tag in row.licence for tag in COPYLEFT)
+
+
 def draw_sample(rows: Sequence[LabelledText], per_group: int = PER_SOURCE_LABEL) -> list[LabelledText]:
     """At most ``per_group`` rows per (split, source, label), by stable hash; copyleft sources left out."""
     groups: dict[tuple[str, str, str], list[LabelledText]] = defaultdict(list)
     for row in rows:
-        if any(tag in row.licence for tag in COPYLEFT) or len(row.text) > MAX_TEXT_CHARS:
+        if not _permissive(row) or len(row.text) > MAX_TEXT_CHARS:
             continue
         groups[(row.split, row.source, row.label)].append(row)
     out: list[LabelledText] = []
@@ -39,13 +42,9 @@ def draw_sample(rows: Sequence[LabelledText], per_group: int = PER_SOURCE_LABEL)
 
 
 def write_sample(rows: Sequence[LabelledText], path: Path) -> int:
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as handle:
-        for row in rows:
-            handle.write(json.dumps(row.as_row(), ensure_ascii=False, sort_keys=True) + "\n")
-    return len(rows)
+    return write_jsonl_gz([row.as_row() for row in rows], path)
 
 
-FRAMINGS_FILE = "real_framings.jsonl.gz"  # under attackers/data: the mutator's real_framing operator reads it
 FRAMING_SOURCES = ("pyrit:in-the-wild",)  # train split, MIT: human-written jailbreaks around a {{ prompt }} slot
 MAX_FRAMINGS = 160
 MAX_FRAMING_CHARS = 1500
@@ -60,7 +59,7 @@ def draw_framings(rows: Sequence[LabelledText], objectives: Sequence[str]) -> li
     """
     out: dict[str, dict[str, str]] = {}
     for row in sorted(rows, key=lambda r: stable_hash64("framing", r.source, r.origin, r.text)):
-        if row.split != "train" or row.source not in FRAMING_SOURCES or any(tag in row.licence for tag in COPYLEFT) or len(row.text) > MAX_FRAMING_CHARS:
+        if row.split != "train" or row.source not in FRAMING_SOURCES or not _permissive(row) or len(row.text) > MAX_FRAMING_CHARS:
             continue
         objective = next((o for o in objectives if o in row.text), None)
         if objective is None or row.origin in out:
@@ -71,7 +70,6 @@ def draw_framings(rows: Sequence[LabelledText], objectives: Sequence[str]) -> li
     return sorted(out.values(), key=lambda f: f["id"])
 
 
-REAL_TRAFFIC_FILE = "real_traffic.jsonl.gz"  # under targets/data: the simulation's customers send these
 REAL_TRAFFIC_PER_SOURCE = 60
 MAX_TRAFFIC_CHARS = 2000
 
@@ -86,7 +84,7 @@ def draw_real_traffic(rows: Sequence[LabelledText]) -> list[dict[str, str]]:
     """
     groups: dict[str, list[LabelledText]] = defaultdict(list)
     for row in rows:
-        if row.split == "validation" and not row.is_attack and not any(tag in row.licence for tag in COPYLEFT) and len(row.text) <= MAX_TRAFFIC_CHARS:
+        if row.split == "validation" and not row.is_attack and _permissive(row) and len(row.text) <= MAX_TRAFFIC_CHARS:
             groups[row.source].append(row)
     out: list[dict[str, str]] = []
     for source in sorted(groups):
@@ -95,15 +93,6 @@ def draw_real_traffic(rows: Sequence[LabelledText]) -> list[dict[str, str]]:
     return out
 
 
-def write_jsonl_gz(records: Sequence[dict[str, str]], path: Path) -> int:
-    """Write ``records`` as gzipped JSON lines (deterministic bytes for the same records)."""
-    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as raw:
-        for record in records:
-            raw.write((json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
-    return len(records)
-
-
 def load_sample() -> list[LabelledText]:
     """Every row of the committed sample."""
-    raw = resources.files("evolve").joinpath("data", SAMPLE_FILE).read_bytes()
-    return [LabelledText(**json.loads(line)) for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
+    return [LabelledText(**record) for record in read_jsonl_gz("evolve", SAMPLE_FILE)]
