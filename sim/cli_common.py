@@ -7,8 +7,10 @@ import os
 from typing import NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 from rich.text import Text
 
 from kosmoi.redact import install_log_redaction, redact
@@ -75,9 +77,6 @@ def show_records(title: str, columns: list[str], rows: list[list[str]], *, wide:
     text such as patterns) wrap in the table instead of counting towards its
     width.
     """
-    from rich import box
-    from rich.table import Table
-
     if not console.is_terminal:
         typer.echo("\t".join(columns))
         for row in rows:
