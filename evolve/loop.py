@@ -43,7 +43,7 @@ from evolve.gate import evaluate
 from evolve.miner import MinedAttack, Miner, MinerConfig, views
 from kosmoi.ids import derive_seed, new_run_id, stable_hash64
 from sim.config import ConfigError, Experiment
-from sim.results import read_table
+from results.store import read_table
 from sim.runner import RunOptions, ray_session, run_experiment
 from sim.tracking import resolve_tracking_uri
 from targets.rules import Rule, RuleSet, load_ruleset, parse_ruleset

@@ -20,7 +20,7 @@ Definitions:
   contained are counted apart, not given a time)
 
 Confidence intervals for these rates are in ``kosmoi.stats``; grouped and
-streamed computations over many runs are in ``sim.analysis`` and go through
+streamed computations over many runs are in ``results.analysis`` and go through
 the functions here.
 """
 

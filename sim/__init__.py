@@ -1,1 +1,1 @@
-"""Simulation: experiment config, campaign planning, Ray orchestration, results, the CLI."""
+"""The simulation engine: experiment config, campaign planning, the Ray workers and replicas, the run loop, checkpoints and tracking."""

@@ -49,7 +49,7 @@ from sim.generation import check_provider_keys, start_shared_actors
 from sim.locks import experiment_lock
 from sim.manifest import Manifest
 from sim.plan import PlanSummary, segment_count, summarize_plan
-from sim.results import RunWriter, write_json
+from results.store import RunWriter, write_json
 from sim.tracking import flatten, log_run, resolve_tracking_uri
 from sim.worker import SimulationWorker, WorkerSegment
 from targets.rules import RuleSet, RuleSetError, load_ruleset, parse_ruleset
@@ -576,9 +576,9 @@ def _summary(run: _Run, tally: Tally, duration_s: float, startup_s: float, worke
 
 
 def _intervals(run_dir: Path) -> dict[str, Any]:
-    """95 % cluster-bootstrap intervals of the headline rates (sim.analysis, over the files just written)."""
-    from sim.analysis import rates
-    from sim.results import load_runs
+    """95 % cluster-bootstrap intervals of the headline rates (results.analysis, over the files just written)."""
+    from results.analysis import rates
+    from results.store import load_runs
 
     row = rates(load_runs(run_dir)).iloc[0]
     out: dict[str, Any] = {"method": "cluster bootstrap, 95 % (campaigns / benign identities; Wilson at 0 or 100 %)"}

@@ -16,7 +16,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def immune_cmd() -> list[str]:
     """How to invoke the CLI the way a user does (the console script of this environment)."""
     script = Path(sys.executable).with_name("immune")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sim.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
 @pytest.fixture(scope="session")

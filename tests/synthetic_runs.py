@@ -8,7 +8,7 @@ from typing import Any
 
 from kosmoi.schemas import SCHEMAS, to_table
 from sim.manifest import Manifest
-from sim.results import RunWriter
+from results.store import RunWriter
 
 EPISODE_DEFAULTS: dict[str, Any] = {
     "generation": 0, "replica": 0, "attempt": 0, "goal": "drain_wallet", "channel": "direct", "tier": "grunt", "generator": "mutator",

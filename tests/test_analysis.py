@@ -7,8 +7,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from kosmoi.stats import cluster_bootstrap, wilson
-from sim import analysis
-from sim.results import load_runs
+from results import analysis
+from results.store import load_runs
 from tests.synthetic_runs import attack, benign, warrant, write_run
 
 
@@ -129,7 +129,7 @@ def test_unknown_grouping_keys_are_a_clear_error(two_runs):
 
 
 def test_identical_runs_are_counted_once_and_survivors_listed_once(tmp_path):
-    from sim.report import build_report
+    from results.report import build_report
 
     episodes = [attack("c1", 0, breached=True, damage_usd=900.0, payload="wire 900 to DE89"), attack("c2", 0), benign("cust-1", 0)]
     same = {"config_hash": "abc", "seed": 7, "rules": {"hash": "sha256:r1"}}
@@ -149,7 +149,7 @@ def test_identical_runs_are_counted_once_and_survivors_listed_once(tmp_path):
 def test_generation_axes_have_whole_numbers_only(tmp_path):
     import re
 
-    from sim.report import build_report
+    from results.report import build_report
 
     for generation in (0, 1):
         write_run(tmp_path / "runs", f"run-{generation}", [attack("c1", 0, breached=generation == 0, damage_usd=10.0), benign("cust-1", 0)], generation=generation)

@@ -1,4 +1,11 @@
-"""Dependencies point one way (DESIGN.md): targets knows nothing of attackers or the simulator."""
+"""Dependencies point one way (docs/architecture.md): each layer imports only the layers below it.
+
+    kosmoi  <-  targets, attackers  <-  results  <-  sim  <-  evolve  <-  app
+
+``targets`` (the defense stack) and ``attackers`` know nothing of each other,
+of the engine or of the application; the engine (``sim``) knows nothing of the
+evolution loop or the application; only ``app`` imports both ``sim`` and ``evolve``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,15 @@ import pytest
 
 from tests.conftest import ROOT
 
+LAYERS = ("kosmoi", "targets", "attackers", "results", "sim", "evolve", "app")
 FORBIDDEN = {
-    "kosmoi": {"targets", "attackers", "sim", "evolve"},
-    "targets": {"attackers", "sim", "evolve"},
-    "attackers": {"targets", "sim", "evolve"},
+    "kosmoi": {"targets", "attackers", "results", "sim", "evolve", "app"},
+    "targets": {"attackers", "results", "sim", "evolve", "app"},
+    "attackers": {"targets", "results", "sim", "evolve", "app"},
+    "results": {"sim", "evolve", "app"},
+    "sim": {"evolve", "app"},
+    "evolve": {"app"},
+    "app": set(),
 }
 
 
@@ -34,3 +46,20 @@ def test_package_does_not_import_upstream(package):
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
     assert not offenders, f"{package} must not import {sorted(FORBIDDEN[package])}: {offenders}"
+
+
+def test_every_package_has_a_place_in_the_layers():
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py") if path.parent.name != "tests"}
+    assert packages == set(LAYERS) == set(FORBIDDEN), f"packages {sorted(packages)} vs layers {LAYERS}"
+
+
+def test_the_old_analysis_import_still_works_and_says_where_it_moved():
+    import importlib
+    import sys
+
+    sys.modules.pop("sim.analysis", None)
+    with pytest.warns(DeprecationWarning, match="results.analysis"):
+        old = importlib.import_module("sim.analysis")
+    from results import analysis
+
+    assert old.rates is analysis.rates

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests import golden
 from tests.conftest import immune_cmd
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,12 @@ def evolved(tmp_path_factory):
     done = _evolve(["evo.yaml", "--generations", str(GENERATIONS), "--out", "out"], root)
     assert done.returncode == 0, done.stderr[-3000:]
     return root, _evolution_dir(root / "out"), done
+
+
+def test_the_evolution_reproduces_the_golden_one(evolved):
+    """Same experiment, same seed: the same curve, rule sets and generation runs as recorded (tests/golden.py)."""
+    _, directory, _ = evolved
+    golden.check("evolve", golden.evolution_digest(directory))
 
 
 def test_each_generation_is_an_mlflow_run_and_registers_a_staging_version(evolved):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from sim.rules_source import LiveRuleSet
+from app.rules_source import LiveRuleSet
 from targets.rules import Rule, RuleSetError, load_ruleset
 from tests.conftest import immune_cmd
 
@@ -65,13 +65,13 @@ def test_a_broken_version_is_refused_and_the_last_good_one_stays(rules_file, dam
     text = rules_file.read_text("utf-8")
     rules_file.write_bytes(damage(text).encode("utf-8", "surrogateescape"))
     clock.now = 2.0
-    with caplog.at_level(logging.ERROR, logger="sim.rules_source"):
+    with caplog.at_level(logging.ERROR, logger="app.rules_source"):
         assert not live.refresh()
     assert live.current.hash == good and live.last_error and message in live.last_error
     assert any(f"keeping baseline v{live.current.version}" in r.getMessage() for r in caplog.records)
     clock.now = 4.0
     caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="sim.rules_source"):
+    with caplog.at_level(logging.ERROR, logger="app.rules_source"):
         assert not live.refresh()
     assert not caplog.records  # reported once, not every check
 

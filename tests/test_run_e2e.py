@@ -12,6 +12,7 @@ import pytest
 
 from kosmoi.schemas import EPISODES, schema_version
 from sim.runner import RunOptions, run_experiment
+from tests import golden
 from tests.conftest import ROOT, immune_cmd
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,12 @@ def smoke_run(tmp_path_factory) -> tuple[Path, dict, str]:
     run_dirs = [p for p in out.iterdir() if p.is_dir() and (p / "summary.json").exists()]
     assert len(run_dirs) == 1
     return run_dirs[0], json.loads((run_dirs[0] / "summary.json").read_text()), proc.stdout + proc.stderr
+
+
+def test_smoke_reproduces_the_golden_run(smoke_run):
+    """Same experiment, same seed: the same episodes, events, cases, warrants and summary as recorded (tests/golden.py)."""
+    run_dir, _, _ = smoke_run
+    golden.check("smoke", golden.run_digest(run_dir))
 
 
 def test_smoke_prints_a_summary_quietly(smoke_run):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from sim.scan import Scanner
+from app.scan import Scanner
 from targets.rules import load_ruleset
 from tests.conftest import immune_cmd
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from kosmoi.schemas import SCHEMAS
-from sim.results import RunWriter
+from results.store import RunWriter
 from tests.conftest import ROOT, immune_cmd
 from tests.synthetic_runs import EPISODE_DEFAULTS
 

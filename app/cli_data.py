@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from sim.cli_common import console, err, fail, load_rules, setup_logging
+from app.cli_common import console, err, fail, load_rules, setup_logging
 from targets.rules import RuleSetError
 
 data_app = typer.Typer(no_args_is_help=True, help="Build and inspect the real corpora the guard is trained and evaluated on.")

@@ -8,14 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from sim.cli_common import console, fail, load_rules, setup_logging, show_records
+from app.cli_common import console, fail, load_rules, setup_logging, show_records
 from targets.rules import RuleSetError
 
 MAX_BAD_LINES_SHOWN = 5
 
 
-def _load(paths: list[Path]):  # noqa: ANN202 - sim.results.Runs
-    from sim.results import load_runs
+def _load(paths: list[Path]):  # noqa: ANN202 - results.store.Runs
+    from results.store import load_runs
 
     try:
         return load_runs(*paths)
@@ -56,7 +56,7 @@ def report(
 ) -> None:
     """Write a self-contained HTML report (plots embedded, no network) for one or more runs."""
     setup_logging(False)
-    from sim.report import write_report
+    from results.report import write_report
 
     found = _load(paths)
     if not output.parent.exists():

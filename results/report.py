@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim import analysis
-from sim.results import Runs
+from results import analysis
+from results.store import Runs
 
 log = logging.getLogger(__name__)
 

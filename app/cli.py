@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from sim.cli_analysis import register as register_analysis_commands
-from sim.cli_data import register as register_data_commands
-from sim.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
+from app.cli_analysis import register as register_analysis_commands
+from app.cli_data import register as register_data_commands
+from app.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
 from sim.config import ConfigError, load_experiment
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
 
@@ -94,7 +94,7 @@ def run(
     setup_logging(verbose)
     if verbose:
         os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
-    from sim.failif import parse_conditions
+    from app.failif import parse_conditions
     from sim.locks import LockHeld
     from sim.runner import SUMMARY_METRICS, RunOptions, RunStorageError, resume_run, run_experiment
 
@@ -163,8 +163,8 @@ def scan(
 ) -> None:
     """Read JSON lines {"text": ...} on stdin; write one verdict line per input line."""
     setup_logging(False)
-    from sim.rules_source import LiveRuleSet
-    from sim.scan import Scanner
+    from app.rules_source import LiveRuleSet
+    from app.scan import Scanner
 
     try:
         source = LiveRuleSet(rules, lambda ref: load_rules(ref, tracking_uri), reload_every)
@@ -265,7 +265,7 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
 
 def _user_texts(paths: list[Path] | None, label: str) -> list[str]:
     """Texts of the given label from users' files (a malformed file is an error naming file and line)."""
-    from sim.cli_data import load_user_rows
+    from app.cli_data import load_user_rows
 
     return [row.text for row in load_user_rows(paths, label) if row.label == label]
 
@@ -360,11 +360,11 @@ def bench_analysis(
     paths: Annotated[list[Path], typer.Argument(help="Runs to analyse (run directories or directories holding runs).")],
     report: Annotated[bool, typer.Option(help="Also time writing the HTML report (to a temporary file).")] = True,
 ) -> None:
-    """Seconds and peak memory of the common aggregations (sim.analysis) over real runs."""
+    """Seconds and peak memory of the common aggregations (results.analysis) over real runs."""
     import tempfile
 
-    from sim import bench_analysis as bench
-    from sim.results import load_runs
+    from app import bench_analysis as bench
+    from results.store import load_runs
 
     try:
         runs = load_runs(*paths)
@@ -387,7 +387,7 @@ def bench_hostile(
     quick: Annotated[bool, typer.Option(help="Sizes 64 KB and 1 MB only.")] = False,
 ) -> None:
     """Guardrail time per MB on hostile input (both stages), at growing sizes: linear or not, and the worst case."""
-    from sim import bench_hostile as bench
+    from app import bench_hostile as bench
 
     sizes = (64 * 1024, bench.MB) if quick else (64 * 1024, bench.MB, 4 * bench.MB)
     rows = bench.run(sizes, progress=lambda msg: err.print(msg, highlight=False))
@@ -418,7 +418,7 @@ def bench_soak(
     import tempfile
     import time
 
-    from sim import bench_soak as bench
+    from app import bench_soak as bench
     from sim.runner import RunOptions, run_experiment
 
     exp = bench.soak_experiment(episodes)
@@ -470,7 +470,7 @@ def bench_guards(
     limit: Annotated[int, typer.Option(help="With --corpus: at most this many texts (a stable sample).", min=100)] = 5000,
 ) -> None:
     """p50/p99 per guard stage by text size and rule count, engine comparison, input scans/s."""
-    from sim import bench_guards as bench
+    from app import bench_guards as bench
 
     if corpus:
         _bench_corpus(corpus, rules or ["builtin:baseline"], limit)
@@ -499,7 +499,7 @@ def bench_guards(
 def _bench_corpus(split: str, refs: list[str], limit: int) -> None:
     from evolve.corpus.build import CorpusMissing, load_split
     from kosmoi.ids import stable_hash64
-    from sim import bench_guards as bench
+    from app import bench_guards as bench
 
     try:
         rows = load_split(split)

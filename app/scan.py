@@ -16,7 +16,7 @@ from typing import BinaryIO, Literal, TextIO
 
 from targets.input_guard import InputGuard
 from targets.output_guard import OutputGuard
-from sim.rules_source import LiveRuleSet
+from app.rules_source import LiveRuleSet
 from targets.rules import RuleSet
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # longer lines are answered with an error, not read into memory

@@ -4,7 +4,7 @@ Layout of one run::
 
     DIR/<run_id>/
       config.yaml            the resolved experiment (seed included)
-      summary.json           headline metrics (see ``sim.summary``)
+      summary.json           headline metrics (``kosmoi.metrics.summary_metrics``, written by ``sim.runner``)
       episodes/seg-00000.parquet ...   one file per unit of work
       events/ cases/ warrants/ calls/  same layout (calls: every paid or LLM model call)
 
@@ -159,7 +159,7 @@ class Runs:
     Run-level filters (:meth:`select`) choose files; row filters (``filter=``
     pyarrow expressions, or the ``kind=``/``tier=``/``generation=`` shortcuts)
     are pushed down into the scan, and :meth:`batches` streams record batches,
-    so aggregations (``sim.analysis``) work on runs far larger than memory.
+    so aggregations (``results.analysis``) work on runs far larger than memory.
     """
 
     def __init__(self, infos: list[RunInfo]) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim import analysis
-from sim.results import Runs
+from results import analysis
+from results.store import Runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ def time_analyses(runs: Runs, report_path: Path | None = None) -> list[AnalysisT
         ("top surviving attacks", lambda: analysis.survivors(runs, 25)),
     ]
     if report_path is not None:
-        from sim.report import write_report
+        from results.report import write_report
 
         jobs.append(("HTML report (all views)", lambda: write_report(runs, report_path)))
     timings = []

@@ -1,0 +1,85 @@
+"""Golden digests: the same experiment and seed give the same episodes, summary and rule sets across refactors.
+
+The digests in ``tests/golden/*.json`` were recorded before the architecture
+change (issue 13) and guard behaviour, not code shape. A change that is
+*meant* to alter results (a new rule set, a new attacker operator, a
+dependency that changes training) re-records them with
+``IMMUNE_RECORD_GOLDEN=1 pytest -m slow tests/test_run_e2e.py tests/test_evolve_e2e.py``
+and says why in its commit message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+TABLE_KEYS = {"episodes": ["episode_id"], "events": ["replica", "event_id"], "cases": ["replica", "case_id"], "warrants": ["replica", "warrant_id"]}
+# Summary fields that depend on the machine, the clock or the tracking store rather than on the simulation.
+VOLATILE_SUMMARY = frozenset(
+    {"duration_s", "episodes_per_s", "machine", "mlflow_run_id", "mlflow_tracking_uri", "run_id", "snapshot_seconds", "stage_seconds", "startup_s", "workers"}
+)
+
+
+def table_digest(run_dir: Path, name: str) -> dict[str, Any]:
+    """Rows and a sha256 of one table, rows in a canonical order, the run id left out."""
+    frame = pd.read_parquet(run_dir / name).drop(columns=["run_id"], errors="ignore")
+    frame = frame.sort_values(TABLE_KEYS[name], kind="stable").reset_index(drop=True)
+    text = frame.to_json(orient="records", lines=True, double_precision=12, date_format="iso")
+    return {"rows": len(frame), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
+def run_digest(run_dir: Path) -> dict[str, Any]:
+    """What a run must reproduce: its summary without volatile fields, and every table's digest."""
+    summary = json.loads((run_dir / "summary.json").read_text("utf-8"))
+    stable = {k: v for k, v in sorted(summary.items()) if k not in VOLATILE_SUMMARY}
+    return {"summary": stable, "tables": {name: table_digest(run_dir, name) for name in TABLE_KEYS if (run_dir / name).exists()}}
+
+
+def check(name: str, actual: dict[str, Any]) -> None:
+    """Compare with ``tests/golden/<name>.json`` (or write it when ``IMMUNE_RECORD_GOLDEN=1``)."""
+    path = GOLDEN_DIR / f"{name}.json"
+    if os.environ.get("IMMUNE_RECORD_GOLDEN") == "1":
+        path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n", "utf-8")
+        return
+    expected = json.loads(path.read_text("utf-8"))
+    assert actual == json.loads(json.dumps(actual)) and actual == expected, _difference(expected, actual)
+
+
+def _difference(expected: dict[str, Any], actual: dict[str, Any], prefix: str = "") -> str:
+    lines = []
+    for key in sorted(set(expected) | set(actual)):
+        a, b = expected.get(key), actual.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _difference(a, b, f"{prefix}{key}.")
+            if inner:
+                lines.append(inner)
+        elif a != b:
+            lines.append(f"{prefix}{key}: golden {a!r}, now {b!r}")
+    return "\n".join(lines)
+
+
+def ruleset_digest(ruleset: dict[str, Any]) -> str:
+    """sha256 of a rule set without its seal and without the run ids in mined rules' provenance (those carry the clock)."""
+    content = {k: v for k, v in ruleset.items() if k != "hash"}
+    content["rules"] = [{**r, "provenance": {k: v for k, v in r.get("provenance", {}).items() if k != "run_id"}} for r in ruleset.get("rules", [])]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def evolution_digest(directory: Path) -> dict[str, Any]:
+    """What an evolution must reproduce: its curve, each generation's rule-set hash and each generation's run."""
+    curve = json.loads((directory / "curve.json").read_text("utf-8"))
+    rules = {path.stem: ruleset_digest(json.loads(path.read_text("utf-8"))) for path in sorted((directory / "rules").glob("g*.json"))}
+    runs = [_without_rules_seal(run_digest(run)) for run in sorted((directory / "runs").iterdir()) if (run / "summary.json").exists()]
+    return {"curve": curve, "rules": rules, "runs": runs}
+
+
+def _without_rules_seal(digest: dict[str, Any]) -> dict[str, Any]:
+    """A generation run's summary names its rule set by seal, which covers the mined rules' run ids: left out."""
+    rules = {k: v for k, v in digest["summary"].get("rules", {}).items() if k != "hash"}
+    return {**digest, "summary": {**digest["summary"], "rules": rules}}
