@@ -1,7 +1,7 @@
 """Golden digests: the same experiment and seed give the same episodes, summary and rule sets across refactors.
 
-The digests in ``tests/golden/*.json`` were recorded before the architecture
-change (issue 13) and guard behaviour, not code shape. A change that is
+The digests in ``tests/golden/*.json`` were recorded on main before the
+architecture change (issue 13); they pin behaviour, not code shape. A change that is
 *meant* to alter results (a new rule set, a new attacker operator, a
 dependency that changes training) re-records them with
 ``IMMUNE_RECORD_GOLDEN=1 pytest -m slow tests/test_run_e2e.py tests/test_evolve_e2e.py``
@@ -48,13 +48,17 @@ def check(name: str, actual: dict[str, Any]) -> None:
         path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n", "utf-8")
         return
     expected = json.loads(path.read_text("utf-8"))
-    assert actual == json.loads(json.dumps(actual)) and actual == expected, _difference(expected, actual)
+    actual = json.loads(json.dumps(actual))  # the types the file holds (tuples become lists)
+    assert actual == expected, _difference(expected, actual)
 
 
 def _difference(expected: dict[str, Any], actual: dict[str, Any], prefix: str = "") -> str:
+    """One line per differing leaf, named by its path (lists of the same length are compared item by item)."""
     lines = []
-    for key in sorted(set(expected) | set(actual)):
+    for key in sorted(set(expected) | set(actual), key=str):
         a, b = expected.get(key), actual.get(key)
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            a, b = dict(enumerate(a)), dict(enumerate(b))
         if isinstance(a, dict) and isinstance(b, dict):
             inner = _difference(a, b, f"{prefix}{key}.")
             if inner:
@@ -72,7 +76,7 @@ def ruleset_digest(ruleset: dict[str, Any]) -> str:
 
 
 def evolution_digest(directory: Path) -> dict[str, Any]:
-    """What an evolution must reproduce: its curve, each generation's rule-set hash and each generation's run."""
+    """What an evolution must reproduce: its curve, each generation's rule-set content and each generation's run."""
     curve = json.loads((directory / "curve.json").read_text("utf-8"))
     rules = {path.stem: ruleset_digest(json.loads(path.read_text("utf-8"))) for path in sorted((directory / "rules").glob("g*.json"))}
     runs = [_without_rules_seal(run_digest(run)) for run in sorted((directory / "runs").iterdir()) if (run / "summary.json").exists()]
