@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kosmoi.stats import wilson
 from targets.canonical import canonicalize, without_surrogates
-from targets.input_guard import hidden_variants
+from targets.input_stages import hidden_variants
 from targets.matcher import RuleMatcher
 from targets.rules import RuleSet
 

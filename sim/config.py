@@ -12,16 +12,24 @@ prints its message, never a traceback).
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kosmoi.registry import Ref, Registry, load_plugins
 from kosmoi.types import Goal
 from targets.detectors import DEFAULT_PHONE_REGIONS, phone_detector
+from targets.input_guard import DEFAULT_STAGES
+from targets.sentinels import SENTINELS
+from targets.stack import DEFAULT_SENTINELS
+from targets.stages import STAGES
+from targets.victims import VICTIMS
 
 ATTACK_GOALS = tuple(goal.value for goal in Goal if goal is not Goal.NONE)
 
@@ -137,10 +145,33 @@ class BenignConfig(_Strict):
     real_rate: float = Field(default=0.2, ge=0, le=1, description="share of customer requests that are real people's prompts (targets.traffic.real_prompts)")
 
 
+class PartConfig(_Strict):
+    """A registered part (a guard stage, a sentinel) named in the file, with its options; a bare name is short for ``{name: NAME}``."""
+
+    name: str = Field(min_length=1, max_length=100)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def ref(self) -> Ref:
+        return Ref(self.name, dict(self.options))
+
+
+def _parts(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class InputGuardConfig(_Strict):
     enabled: bool = True
     max_bytes: int = Field(default=16 * 1024, gt=0)
     semantic: bool = Field(default=False, description="embedding-similarity stage for uncertain texts (needs the 'semantic' extra)")
+    stages: list[PartConfig] = Field(
+        default_factory=lambda: [PartConfig(name=name) for name in DEFAULT_STAGES],
+        min_length=1,
+        description="the input guard's pipeline, in order (registered stages; 'semantic' is added after them when semantic is true)",
+    )
+
+    _names = field_validator("stages", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
 class OutputGuardConfig(_Strict):
@@ -149,6 +180,9 @@ class OutputGuardConfig(_Strict):
     max_transfer_usd: float = Field(default=10_000.0, gt=0)
     max_refund_usd: float = Field(default=500.0, gt=0)
     phone_regions: tuple[str, ...] = Field(default=DEFAULT_PHONE_REGIONS, min_length=1, description="ISO 3166 regions whose phone numbers are redacted")
+    stages: list[PartConfig] = Field(default_factory=list, description="extra output stages on the agent's reply, after the built-in checks")
+
+    _names = field_validator("stages", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
     @field_validator("phone_regions")
     @classmethod
@@ -175,6 +209,11 @@ class SentinelConfig(_Strict):
     error_loop_threshold: int = Field(default=3, gt=0)
     max_price_drop: float = Field(default=0.3, gt=0, le=1)
     network: NetworkSentinelConfig = NetworkSentinelConfig()
+    enabled: list[PartConfig] = Field(
+        default_factory=lambda: [PartConfig(name=ref.name) for ref in DEFAULT_SENTINELS], description="the sentinels that run, in order (registered names)"
+    )
+
+    _names = field_validator("enabled", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
 class ExerciseWindowConfig(_Strict):
@@ -217,6 +256,30 @@ class TargetsConfig(_Strict):
     identity: IdentityConfig = IdentityConfig()
     sentinels: SentinelConfig = SentinelConfig()
     court: CourtSettings = CourtSettings()
+    victim: str | None = Field(default=None, description="a registered victim; default 'llm' when llm_victim is set, else 'simulated'")
+    plugins: list[str] = Field(default_factory=list, description="modules to import that register your own guard stages, sentinels and victims")
+
+    @model_validator(mode="after")
+    def _registered_parts(self) -> TargetsConfig:
+        load_plugins(self.plugins)
+        for ref in self.input_guard.stages:
+            _known(STAGES, ref.name, "input guard stage", lambda spec: spec.side == "input")
+        for ref in self.output_guard.stages:
+            _known(STAGES, ref.name, "output guard stage", lambda spec: spec.side == "output")
+        for ref in self.sentinels.enabled:
+            _known(SENTINELS, ref.name, "sentinel")
+        if self.victim is not None:
+            _known(VICTIMS, self.victim, "victim")
+            if self.victim == "llm" and self.llm_victim is None:
+                raise ValueError("victim 'llm' needs the llm_victim settings (base_url, model)")
+        return self
+
+
+def _known(registry: Registry[Any], name: str, kind: str, fits: Callable[[Any], bool] = lambda entry: True) -> None:
+    """Raise naming ``kind`` and listing the registered names when ``name`` is not one of them."""
+    names = [known for known, entry in registry.items() if fits(entry)]
+    if name not in names:
+        raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(names) or 'none'} (your own need their module in targets.plugins)")
 
 
 class SimulationConfig(_Strict):
@@ -255,6 +318,7 @@ class Experiment(_Strict):
     def config_hash(self) -> str:
         """Hash of everything that shapes results except the seed (16 hex digits)."""
         body = self.model_dump(mode="json", exclude={"seed", "description"})
+        _drop_later_defaults(body)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -264,6 +328,27 @@ class Experiment(_Strict):
         benign = self.benign
         identities = benign.customers + benign.vendors + benign.employees
         return grunt.count * grunt.attempts + sniper.count * sniper.attempts, identities * benign.requests
+
+
+# Fields added after the first release enter the config hash only when set: experiments written
+# before them keep their hash, hence their episode ids, and runs started before an upgrade resume.
+_LATER_FIELDS = ("targets.victim", "targets.plugins", "targets.input_guard.stages", "targets.output_guard.stages", "targets.sentinels.enabled")
+
+
+@functools.cache
+def _target_defaults() -> dict[str, Any]:
+    return {"targets": TargetsConfig().model_dump(mode="json")}
+
+
+def _drop_later_defaults(body: dict[str, Any]) -> None:
+    defaults = _target_defaults()
+    for path in _LATER_FIELDS:
+        *parents, leaf = path.split(".")
+        node, default = body, defaults
+        for part in parents:
+            node, default = node.get(part, {}), default.get(part, {})
+        if leaf in node and node[leaf] == default.get(leaf):
+            del node[leaf]
 
 
 # --- error formatting ----------------------------------------------------------

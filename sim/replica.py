@@ -69,6 +69,11 @@ def stack_settings(exp: Experiment) -> StackSettings:
         llm_victim=LLMVictimConfig(**t.llm_victim.model_dump()) if t.llm_victim is not None else None,
         rule_engine=t.rule_engine,
         semantic=t.input_guard.semantic,
+        input_stages=tuple(part.ref() for part in t.input_guard.stages),
+        output_stages=tuple(part.ref() for part in t.output_guard.stages),
+        sentinels=tuple(part.ref() for part in t.sentinels.enabled),
+        victim=t.victim or "",
+        plugins=tuple(t.plugins),
     )
 
 

@@ -13,17 +13,28 @@ Auditor:
   before, refunds above what the order cost, price drops beyond a bound.
 
 Network: request volume per identity and in total against an EWMA baseline.
+
+Every sentinel implements :class:`Sentinel` and is registered in
+:data:`SENTINELS` by name; the stack runs the ones its settings name
+(``targets.sentinels.enabled`` in the experiment), so a new sentinel is one
+module plus configuration (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from kosmoi.registry import Ref, Registry
 from kosmoi.types import Case, EventKind, SubjectKind
 from targets.company import Company
 from targets.eventlog import EventRow
+
+if TYPE_CHECKING:
+    from targets.stack import StackSettings
 
 INTERNAL_PREFIX = "credit:"  # store-credit wallets inside the company
 PRIVILEGED_CALLS = frozenset({"finance.transfer", "finance.refund", "catalog.set_price", "iam.grant", "vault.read"})
@@ -44,6 +55,37 @@ class NetworkConfig:
     min_requests: int = 8  # ... and above this many requests
     warmup_windows: int = 3  # windows before the global baseline is trusted
     forget_after_windows: int = 120  # an identity silent this long loses its baseline (memory stays bounded)
+
+
+@runtime_checkable
+class Sentinel(Protocol):
+    """A batch job over each closed window of events: it only flags, as cases with evidence."""
+
+    name: str
+
+    def inspect(self, rows: list[EventRow], start: float, end: float) -> list[Case]:
+        """Cases for the window ``[start, end)`` whose events are ``rows``."""
+        ...
+
+
+SentinelFactory = Callable[[Company, "StackSettings", Mapping[str, Any]], Sentinel]
+SENTINELS: Registry[SentinelFactory] = Registry("sentinel", builtins="targets.sentinels")
+
+
+def register_sentinel(name: str) -> Callable[[SentinelFactory], SentinelFactory]:
+    """Decorator: make a sentinel factory ``(company, stack settings, options) -> Sentinel`` buildable by ``name``."""
+    return SENTINELS.register(name)
+
+
+def build_sentinels(refs: Sequence[Ref], company: Company, settings: StackSettings) -> tuple[Sentinel, ...]:
+    """The configured sentinels, in order; an unknown name is an error listing the registered ones."""
+    built: list[Sentinel] = []
+    for ref in refs:
+        sentinel = SENTINELS.get(ref.name)(company, settings, ref.options)
+        if not isinstance(sentinel, Sentinel):
+            raise TypeError(f"sentinel {ref.name!r} has no name and inspect(rows, start, end)")
+        built.append(sentinel)
+    return tuple(built)
 
 
 class _CaseFactory:
@@ -169,3 +211,20 @@ class NetworkSentinel:
         for identity in [i for i, seen in self._identity_seen.items() if seen < horizon]:
             del self._identity_seen[identity]
             self._identity_mean.pop(identity, None)
+
+
+def _no_options(name: str, options: Mapping[str, Any]) -> None:
+    if options:
+        raise ValueError(f"sentinel {name!r} takes its settings from targets.sentinels, not options: got {', '.join(sorted(options))}")
+
+
+@register_sentinel("auditor")
+def _auditor(company: Company, settings: StackSettings, options: Mapping[str, Any]) -> Sentinel:
+    _no_options("auditor", options)
+    return Auditor(company, settings.auditor)
+
+
+@register_sentinel("network")
+def _network(company: Company, settings: StackSettings, options: Mapping[str, Any]) -> Sentinel:
+    _no_options("network", options)
+    return NetworkSentinel(settings.network)
