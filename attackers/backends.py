@@ -26,11 +26,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from attackers.budget import Caps, Refusal
 from kosmoi.redact import redact, redact_known, register_secret
+from kosmoi.registry import Registry
 from attackers.generation import GenerationRequest, GenerationResult, Pricing
 
 log = logging.getLogger(__name__)
@@ -294,3 +296,20 @@ class BudgetedBackend:
             results.append(result)
         return results
 
+
+
+# --- paid providers of the sniper tier ------------------------------------------------------------
+ProviderFactory = Callable[..., GenerationBackend]  # (model, *, pricing, concurrency, timeout_s, max_retries)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A sniper provider: how to build its backend and which environment variables its SDK reads the key from."""
+
+    factory: ProviderFactory
+    key_variables: tuple[str, ...]
+
+
+PROVIDERS: Registry[Provider] = Registry("sniper provider", builtins="attackers.backends")
+PROVIDERS.add("anthropic", Provider(AnthropicBackend, ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")))
+PROVIDERS.add("openai", Provider(ChatCompletionsBackend, ("OPENAI_API_KEY",)))

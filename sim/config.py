@@ -22,6 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from attackers.backends import PROVIDERS
+from attackers.base import ATTACKERS
 from kosmoi.registry import Ref, Registry, load_plugins
 from kosmoi.types import Goal
 from targets.detectors import DEFAULT_PHONE_REGIONS, phone_detector
@@ -36,6 +38,13 @@ ATTACK_GOALS = tuple(goal.value for goal in Goal if goal is not Goal.NONE)
 
 class ConfigError(ValueError):
     """A configuration the user must fix; the message says where and how."""
+
+
+def _known(registry: Registry[Any], name: str, kind: str, fits: Callable[[Any], bool] = lambda entry: True) -> None:
+    """Raise naming ``kind`` and listing the registered names when ``name`` is not one of them."""
+    names = [known for known, entry in registry.items() if fits(entry)]
+    if name not in names:
+        raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(names) or 'none'} (your own need their module in targets.plugins)")
 
 
 class _Strict(BaseModel):
@@ -62,27 +71,40 @@ class GruntConfig(_Strict):
 
     count: int = Field(default=200, gt=0, description="logical attackers (one campaign each)")
     attempts: int = Field(default=4, gt=0, le=10_000, description="attempts per campaign")
-    generator: Literal["mutator", "llm"] = "mutator"
+    generator: str = Field(default="mutator", description="a registered attacker kind: 'mutator' (offline) or 'llm' (a local model), or your own")
     llm: GruntLLMConfig | None = None
     max_depth: int = Field(default=3, ge=0, le=8, description="most mutation operators stacked on one attack")
     think_time_s: float = Field(default=20.0, gt=0, description="mean simulated seconds between attempts")
     goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
     shared_bandit: bool = Field(default=True, description="the mutators of one replica pool what works (one bandit per replica)")
 
+    @property
+    def uses_model(self) -> bool:
+        """Whether a generation backend writes this population's attacks."""
+        return ATTACKERS.get(self.generator).uses_model
+
     @model_validator(mode="after")
     def _llm_needs_settings(self) -> GruntConfig:
-        if self.generator == "llm" and self.llm is None:
-            raise ValueError("generator 'llm' needs an 'llm' section (backend, base_url, model)")
+        _known(ATTACKERS, self.generator, "attacker kind")
+        if self.uses_model and self.llm is None:
+            raise ValueError(f"generator {self.generator!r} needs an 'llm' section (backend, base_url, model)")
         if self.llm is not None and self.llm.backend == "openai" and not self.llm.base_url:
             raise ValueError("llm.base_url is required for backend 'openai' (e.g. http://localhost:8000/v1)")
         return self
 
 
 class SniperProviderConfig(_Strict):
-    provider: Literal["anthropic", "openai"]
+    provider: str = Field(description="a registered provider: 'anthropic' or 'openai'")
     model: str = Field(min_length=1)
     input_usd_per_mtok: float = Field(ge=0, description="price per million input tokens")
     output_usd_per_mtok: float = Field(ge=0, description="price per million output tokens")
+
+
+    @field_validator("provider")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        _known(PROVIDERS, value, "sniper provider")
+        return value
 
 
 class SniperConfig(_Strict):
@@ -273,13 +295,6 @@ class TargetsConfig(_Strict):
             if self.victim == "llm" and self.llm_victim is None:
                 raise ValueError("victim 'llm' needs the llm_victim settings (base_url, model)")
         return self
-
-
-def _known(registry: Registry[Any], name: str, kind: str, fits: Callable[[Any], bool] = lambda entry: True) -> None:
-    """Raise naming ``kind`` and listing the registered names when ``name`` is not one of them."""
-    names = [known for known, entry in registry.items() if fits(entry)]
-    if name not in names:
-        raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(names) or 'none'} (your own need their module in targets.plugins)")
 
 
 class SimulationConfig(_Strict):

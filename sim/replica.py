@@ -21,9 +21,8 @@ import pyarrow as pa
 from attackers.archive import Archive
 from attackers.backends import GenerationBackend
 from attackers.bandit import BanditState
-from attackers.generation import GenerationResult
-from attackers.llm_attacker import LLMAttacker
-from attackers.mutator import MutatorAttacker
+from attackers.generation import GenerationRequest, GenerationResult
+from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed, episode_id
 from kosmoi.schemas import CALLS, CASES, EPISODES, WARRANTS
@@ -80,7 +79,7 @@ def stack_settings(exp: Experiment) -> StackSettings:
 @dataclass(slots=True)
 class _Campaign:
     spec: CampaignSpec
-    attacker: MutatorAttacker | LLMAttacker | None
+    attacker: Attacker | None
     backend: str | None = None  # key of the generation backend for model-written attacks
     token: str = ""
     token_expires: float = -1.0
@@ -155,14 +154,14 @@ class ReplicaSimulator:
         if spec.tier is Tier.SNIPER:
             return f"sniper:{int(spec.campaign_id[1:]) % len(self.exp.attackers.sniper.providers)}"
         grunt = self.exp.attackers.grunt
-        return "grunt" if grunt.generator == "llm" and grunt.llm is not None else None
+        return "grunt" if grunt.uses_model and grunt.llm is not None else None
 
-    def _attacker_for(self, campaign: _Campaign) -> MutatorAttacker | LLMAttacker:
+    def _attacker_for(self, campaign: _Campaign) -> Attacker:
         if campaign.attacker is None:
             campaign.attacker = self._make_attacker(campaign.spec)
         return campaign.attacker
 
-    def _make_attacker(self, spec: CampaignSpec) -> MutatorAttacker | LLMAttacker:
+    def _make_attacker(self, spec: CampaignSpec) -> Attacker:
         company = self.stack.company
         assets = AttackerAssets(
             identity=spec.identity,
@@ -172,22 +171,24 @@ class ReplicaSimulator:
             secret_names=self._secret_names,
         )
         attackers = self.exp.attackers
-        if spec.tier is Tier.SNIPER:
-            sniper = attackers.sniper
-            return LLMAttacker(
-                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.SNIPER, agents=self._agents,
-                max_tokens=sniper.max_tokens, temperature=sniper.temperature, max_depth=attackers.grunt.max_depth,
-            )
         grunt = attackers.grunt
-        if grunt.generator == "llm" and grunt.llm is not None:
-            return LLMAttacker(
-                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.GRUNT, agents=self._agents,
-                max_tokens=grunt.llm.max_tokens, temperature=grunt.llm.temperature, max_depth=grunt.max_depth,
-            )
+        sampling: dict[str, float] = {}  # model sampling settings, for the kinds that call a model
+        if spec.tier is Tier.SNIPER:
+            kind = ATTACKERS.get(SNIPER_KIND)
+            sampling = {"max_tokens": attackers.sniper.max_tokens, "temperature": attackers.sniper.temperature}
+        else:
+            kind = ATTACKERS.get(grunt.generator)
+            if grunt.llm is not None:
+                sampling = {"max_tokens": grunt.llm.max_tokens, "temperature": grunt.llm.temperature}
         start = None
-        if self.archive is not None:
+        if self.archive is not None and kind.starts_from_archive:
             start = self.archive.recipe_for(spec.goal.value, random.Random(derive_seed(spec.seed, "archive")), grunt.max_depth)
-        return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit, start=start)
+        return kind.factory(
+            AttackerSpec(
+                spec.campaign_id, spec.goal, assets, spec.seed, spec.tier, max_depth=grunt.max_depth, agents=self._agents,
+                bandit=self.bandit, start=start, **sampling,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}  # clients are per process: re-attach after a restore
@@ -212,13 +213,19 @@ class ReplicaSimulator:
             by_backend.setdefault(self.campaigns[index].backend or "", []).append(index)
         for key, indices in sorted(by_backend.items()):
             backend = self.backends.get(key)
-            requests = [self._attacker_for(self.campaigns[i]).generation_request(self.campaigns[i].attempt) for i in indices]  # type: ignore[union-attr]
+            requests = [self._generation_request(self.campaigns[i]) for i in indices]
             if backend is None:
                 results = [GenerationResult(r.request_id, False, status="error", error=f"no generation backend {key!r} in this worker") for r in requests]
             else:
                 results = backend.generate(requests)
             for index, result in zip(indices, results):
                 self._prepared[index] = result
+
+    def _generation_request(self, campaign: _Campaign) -> GenerationRequest:
+        request = self._attacker_for(campaign).generation_request(campaign.attempt)
+        if request is None:
+            raise RuntimeError(f"campaign {campaign.spec.campaign_id} has a generation backend but its attacker writes its own attacks")
+        return request
 
     def _close_windows_until(self, t: float) -> None:
         while self._window_end <= t:

@@ -109,3 +109,33 @@ def test_plugins_run_in_every_worker_and_stay_deterministic(ray_local, tmp_path)
     left = episodes[columns].sort_values("episode_id").reset_index(drop=True)
     right = again[columns].sort_values("episode_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(left.astype(str), right.astype(str))
+
+
+def test_attacker_kinds_and_providers_come_from_registries():
+    from attackers.backends import PROVIDERS
+    from attackers.base import ATTACKERS
+
+    assert {"mutator", "llm"} <= set(ATTACKERS.names()) and {"anthropic", "openai"} <= set(PROVIDERS.names())
+    assert not parse_experiment(TINY_EXPERIMENT, "tiny.yaml").attackers.grunt.uses_model
+    with pytest.raises(ConfigError, match=r"unknown attacker kind 'gpt-swarm'; registered: llm, mutator"):
+        parse_experiment(TINY_EXPERIMENT.replace("    attempts: 3\n", "    attempts: 3\n    generator: gpt-swarm\n", 1), "tiny.yaml")
+    sniper = "  sniper:\n    count: 1\n    providers: [{provider: mistral, model: m, input_usd_per_mtok: 1, output_usd_per_mtok: 1}]\n"
+    with pytest.raises(ConfigError, match=r"unknown sniper provider 'mistral'; registered: anthropic, openai"):
+        parse_experiment(TINY_EXPERIMENT.replace("attackers:\n", "attackers:\n" + sniper, 1), "tiny.yaml")
+
+
+def test_the_operator_family_lists_are_derived_from_the_table():
+    from attackers.mutations import EVASION_OPS, FRAMING_OPS, OPERATORS
+
+    assert set(FRAMING_OPS) == {name for name, op in OPERATORS.items() if op.family == "framing"}
+    assert set(EVASION_OPS) | set(FRAMING_OPS) | {"output_encoding"} == set(OPERATORS)
+    assert not set(EVASION_OPS) & set(FRAMING_OPS)
+
+
+def test_reward_and_fitness_are_one_table():
+    from attackers.progress import progress
+    from kosmoi.types import Stage
+
+    assert progress(True, Stage.INPUT_GUARD) == 1.0
+    assert progress(False, "output_guard") == progress(False, Stage.OUTPUT_GUARD) == 0.5
+    assert progress(False, None) == 0.1 and progress(False, "a-stage-from-the-future") == 0.0
