@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from sim.environment import apply_defaults
 from app.cli_analysis import register as register_analysis_commands
 from app.cli_data import register as register_data_commands
 from app.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
@@ -655,6 +656,7 @@ register_data_commands(app)
 
 def main() -> None:
     """Console-script entry point."""
+    apply_defaults()
     app()
 
 

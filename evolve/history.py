@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.environment import apply_defaults
 from evolve.registry import MODEL_NAME, history
 from targets.rules import load_ruleset
 
@@ -63,6 +64,7 @@ def mined_rules(evolution_dir: str | Path) -> pd.DataFrame:
 
 def registry_versions(tracking_uri: str, name: str = MODEL_NAME) -> pd.DataFrame:
     """The registered versions of ``name``: aliases, generation, parent, size, hash, when."""
+    apply_defaults()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)

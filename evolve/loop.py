@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from sim.environment import apply_defaults
 from attackers.archive import Archive
 from evolve.benign_corpus import BenignCorpus, build_benign_corpus
 from evolve.classifier_training import TrainingCorpus, train_classifier, training_corpus
@@ -345,6 +346,7 @@ def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) ->
     if not (track and record.mlflow_run_id):
         return
     try:
+        apply_defaults()
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri)

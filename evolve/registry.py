@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.environment import apply_defaults
 from evolve.gate import Evaluation, evaluate
 from targets.rules import RuleSet, RuleSetError, load_ruleset
 
@@ -44,6 +45,7 @@ class RegistryError(RuleSetError):
 
 def _client(tracking_uri: str | None) -> Any:
     """A client for ``tracking_uri``, checked to answer (so a dead server is not mistaken for an empty registry)."""
+    apply_defaults()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)

@@ -20,15 +20,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from attackers.backends import PROVIDERS
 from attackers.base import ATTACKERS
 from kosmoi.registry import Ref, Registry, load_plugins
+from kosmoi.settings import Settings
 from kosmoi.types import Goal
+from targets.court import CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS, phone_detector
 from targets.input_guard import DEFAULT_STAGES
-from targets.sentinels import SENTINELS
+from targets.llm_victim import LLMVictimConfig
+from targets.output_guard import BusinessPolicy
+from targets.sentinels import SENTINELS, AuditorConfig, NetworkConfig
 from targets.stack import DEFAULT_SENTINELS
 from targets.stages import STAGES
 from targets.victims import VICTIMS
@@ -47,9 +51,7 @@ def _known(registry: Registry[Any], name: str, kind: str, fits: Callable[[Any], 
         raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(names) or 'none'} (your own need their module in targets.plugins)")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+_Strict = Settings
 
 class GruntLLMConfig(_Strict):
     """A local model writing grunt attacks: an OpenAI-compatible server (vllm serve, llama.cpp) or an in-process vLLM engine."""
@@ -196,11 +198,10 @@ class InputGuardConfig(_Strict):
     _names = field_validator("stages", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
-class OutputGuardConfig(_Strict):
+class OutputGuardConfig(BusinessPolicy):
+    """The output guard: the business limits (inherited from its own policy), PII regions, extra stages."""
+
     enabled: bool = True
-    price_floor_usd: float = Field(default=50.0, ge=0)
-    max_transfer_usd: float = Field(default=10_000.0, gt=0)
-    max_refund_usd: float = Field(default=500.0, gt=0)
     phone_regions: tuple[str, ...] = Field(default=DEFAULT_PHONE_REGIONS, min_length=1, description="ISO 3166 regions whose phone numbers are redacted")
     stages: list[PartConfig] = Field(default_factory=list, description="extra output stages on the agent's reply, after the built-in checks")
 
@@ -219,18 +220,10 @@ class IdentityConfig(_Strict):
     key_rotation_s: float = Field(default=3600.0, gt=0)
 
 
-class NetworkSentinelConfig(_Strict):
-    alpha: float = Field(default=0.2, gt=0, le=1, description="EWMA weight of the newest window")
-    spike_factor: float = Field(default=4.0, gt=1)
-    min_requests: int = Field(default=8, gt=0)
-    warmup_windows: int = Field(default=3, ge=0)
+class SentinelConfig(AuditorConfig):
+    """The sentinels: the auditor's thresholds (inherited from its own settings), the network baselines, which run."""
 
-
-class SentinelConfig(_Strict):
-    rapid_fire_per_window: int = Field(default=3, gt=0, description="privileged actions per identity per window")
-    error_loop_threshold: int = Field(default=3, gt=0)
-    max_price_drop: float = Field(default=0.3, gt=0, le=1)
-    network: NetworkSentinelConfig = NetworkSentinelConfig()
+    network: NetworkConfig = NetworkConfig()
     enabled: list[PartConfig] = Field(
         default_factory=lambda: [PartConfig(name=ref.name) for ref in DEFAULT_SENTINELS], description="the sentinels that run, in order (registered names)"
     )
@@ -238,46 +231,18 @@ class SentinelConfig(_Strict):
     _names = field_validator("enabled", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
-class ExerciseWindowConfig(_Strict):
-    start_s: float = Field(ge=0)
-    end_s: float = Field(ge=0)
-    subjects: list[str] = Field(min_length=1, description="identities, agents or wallets; a trailing * matches a prefix")
-
-
-class CourtSettings(_Strict):
-    severe: int = Field(default=4, ge=1, le=5)
-    severe_confidence: float = Field(default=0.8, ge=0, le=1)
-    corroboration: int = Field(default=2, ge=1)
-    corroborated_confidence: float = Field(default=0.6, ge=0, le=1)
-    memory_s: float = Field(default=600.0, gt=0)
-    known_good: list[str] = Field(default_factory=list, description="subjects that never get a warrant")
-    exercise_windows: list[ExerciseWindowConfig] = Field(default_factory=list)
-
-
-class LLMVictimSettings(_Strict):
-    """A real model as the victim, behind an OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI)."""
-
-    base_url: str = Field(pattern=r"^https?://", description="e.g. http://localhost:8000/v1; the key comes from OPENAI_API_KEY")
-    model: str = Field(min_length=1)
-    max_steps: int = Field(default=4, gt=0, le=16, description="model calls per episode")
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    max_tokens: int = Field(default=512, gt=0)
-
-
 class TargetsConfig(_Strict):
     """The staging defense stack."""
 
     victim_profile: Literal["naive", "typical", "hardened"] = "typical"
-    llm_victim: LLMVictimSettings | None = None
+    llm_victim: LLMVictimConfig | None = None
     rule_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     rules: str = Field(default="builtin:baseline", description="rule set: builtin:NAME or a JSON file")
     input_guard: InputGuardConfig = InputGuardConfig()
     output_guard: OutputGuardConfig = OutputGuardConfig()
     identity: IdentityConfig = IdentityConfig()
     sentinels: SentinelConfig = SentinelConfig()
-    court: CourtSettings = CourtSettings()
+    court: CourtConfig = CourtConfig()
     victim: str | None = Field(default=None, description="a registered victim; default 'llm' when llm_victim is set, else 'simulated'")
     plugins: list[str] = Field(default_factory=list, description="modules to import that register your own guard stages, sentinels and victims")
 
@@ -347,7 +312,14 @@ class Experiment(_Strict):
 
 # Fields added after the first release enter the config hash only when set: experiments written
 # before them keep their hash, hence their episode ids, and runs started before an upgrade resume.
-_LATER_FIELDS = ("targets.victim", "targets.plugins", "targets.input_guard.stages", "targets.output_guard.stages", "targets.sentinels.enabled")
+_LATER_FIELDS = (
+    "targets.victim",
+    "targets.plugins",
+    "targets.input_guard.stages",
+    "targets.output_guard.stages",
+    "targets.sentinels.enabled",
+    "targets.sentinels.network.forget_after_windows",
+)
 
 
 @functools.cache

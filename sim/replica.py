@@ -29,11 +29,7 @@ from kosmoi.schemas import CALLS, CASES, EPISODES, WARRANTS
 from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Request, SubjectKind, Tier, Warrant
 from sim.config import Experiment
 from sim.plan import CampaignSpec, ReplicaPlan
-from targets.court import CourtConfig, ExerciseWindow
-from targets.llm_victim import LLMVictimConfig
-from targets.output_guard import BusinessPolicy
 from targets.rules import RuleSet
-from targets.sentinels import AuditorConfig, NetworkConfig
 from targets.stack import StackSettings, StagingStack
 from targets.traffic import benign_request
 
@@ -51,21 +47,13 @@ def stack_settings(exp: Experiment) -> StackSettings:
         input_guard=t.input_guard.enabled,
         output_guard=t.output_guard.enabled,
         enforce_identity=t.identity.enforce,
-        business=BusinessPolicy(t.output_guard.price_floor_usd, t.output_guard.max_transfer_usd, t.output_guard.max_refund_usd),
+        business=t.output_guard,
         phone_regions=t.output_guard.phone_regions,
-        auditor=AuditorConfig(t.sentinels.rapid_fire_per_window, t.sentinels.error_loop_threshold, t.sentinels.max_price_drop),
-        network=NetworkConfig(**t.sentinels.network.model_dump()),
-        court=CourtConfig(
-            severe=t.court.severe,
-            severe_confidence=t.court.severe_confidence,
-            corroboration=t.court.corroboration,
-            corroborated_confidence=t.court.corroborated_confidence,
-            memory_s=t.court.memory_s,
-            known_good=frozenset(t.court.known_good),
-            exercise_windows=tuple(ExerciseWindow(w.start_s, w.end_s, tuple(w.subjects)) for w in t.court.exercise_windows),
-        ),
+        auditor=t.sentinels,
+        network=t.sentinels.network,
+        court=t.court,
         customers=max(200, exp.benign.customers),
-        llm_victim=LLMVictimConfig(**t.llm_victim.model_dump()) if t.llm_victim is not None else None,
+        llm_victim=t.llm_victim,
         rule_engine=t.rule_engine,
         semantic=t.input_guard.semantic,
         input_stages=tuple(part.ref() for part in t.input_guard.stages),

@@ -50,13 +50,12 @@ from sim.locks import experiment_lock
 from sim.manifest import Manifest
 from sim.plan import PlanSummary, segment_count, summarize_plan
 from results.store import RunWriter, write_json
+from sim.environment import apply_defaults
 from sim.tracking import flatten, log_run, resolve_tracking_uri
 from sim.worker import SimulationWorker, WorkerSegment
 from targets.rules import RuleSet, RuleSetError, load_ruleset, parse_ruleset
 
 log = logging.getLogger(__name__)
-
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a security tool does not phone home
 
 MAX_WORKER_RESTARTS = 3
 
@@ -95,6 +94,7 @@ ProgressCallback = Callable[[int, int], None]  # (episodes done so far, episodes
 @contextlib.contextmanager
 def ray_session(address: str | None, workers: int | None, verbose: bool) -> Iterator[Any]:
     """Connect to (or start) Ray quietly; shut down only what we started."""
+    apply_defaults()
     import ray
 
     if ray.is_initialized():

@@ -13,10 +13,12 @@ the same redaction of message bodies. Nothing is ever executed here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import re2
 
+from pydantic import Field
+
+from kosmoi.settings import Settings
 from kosmoi.types import Action, Verdict
 from targets.canonical import canonicalize, without_surrogates
 from targets.decoding import decode_runs
@@ -32,13 +34,12 @@ TRANSFER_LIMIT_RULE = "business.transfer-limit"
 REFUND_LIMIT_RULE = "business.refund-limit"
 
 
-@dataclass(frozen=True, slots=True)
-class BusinessPolicy:
+class BusinessPolicy(Settings):
     """Business sanitisers applied to tool calls."""
 
-    price_floor_usd: float = 50.0
-    max_transfer_usd: float = 10_000.0
-    max_refund_usd: float = 500.0
+    price_floor_usd: float = Field(default=50.0, ge=0)
+    max_transfer_usd: float = Field(default=10_000.0, gt=0)
+    max_refund_usd: float = Field(default=500.0, gt=0)
 
 
 def _spaced_pattern(secret: str) -> str:

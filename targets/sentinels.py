@@ -25,10 +25,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from pydantic import Field
+
 from kosmoi.registry import Ref, Registry
+from kosmoi.settings import Settings
 from kosmoi.types import Case, EventKind, SubjectKind
 from targets.company import Company
 from targets.eventlog import EventRow
@@ -41,20 +43,22 @@ PRIVILEGED_CALLS = frozenset({"finance.transfer", "finance.refund", "catalog.set
 _REJECTIONS = frozenset({EventKind.AUTH_DENIED.value, EventKind.TOOL_DENIED.value})
 
 
-@dataclass(frozen=True, slots=True)
-class AuditorConfig:
-    rapid_fire_per_window: int = 3  # privileged actions per identity per window
-    error_loop_threshold: int = 3
-    max_price_drop: float = 0.3  # fraction of the old price
+class AuditorConfig(Settings):
+    """Thresholds of the auditor sentinel."""
+
+    rapid_fire_per_window: int = Field(default=3, gt=0, description="privileged actions per identity per window")
+    error_loop_threshold: int = Field(default=3, gt=0, description="rejections per identity per window")
+    max_price_drop: float = Field(default=0.3, gt=0, le=1, description="fraction of the old price")
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkConfig:
-    alpha: float = 0.2  # EWMA weight of the newest window
-    spike_factor: float = 4.0  # a window above factor x baseline is a spike
-    min_requests: int = 8  # ... and above this many requests
-    warmup_windows: int = 3  # windows before the global baseline is trusted
-    forget_after_windows: int = 120  # an identity silent this long loses its baseline (memory stays bounded)
+class NetworkConfig(Settings):
+    """Baselines of the network sentinel."""
+
+    alpha: float = Field(default=0.2, gt=0, le=1, description="EWMA weight of the newest window")
+    spike_factor: float = Field(default=4.0, gt=1, description="a window above factor x baseline is a spike")
+    min_requests: int = Field(default=8, gt=0, description="... and above this many requests")
+    warmup_windows: int = Field(default=3, ge=0, description="windows before the global baseline is trusted")
+    forget_after_windows: int = Field(default=120, gt=0, description="an identity silent this long loses its baseline (memory stays bounded)")
 
 
 @runtime_checkable
