@@ -13,8 +13,8 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from sim.environment import apply_defaults
 from kosmoi.redact import install_log_redaction, redact
+from sim.environment import apply_defaults
 from targets.rules import RuleSet, load_ruleset
 
 # Markup off: what we print is mostly text we did not write (rule patterns such as ``[a-z']{0,8}``, payloads,

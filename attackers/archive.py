@@ -26,8 +26,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from attackers.progress import progress
 from attackers.mutations import EVASION_OPS, FRAMING_OPS, OPERATORS
+from attackers.progress import progress
 from kosmoi.types import Goal
 
 FAMILIES = ("plain", *sorted({op.family for op in OPERATORS.values()}))
@@ -111,9 +111,8 @@ class Archive:
             ops = tuple(op for op in row["techniques"] if op in OPERATORS)
             fitness = progress(row["breached"], row["blocked_stage"])
             key = (row["goal"], row["seed_id"], ops)
-            elite = recipes.get(key)
-            if elite is None:
-                elite = recipes[key] = Elite(row["goal"], family_of(ops), row["seed_id"], ops, 0.0, 0.0, 0, row["payload"][:500], generation)
+            elite = recipes.get(key) or Elite(row["goal"], family_of(ops), row["seed_id"], ops, 0.0, 0.0, 0, row["payload"][:500], generation)
+            recipes[key] = elite
             elite.n += 1.0
             elite.fitness_sum += fitness
             elite.breaches += int(row["breached"])

@@ -22,8 +22,8 @@ import random
 
 from attackers.bandit import BanditState
 from attackers.generation import GenerationRequest, GenerationResult
-from attackers.progress import progress
 from attackers.mutations import EVASION_OPS, FRAMING_OPS, OPERATORS, compose
+from attackers.progress import progress
 from attackers.seeds import AttackerAssets, Seed, render, seeds_for
 from kosmoi.ids import derive_seed
 from kosmoi.types import Attack, Channel, Feedback, Goal, Stage, Tier

@@ -36,15 +36,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-from sim.environment import apply_defaults
 from attackers.archive import Archive
 from evolve.benign_corpus import BenignCorpus, build_benign_corpus
 from evolve.classifier_training import TrainingCorpus, train_classifier, training_corpus
 from evolve.gate import evaluate
 from evolve.miner import MinedAttack, Miner, MinerConfig, views
 from kosmoi.ids import derive_seed, new_run_id, stable_hash64
-from sim.config import ConfigError, Experiment
 from results.store import read_table
+from sim.config import ConfigError, Experiment
+from sim.environment import apply_defaults
 from sim.runner import RunOptions, ray_session, run_experiment
 from sim.tracking import resolve_tracking_uri
 from targets.rules import Rule, RuleSet, load_ruleset, parse_ruleset
@@ -337,8 +337,8 @@ def _evaluate_on_real_traffic(record: GenerationRecord, ruleset: RuleSet, traffi
     if not traffic.evaluation:
         return
     overall = report(score_rows(InputGuard(ruleset), traffic.evaluation)).overall
-    record.real_recall = overall.get("recall", {}).get("rate")
-    record.real_false_positive_rate = overall.get("false_positive_rate", {}).get("rate")
+    record.real_recall = _rate(overall.get("recall"))
+    record.real_false_positive_rate = _rate(overall.get("false_positive_rate"))
     record.real_split = traffic.evaluation_origin
 
 
@@ -357,5 +357,11 @@ def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) ->
         for key in ("real_recall", "real_false_positive_rate"):
             if getattr(record, key) is not None:
                 client.log_metric(record.mlflow_run_id, key, float(getattr(record, key)), step=record.generation)
-    except Exception as exc:  # noqa: BLE001 - tracking never breaks the loop
+    except Exception as exc:
         log.warning("could not log generation %d to MLflow: %s", record.generation, exc)
+
+
+def _rate(entry: object) -> float | None:
+    """The ``rate`` of one entry of a guard-evaluation report (None when it has none)."""
+    rate = entry.get("rate") if isinstance(entry, dict) else None
+    return float(rate) if isinstance(rate, int | float) else None

@@ -31,7 +31,7 @@ class RulePrecision:
         return self.hits / self.n if self.n else 0.0
 
     def as_dict(self) -> dict[str, object]:
-        low, high = wilson(self.hits, self.n)
+        _low, high = wilson(self.hits, self.n)
         return {"rule": self.rule_id, "false_positives": self.hits, "n": self.n, "fpr": round(self.fpr, 6), "ci95_high": round(high, 6)}
 
 

@@ -7,6 +7,8 @@ table's version whenever a column is added, removed or changes type.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 TABLES = ("episodes", "events", "cases", "warrants", "calls")
@@ -161,11 +163,11 @@ def schema_version(schema: pa.Schema) -> tuple[str, int] | None:
     return table.decode(), int(version)
 
 
-def empty_columns(table: str) -> dict[str, list]:
+def empty_columns(table: str) -> dict[str, list[Any]]:
     """A dict of empty column lists for building one table row by row."""
     return {name: [] for name in SCHEMAS[table].names}
 
 
-def to_table(table: str, columns: dict[str, list]) -> pa.Table:
+def to_table(table: str, columns: dict[str, list[Any]]) -> pa.Table:
     """Build a schema-conforming Arrow table from column lists."""
     return pa.Table.from_pydict(columns, schema=SCHEMAS[table])

@@ -435,7 +435,7 @@ def format_validation_error(exc: ValidationError, source: str, root: yaml.Node |
         where = ".".join(str(part) for part in loc) or "(top level)"
         line = _line_of(root, loc)
         suffix = f" (line {line})" if line else ""
-        lines.append(f"{source}: {where}: {_message(error)}{suffix}")
+        lines.append(f"{source}: {where}: {_message(dict(error))}{suffix}")
     return "\n".join(lines)
 
 

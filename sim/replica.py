@@ -14,6 +14,7 @@ import heapq
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -21,8 +22,8 @@ import pyarrow as pa
 from attackers.archive import Archive
 from attackers.backends import GenerationBackend
 from attackers.bandit import BanditState
-from attackers.generation import GenerationRequest, GenerationResult
 from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec
+from attackers.generation import GenerationRequest, GenerationResult
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed, episode_id
 from kosmoi.schemas import CALLS, CASES, EPISODES, WARRANTS
@@ -97,7 +98,7 @@ class ReplicaSimulator:
         run_id: str,
         ruleset: RuleSet,
         generation: int = 0,
-        backends: dict[str, GenerationBackend] | None = None,
+        backends: Mapping[str, GenerationBackend] | None = None,
         archive: Archive | None = None,
     ) -> None:
         self.exp = exp
@@ -109,12 +110,12 @@ class ReplicaSimulator:
         self.window_s = exp.simulation.window_s
         self.stack = StagingStack(stack_settings(exp), ruleset, seed, plan.replica, run_nonce=run_id)
         company = self.stack.company
-        self.backends = backends or {}
+        self.backends: dict[str, GenerationBackend] = dict(backends or {})
         self.archive = archive
         self._rng = random.Random(0)  # scratch generator, re-seeded from (campaign seed, attempt) before each use
         self._timings: dict[str, float] = {"attack_generation": 0.0, "benign_generation": 0.0}
         self.bandit = BanditState() if exp.attackers.grunt.shared_bandit else None
-        self._agents = {name: str(how) for name, how in company.public_profile()["agents"].items()}  # type: ignore[union-attr]
+        self._agents = company.agent_descriptions()
         self._products = tuple(sorted(company.product_by_name))
         self._secret_names = tuple(company.vault)
         self.campaigns: list[_Campaign] = []
@@ -181,8 +182,8 @@ class ReplicaSimulator:
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}  # clients are per process: re-attach after a restore
 
-    def attach_backends(self, backends: dict[str, GenerationBackend]) -> None:
-        self.backends = backends
+    def attach_backends(self, backends: Mapping[str, GenerationBackend]) -> None:
+        self.backends = dict(backends)
 
     @property
     def finished(self) -> bool:

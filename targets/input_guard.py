@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from kosmoi.registry import Ref
 from kosmoi.types import Action, Verdict
 from targets.canonical import canonicalize, without_surrogates
 from targets.matcher import Engine
 from targets.rules import RuleSet
-from kosmoi.registry import Ref
 from targets.stages import GuardStage, ScanContext, StageBuild, build_stages, merge_verdicts
 
 DEFAULT_MAX_BYTES = 16 * 1024

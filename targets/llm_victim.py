@@ -107,7 +107,7 @@ class LLMVictim:
                 timeout=config.timeout_s,
                 max_retries=config.max_retries,
             )
-        self.client = client
+        self.client: Any = client  # the SDK client (its message TypedDicts are not worth spelling out for these dicts)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config, "knowledge": self.knowledge}  # the HTTP client is rebuilt
@@ -141,7 +141,7 @@ class LLMVictim:
                     max_tokens=self.config.max_tokens,
                 )
                 message = response.choices[0].message
-            except Exception as exc:  # noqa: BLE001 - provider errors end the turn, recorded
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
                 log.warning("victim model call failed for episode %s: %s", episode_id, error)
                 return VictimTurn(reply, True, privileged, False, calls, error=error)

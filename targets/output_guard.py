@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import re2
-
 from pydantic import Field
 
 from kosmoi.settings import Settings
@@ -90,7 +89,7 @@ class OutputGuard:
 
     def _findings(self, text: str) -> list[Finding]:
         findings = self.bank.find(text)
-        for did, pattern in self._spaced:
+        for _secret, pattern in self._spaced:
             findings.extend(Finding("canary.spaced", "canary", m.start(), m.end()) for m in pattern.finditer(text))
         for run in decode_runs(text, max_depth=self.max_decode_depth, max_bytes=self.max_decoded_bytes):
             for hidden in self.bank.find(run.decoded):

@@ -74,7 +74,7 @@ def test_importing_the_engine_leaves_the_environment_alone():
     from sim.environment import DEFAULTS
 
     env = {k: v for k, v in os.environ.items() if k not in DEFAULTS}
-    code = "import os, app.cli, sim.runner, sim.tracking, evolve.loop, evolve.registry; print(sorted(set(os.environ) & set(%r)))" % sorted(DEFAULTS)
+    code = f"import os, app.cli, sim.runner, sim.tracking, evolve.loop, evolve.registry; print(sorted(set(os.environ) & set({sorted(DEFAULTS)!r})))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stdout
     code = "import os; from sim.environment import apply_defaults; apply_defaults(); print(os.environ['RAY_USAGE_STATS_ENABLED'])"
