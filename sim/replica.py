@@ -26,15 +26,13 @@ from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec
 from attackers.generation import GenerationRequest, GenerationResult
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed, episode_id
-from kosmoi.schemas import CALLS, CASES, EPISODES, WARRANTS
-from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Request, SubjectKind, Tier, Warrant
+from kosmoi.schemas import CASES, WARRANTS, RowBuffer
+from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Outcome, Request, SubjectKind, Tier, Warrant
 from sim.config import Experiment
 from sim.plan import CampaignSpec, ReplicaPlan
 from targets.rules import RuleSet
 from targets.stack import StackSettings, StagingStack
 from targets.traffic import benign_request
-
-_EMPTY: tuple[str, ...] = ()
 
 
 def stack_settings(exp: Experiment) -> StackSettings:
@@ -121,7 +119,8 @@ class ReplicaSimulator:
         self.campaigns: list[_Campaign] = []
         self._heap: list[tuple[float, int]] = []
         self._prepared: dict[int, GenerationResult] = {}
-        self._calls: list[tuple] = []
+        constants = {"run_id": run_id, "replica": plan.replica}
+        self._calls = RowBuffer("calls", constants)
         for spec in plan.campaigns:
             # attackers are built at their first attempt and dropped after their last: memory follows the
             # campaigns in flight, not the run's population (construction is pure, so results are the same)
@@ -133,7 +132,7 @@ class ReplicaSimulator:
                 self._heap.append((spec.times[0], spec.index))
         heapq.heapify(self._heap)
         self._window_end = self.window_s
-        self._rows: list[tuple] = []
+        self._episodes = RowBuffer("episodes", {**constants, "generation": generation})
         self._cases: list[Case] = []
         self._warrants: list[Warrant] = []
         self._benign_identities = {c.spec.identity for c in self.campaigns if c.spec.kind is EpisodeKind.BENIGN}
@@ -282,8 +281,9 @@ class ReplicaSimulator:
             attack: Attack = attacker.propose(campaign.attempt, result)
             if result is not None:
                 self._calls.append(
-                    (eid, spec.campaign_id, campaign.attempt, spec.tier.value, result.provider, result.model, result.status, result.error,
-                     result.input_tokens, result.output_tokens, result.cost_usd, result.latency_s, result.retries, now)
+                    episode_id=eid, campaign_id=spec.campaign_id, attempt=campaign.attempt, tier=spec.tier.value, provider=result.provider,
+                    model=result.model, status=result.status, error=result.error, input_tokens=result.input_tokens,
+                    output_tokens=result.output_tokens, cost_usd=result.cost_usd, latency_s=result.latency_s, retries=result.retries, sim_time=now,
                 )
             self._timings["attack_generation"] += time.perf_counter() - generation_started
             if attack.carrier is not None:
@@ -292,14 +292,10 @@ class ReplicaSimulator:
                 request = Request(eid, spec.identity, attack.target_agent, attack.payload, None, now)
             outcome = self.stack.handle(request, token)
             attacker.observe(Feedback(attack.attack_id, outcome.blocked_stage, outcome.rule_ids, outcome.response[:500], outcome.breached))
-            self._rows.append(
-                (
-                    eid, spec.campaign_id, campaign.attempt, "attack", attack.goal.value, attack.channel.value, attack.tier.value,
-                    attack.generator, spec.identity, attack.target_agent, attack.techniques, attack.seed_id, attack.parent_ids, attack.payload,
-                    outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
-                    outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
-                    outcome.records_exfiltrated, None, attack.cost_usd, now,
-                )
+            self._record(
+                eid, campaign, outcome, now, kind="attack", goal=attack.goal.value, channel=attack.channel.value, tier=attack.tier.value,
+                generator=attack.generator, agent=attack.target_agent, techniques=list(attack.techniques), seed_id=attack.seed_id,
+                parent_ids=list(attack.parent_ids), payload=attack.payload, task_completed=None, cost_usd=attack.cost_usd,
             )
             return
         generation_started = time.perf_counter()
@@ -308,45 +304,28 @@ class ReplicaSimulator:
         self._timings["benign_generation"] += time.perf_counter() - generation_started
         request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now, open_ended=benign.real)
         outcome = self.stack.handle(request, token)
-        self._rows.append(
-            (
-                eid, spec.campaign_id, campaign.attempt, "benign", Goal.NONE.value, "indirect" if benign.document else "direct", Tier.USER.value,
-                "real-traffic" if benign.real else "traffic", spec.identity, benign.agent, _EMPTY, "", _EMPTY, benign.document or benign.text,
-                outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
-                outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
-                outcome.records_exfiltrated, outcome.task_completed, 0.0, now,
-            )
+        self._record(
+            eid, campaign, outcome, now, kind="benign", goal=Goal.NONE.value, channel="indirect" if benign.document else "direct", tier=Tier.USER.value,
+            generator="real-traffic" if benign.real else "traffic", agent=benign.agent, techniques=[], seed_id="", parent_ids=[],
+            payload=benign.document or benign.text, task_completed=outcome.task_completed, cost_usd=0.0,
+        )
+
+    def _record(self, eid: str, campaign: _Campaign, outcome: Outcome, now: float, **episode: object) -> None:
+        """One row of the episodes table: what the campaign sent (``episode``) and what the stack made of it."""
+        self._episodes.append(
+            episode_id=eid, campaign_id=campaign.spec.campaign_id, attempt=campaign.attempt, identity=campaign.spec.identity,
+            blocked_stage=outcome.blocked_stage.value if outcome.blocked_stage else None, rule_ids=list(outcome.rule_ids),
+            input_action=outcome.input_action.value, input_score=outcome.input_score, output_action=outcome.output_action.value,
+            breached=outcome.breached, damage_usd=outcome.damage_usd, secrets_leaked=outcome.secrets_leaked,
+            records_exfiltrated=outcome.records_exfiltrated, sim_time=now, **episode,
         )
 
     # --- draining to Arrow ---------------------------------------------------
     def _drain_episodes(self) -> pa.Table:
-        rows, self._rows = self._rows, []
-        if not rows:
-            return EPISODES.empty_table()
-        n = len(rows)
-        cols = list(zip(*rows))
-        (eid, cid, attempt, kind, goal, channel, tier, generator, identity, agent, techniques, seed_ids, parents, payload,
-         blocked, rule_ids, in_action, in_score, out_action, breached, damage, secrets, records, completed, cost, sim_time) = cols
-        data = {
-            "episode_id": eid, "run_id": [self.run_id] * n, "generation": [self.generation] * n, "replica": [self.replica] * n,
-            "campaign_id": cid, "attempt": attempt, "kind": kind, "goal": goal, "channel": channel, "tier": tier,
-            "generator": generator, "identity": identity, "agent": agent, "techniques": [list(t) for t in techniques], "seed_id": seed_ids,
-            "parent_ids": [list(p) for p in parents], "payload": payload, "blocked_stage": blocked,
-            "rule_ids": [list(r) for r in rule_ids], "input_action": in_action, "input_score": in_score,
-            "output_action": out_action, "breached": breached, "damage_usd": damage, "secrets_leaked": secrets,
-            "records_exfiltrated": records, "task_completed": completed, "cost_usd": cost, "sim_time": sim_time,
-        }
-        return pa.Table.from_pydict(data, schema=EPISODES)
+        return self._episodes.drain()
 
     def _drain_calls(self) -> pa.Table:
-        rows, self._calls = self._calls, []
-        if not rows:
-            return CALLS.empty_table()
-        n = len(rows)
-        cols = list(zip(*rows))
-        names = ["episode_id", "campaign_id", "attempt", "tier", "provider", "model", "status", "error", "input_tokens", "output_tokens", "cost_usd", "latency_s", "retries", "sim_time"]
-        data = {"run_id": [self.run_id] * n, "replica": [self.replica] * n, **dict(zip(names, cols))}
-        return pa.Table.from_pydict(data, schema=CALLS)
+        return self._calls.drain()
 
     def _drain_cases(self) -> pa.Table:
         cases, self._cases = self._cases, []
