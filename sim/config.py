@@ -35,6 +35,7 @@ from targets.output_guard import BusinessPolicy
 from targets.sentinels import SENTINELS, AuditorConfig, NetworkConfig
 from targets.stack import DEFAULT_SENTINELS
 from targets.stages import STAGES
+from targets.victim import PROFILES
 from targets.victims import VICTIMS
 
 ATTACK_GOALS = tuple(goal.value for goal in Goal if goal is not Goal.NONE)
@@ -234,7 +235,7 @@ class SentinelConfig(AuditorConfig):
 class TargetsConfig(_Strict):
     """The staging defense stack."""
 
-    victim_profile: Literal["naive", "typical", "hardened"] = "typical"
+    victim_profile: str = Field(default="typical", description="how capable and careful the simulated victim is (targets.victim.PROFILES)")
     llm_victim: LLMVictimConfig | None = None
     rule_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     rules: str = Field(default="builtin:baseline", description="rule set: builtin:NAME or a JSON file")
@@ -245,6 +246,14 @@ class TargetsConfig(_Strict):
     court: CourtConfig = CourtConfig()
     victim: str | None = Field(default=None, description="a registered victim; default 'llm' when llm_victim is set, else 'simulated'")
     plugins: list[str] = Field(default_factory=list, description="modules to import that register your own guard stages, sentinels and victims")
+
+    @field_validator("victim_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            names = [repr(name) for name in PROFILES]
+            raise ValueError(f"must be one of {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _registered_parts(self) -> TargetsConfig:
