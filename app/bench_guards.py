@@ -11,6 +11,7 @@ Results belong in ``docs/benchmarks.md`` with the machine and date.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import statistics
@@ -122,7 +123,7 @@ def stage_latencies(rule_counts: Iterable[int] = RULE_COUNTS, sizes: Iterable[in
             canon = [canonicalize(t).text for t in texts]
             stages: list[tuple[str, Callable[[str], object], list[str]]] = [
                 ("canonicalise", canonicalize, texts),
-                ("rules", lambda t: guard.matcher.match_indices((t,)), canon),
+                ("rules", functools.partial(_match_one, guard.matcher), canon),
                 ("input guard", guard.scan_uncached, texts),
                 ("output guard", output.scan, texts),
             ]
@@ -147,7 +148,7 @@ def engine_comparison(rule_counts: Iterable[int] = RULE_COUNTS, sizes: Iterable[
         engines["re2"] = (lambda m: lambda t: m.match_indices((t,)))(RuleMatcher(rules, "re2"))
         if count <= 1_000:
             compiled = [re.compile(r.re2_pattern(), re.IGNORECASE | re.DOTALL) for r in rules]
-            engines["python-re"] = lambda t, c=compiled: [p.search(t) for p in c]
+            engines["python-re"] = functools.partial(_search_all, compiled)
         vocab = synthetic_vocabulary()
         for size in sizes:
             n = 40 if size <= 1_000 else 10
@@ -220,3 +221,11 @@ def corpus_latency(rulesets: dict[str, RuleSet], texts: list[str], rounds: int =
 
 def _pct(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] if ordered else 0.0
+
+
+def _match_one(matcher: RuleMatcher, text: str) -> object:
+    return matcher.match_indices((text,))
+
+
+def _search_all(patterns: list[re.Pattern[str]], text: str) -> object:
+    return [p.search(text) for p in patterns]

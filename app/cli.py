@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import operator
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -16,9 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli_analysis import register as register_analysis_commands
-from app.cli_data import register as register_data_commands
 from app.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
+from app.cli_data import register as register_data_commands
 from sim.config import ConfigError, load_experiment
+from sim.environment import apply_defaults
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Kosmoi Immune: adversarial simulation of an LLM-agent defense stack.")
@@ -27,7 +29,7 @@ app.add_typer(rules_app, name="rules")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print numbers (record them in docs/benchmarks.md).")
 app.add_typer(bench_app, name="bench")
 
-def _experiment_unless_resuming(experiment: Path | None, resume: Path | None):  # noqa: ANN202 - an Experiment or None
+def _experiment_unless_resuming(experiment: Path | None, resume: Path | None):
     """The validated experiment file; None when resuming (the run or evolution directory holds its own)."""
     if resume is not None:
         return None
@@ -75,13 +77,13 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 
 @app.command()
 def run(
-    experiment: Annotated[Optional[Path], typer.Argument(help="Experiment YAML file (not needed with --resume).")] = None,
+    experiment: Annotated[Path | None, typer.Argument(help="Experiment YAML file (not needed with --resume).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for run results.")] = Path("runs"),
-    seed: Annotated[Optional[int], typer.Option(help="Override the experiment's seed.", min=0)] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Ray worker actors (default: one per core).", min=1)] = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster: 'auto' or 'ray://host:10001'. Default: start Ray locally.")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted or crashed run: its directory.")] = None,
-    fail_if: Annotated[Optional[str], typer.Option("--fail-if", help="Exit 3 when a condition on the summary holds, e.g. 'breach_rate > 0.05'.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the experiment's seed.", min=0)] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray worker actors (default: one per core).", min=1)] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster: 'auto' or 'ray://host:10001'. Default: start Ray locally.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Finish an interrupted or crashed run: its directory.")] = None,
+    fail_if: Annotated[str | None, typer.Option("--fail-if", help="Exit 3 when a condition on the summary holds, e.g. 'breach_rate > 0.05'.")] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not log to MLflow.")] = False,
     no_lock: Annotated[bool, typer.Option("--no-lock", help="Allow overlapping runs of the same experiment.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray and MLflow logs and full tracebacks.")] = False,
@@ -126,7 +128,7 @@ def run(
             def on_progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, description=label)
 
-            result = resume_run(resume, options, on_progress) if resume is not None else run_experiment(exp, options, on_progress)  # type: ignore[arg-type]
+            result = resume_run(resume, options, on_progress) if resume is not None else run_experiment(exp, options, on_progress)
     except ConfigError as exc:
         fail(str(exc))
     except LockHeld as exc:
@@ -137,7 +139,7 @@ def run(
         fail("interrupted at once; committed units of work are kept — resume with: immune run --resume <run dir>", 130)
     except Exception as exc:
         if verbose:
-            logging.getLogger("immune").error("the run failed", exc_info=True)  # through the redacting log filter
+            logging.getLogger("immune").exception("the run failed")  # through the redacting log filter
         fail(f"{type(exc).__name__}: {exc}" + ("" if verbose else " (run with -v for the traceback)"), 1)
     if result.status == "interrupted":
         _print_summary(result.summary, result.run_dir)
@@ -158,7 +160,7 @@ def scan(
     stage: Annotated[ScanStage, typer.Option(help="Which guardrail to run.")] = ScanStage.input,
     rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME, a JSON file, or models:/kosmoi-guardrails@production.")] = "builtin:baseline",
     batch: Annotated[int, typer.Option(help="Lines per output flush.", min=1)] = 1024,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ rules (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI for models:/ rules (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
     reload_every: Annotated[float, typer.Option(help="Re-read --rules every N seconds (a changed file or a moved alias); a version that fails to load is reported and the last good one stays active. 0: never.", min=0)] = 0.0,
 ) -> None:
     """Read JSON lines {"text": ...} on stdin; write one verdict line per input line."""
@@ -182,7 +184,7 @@ def scan(
 @rules_app.command("show")
 def rules_show(
     ref: Annotated[str, typer.Argument(help="builtin:NAME, a JSON file or a models:/ URI.")],
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ references.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI for models:/ references.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON: everything but the classifier's weights.")] = False,
 ) -> None:
     """A rule set for humans: version, lineage, thresholds, classifier and every rule with its provenance."""
@@ -211,7 +213,7 @@ def rules_show(
 def rules_diff(
     old: Annotated[str, typer.Argument(help="The older rule set.")],
     new: Annotated[str, typer.Argument(help="The newer rule set.")],
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ references.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI for models:/ references.")] = None,
 ) -> None:
     """What changed between two rule sets: rules added, removed or changed; thresholds; classifier."""
     try:
@@ -275,10 +277,10 @@ def rules_train_classifier(
     base: Annotated[str, typer.Option(help="Rule set to add the classifier to.")] = "builtin:baseline",
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the new rule-set version.")] = Path("ruleset.json"),
     seed: Annotated[int, typer.Option(help="Seed of the solver.")] = 0,
-    c: Annotated[Optional[float], typer.Option("--c", help="Inverse regularisation strength (default: chosen on the validation sources).", min=1e-6)] = None,
-    cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus (`immune data build`).")] = None,
-    attacks: Annotated[Optional[list[Path]], typer.Option(help="Your own attacks to train on as well (.jsonl, .csv, .parquet, save_to_disk dir, PyRIT .yaml).")] = None,
-    benign: Annotated[Optional[list[Path]], typer.Option(help="Your own benign traffic to train on as well.")] = None,
+    c: Annotated[float | None, typer.Option("--c", help="Inverse regularisation strength (default: chosen on the validation sources).", min=1e-6)] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache directory of the built corpus (`immune data build`).")] = None,
+    attacks: Annotated[list[Path] | None, typer.Option(help="Your own attacks to train on as well (.jsonl, .csv, .parquet, save_to_disk dir, PyRIT .yaml).")] = None,
+    benign: Annotated[list[Path] | None, typer.Option(help="Your own benign traffic to train on as well.")] = None,
 ) -> None:
     """Train the learned stage reproducibly on the corpus's train sources, calibrate it on its validation sources, and write a new rule-set version."""
     setup_logging(False)
@@ -306,7 +308,7 @@ def rules_train_classifier(
 @app.command()
 def sync(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory whose MLflow logging failed or was skipped.")],
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the run's embedded SQLite store).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the run's embedded SQLite store).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Log again even if the run is already tracked.")] = False,
 ) -> None:
     """Log a finished run to MLflow now: params, metrics and their series over simulated time, artifacts."""
@@ -326,7 +328,7 @@ def sync(
 
 @app.command()
 def budget(
-    ledger: Annotated[Optional[Path], typer.Option(help="Ledger file (default: IMMUNE_LEDGER_PATH, else the user data directory).")] = None,
+    ledger: Annotated[Path | None, typer.Option(help="Ledger file (default: IMMUNE_LEDGER_PATH, else the user data directory).")] = None,
     defcon: Annotated[int, typer.Option(help="DEFCON level whose caps to compare with.", min=1, max=5)] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print today's rows and the remaining sniper allowance as JSON.")] = False,
 ) -> None:
@@ -407,10 +409,10 @@ def bench_hostile(
 @bench_app.command("soak")
 def bench_soak(
     episodes: Annotated[int, typer.Option(help="Episodes to simulate (the bench traffic, kept up for longer).", min=10_000)] = 2_000_000,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Ray workers (default: one per core).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Ray workers (default: one per core).")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between memory samples.", min=0.1)] = 2.0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Keep the run here (default: a temporary directory, removed after).")] = None,
-    samples_csv: Annotated[Optional[Path], typer.Option("--samples", help="Also write every memory sample to this CSV file.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Keep the run here (default: a temporary directory, removed after).")] = None,
+    samples_csv: Annotated[Path | None, typer.Option("--samples", help="Also write every memory sample to this CSV file.")] = None,
 ) -> None:
     """A long run whose memory (driver, Ray workers, Ray's own processes) must stay flat as episodes pile up."""
     import csv
@@ -457,7 +459,7 @@ def bench_soak(
         table.add_row(f"{fraction:.0%} ({s.episodes:,})", *(f"{getattr(s, name):,.0f}" for name in names))
     table.add_row("peak", *(f"{max(getattr(s, name) for s in samples):,.0f}" for name in names))
     console.print(table)
-    growth = {name: bench.growth_mb_per_million(samples, planned, lambda s, n=name: getattr(s, n)) for name in ("driver_mb", "largest_worker_mb", "total_mb")}
+    growth = {name: bench.growth_mb_per_million(samples, planned, operator.attrgetter(name)) for name in ("driver_mb", "largest_worker_mb", "total_mb")}
     console.print("growth from 25 % to 100 % of the episodes, MB per million episodes: " + ", ".join(f"{k.removesuffix('_mb').replace('_', ' ')} {v:+,.1f}" for k, v in growth.items()))
 
 
@@ -465,8 +467,8 @@ def bench_soak(
 def bench_guards(
     quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,
     engines: Annotated[bool, typer.Option(help="Also compare rule engines (Hyperscan, RE2, Python re).")] = True,
-    corpus: Annotated[Optional[str], typer.Option(help="Instead: scan this split of the built corpus (real lengths), p50/p99 by length bucket and texts/s.")] = None,
-    rules: Annotated[Optional[list[str]], typer.Option(help="With --corpus: rule sets to compare side by side (default builtin:baseline).")] = None,
+    corpus: Annotated[str | None, typer.Option(help="Instead: scan this split of the built corpus (real lengths), p50/p99 by length bucket and texts/s.")] = None,
+    rules: Annotated[list[str] | None, typer.Option(help="With --corpus: rule sets to compare side by side (default builtin:baseline).")] = None,
     limit: Annotated[int, typer.Option(help="With --corpus: at most this many texts (a stable sample).", min=100)] = 5000,
 ) -> None:
     """p50/p99 per guard stage by text size and rule count, engine comparison, input scans/s."""
@@ -497,9 +499,9 @@ def bench_guards(
 
 
 def _bench_corpus(split: str, refs: list[str], limit: int) -> None:
+    from app import bench_guards as bench
     from evolve.corpus.build import CorpusMissing, load_split
     from kosmoi.ids import stable_hash64
-    from app import bench_guards as bench
 
     try:
         rows = load_split(split)
@@ -512,7 +514,8 @@ def _bench_corpus(split: str, refs: list[str], limit: int) -> None:
     for column in ("rule set", "length (bytes)", "texts", "p50", "p99"):
         table.add_column(column, justify="left" if column in ("rule set", "length (bytes)") else "right")
     for ref, entry in result.items():
-        for bucket, stats in entry["buckets"].items():
+        buckets: dict[str, dict[str, float]] = entry["buckets"]  # type: ignore[assignment]  # the shape corpus_latency documents
+        for bucket, stats in buckets.items():
             table.add_row(Text(ref), bucket, f"{stats['texts']:,}", f"{stats['p50']:,.0f}", f"{stats['p99']:,.0f}")
         table.add_row(Text(ref), "all: texts/s", "", f"{entry['texts_per_s']:,.0f}", "")
     console.print(table)
@@ -520,13 +523,13 @@ def _bench_corpus(split: str, refs: list[str], limit: int) -> None:
 
 @app.command()
 def evolve(
-    experiment: Annotated[Optional[Path], typer.Argument(help="Experiment YAML file (not needed with --resume).")] = None,
+    experiment: Annotated[Path | None, typer.Argument(help="Experiment YAML file (not needed with --resume).")] = None,
     generations: Annotated[int, typer.Option(help="Generations to run.", min=1, max=1000)] = 10,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for results (an evo-<id> directory is made inside).")] = Path("runs"),
     frozen: Annotated[bool, typer.Option("--frozen", help="Control run: evolve the attackers but never patch the rules.")] = False,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue an evolution directory from its last finished generation.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1)] = None,
-    address: Annotated[Optional[str], typer.Option()] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an evolution directory from its last finished generation.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1)] = None,
+    address: Annotated[str | None, typer.Option()] = None,
     no_track: Annotated[bool, typer.Option("--no-track")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -540,7 +543,7 @@ def evolve(
     exp = _experiment_unless_resuming(experiment, resume)
     options = EvolutionOptions(out=out if resume is None else resume.parent, generations=generations, frozen=frozen, workers=workers, address=address, verbose=verbose, track=not no_track, resume=resume)
 
-    def on_generation(done: int, total: int, record) -> None:  # noqa: ANN001
+    def on_generation(done: int, total: int, record) -> None:
         if record is not None:
             # two short lines (each under 80 columns) rather than one that wraps mid-word
             err.print(
@@ -557,7 +560,7 @@ def evolve(
             )
 
     try:
-        result = run_evolution(exp, options, on_generation)  # type: ignore[arg-type]
+        result = run_evolution(exp, options, on_generation)
     except ConfigError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -577,11 +580,11 @@ def evolve(
 
 @app.command()
 def promote(
-    version: Annotated[Optional[str], typer.Option(help="Model version to promote (default: the one aliased 'staging').")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version to promote (default: the one aliased 'staging').")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if the gate fails (needs --reason).")] = False,
     reason: Annotated[str, typer.Option(help="Why (recorded with the move).")] = "",
-    benign: Annotated[Optional[list[Path]], typer.Option(help="Your own benign traffic for the gate's false-positive bound (.jsonl, .csv, .parquet, save_to_disk dir).")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+    benign: Annotated[list[Path] | None, typer.Option(help="Your own benign traffic for the gate's false-positive bound (.jsonl, .csv, .parquet, save_to_disk dir).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
     """Move the 'production' alias of kosmoi-guardrails to a version, if the promotion gate passes.
 
@@ -610,7 +613,7 @@ def promote(
 @app.command()
 def rollback(
     reason: Annotated[str, typer.Option(help="Why (recorded with the move).")] = "",
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
 ) -> None:
     """Move the 'production' alias back to the version it held before the last promotion."""
     setup_logging(False)
@@ -625,7 +628,7 @@ def rollback(
 
 @app.command("history")
 def alias_history(
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the moves as JSON (for scripts).")] = False,
 ) -> None:
     """Every recorded move of the kosmoi-guardrails aliases (staging, production), oldest first."""
@@ -655,6 +658,7 @@ register_data_commands(app)
 
 def main() -> None:
     """Console-script entry point."""
+    apply_defaults()
     app()
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from app.cli_common import console, fail, load_rules, setup_logging, show_records
-from targets.rules import RuleSetError
+from app.cli_common import console, fail, setup_logging, show_records
 
 MAX_BAD_LINES_SHOWN = 5
 
 
-def _load(paths: list[Path]):  # noqa: ANN202 - results.store.Runs
+def _load(paths: list[Path]):
     from results.store import load_runs
 
     try:
@@ -24,7 +23,7 @@ def _load(paths: list[Path]):  # noqa: ANN202 - results.store.Runs
 
 
 def runs(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Run directories or directories holding runs (default: $IMMUNE_RUNS or runs/).")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Run directories or directories holding runs (default: $IMMUNE_RUNS or runs/).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout, one object per run.")] = False,
 ) -> None:
     """List runs with their headline metrics (the same runs `mlflow ui` shows)."""
@@ -36,7 +35,7 @@ def runs(
             typer.echo(json.dumps(row, default=str))
         return
     def pct(value: object) -> str:
-        return "–" if value is None or value != value else f"{float(value):.2%}"  # noqa: PLR0124 - NaN check
+        return "–" if not isinstance(value, int | float) or value != value else f"{float(value):.2%}"
 
     rows = [
         [

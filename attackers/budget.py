@@ -74,7 +74,7 @@ def default_ledger_path() -> Path:
 
 
 def _stamps(now: float) -> tuple[str, str]:
-    moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(now, dt.UTC)
     return moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m-%dT%H")
 
 

@@ -338,27 +338,22 @@ OPERATORS: dict[str, Operator] = {
     for op in (
         Operator("synonym", "lexical", LEXICAL, _synonyms),
         Operator("filler", "lexical", LEXICAL, _filler),
-        Operator("language_mix", "lexical", LEXICAL, _language_mix),
-        Operator("reorder", "structure", STRUCTURE, _reorder),
-        Operator("padding", "structure", STRUCTURE, _padding),
-        Operator("roleplay", "framing", FRAMING, _frame(ROLEPLAY_FRAMES), "roleplay"),
-        Operator("hypothetical", "framing", FRAMING, _frame(HYPOTHETICAL_FRAMES), "hypothetical"),
-        Operator("override", "framing", FRAMING, _frame(OVERRIDE_FRAMES), "override"),
-        Operator("authority", "framing", FRAMING, _frame(AUTHORITY_FRAMES), "authority"),
-        Operator("real_framing", "framing", FRAMING, _real_framing, "roleplay"),
-        Operator("json_nest", "nesting", FRAMING + 0, _json_nest, "nesting"),
-        Operator("markdown_nest", "nesting", FRAMING + 0, _markdown_nest, "nesting"),
-        Operator("html_comment", "nesting", FRAMING + 0, _html_comment, "nesting"),
-        Operator("split_payload", "structure", CHARACTER, _split, "split_payload"),
         Operator("homoglyph", "obfuscation", CHARACTER, _homoglyph, "homoglyph"),
         Operator("zero_width", "obfuscation", CHARACTER, _zero_width, "zero_width"),
         Operator("leetspeak", "obfuscation", CHARACTER, _leetspeak, "leetspeak"),
-        Operator("case_noise", "obfuscation", CHARACTER, _case_noise),
-        Operator("whitespace_noise", "obfuscation", CHARACTER, _whitespace_noise),
+        Operator("split_payload", "structure", CHARACTER, _split, "split_payload"),
         Operator("base64", "encoding", ENCODING, _base64, "base64"),
         Operator("hex", "encoding", ENCODING, _hex, "hex"),
         Operator("rot13", "encoding", ENCODING, _rot13, "rot13"),
         Operator("reverse", "encoding", ENCODING, _reverse, "reverse"),
+        Operator("json_nest", "nesting", FRAMING + 0, _json_nest, "nesting"),
+        Operator("markdown_nest", "nesting", FRAMING + 0, _markdown_nest, "nesting"),
+        Operator("html_comment", "nesting", FRAMING + 0, _html_comment, "nesting"),
+        Operator("padding", "structure", STRUCTURE, _padding),
+        Operator("language_mix", "lexical", LEXICAL, _language_mix),
+        Operator("case_noise", "obfuscation", CHARACTER, _case_noise),
+        Operator("whitespace_noise", "obfuscation", CHARACTER, _whitespace_noise),
+        Operator("reorder", "structure", STRUCTURE, _reorder),
         Operator("base32", "encoding", ENCODING, _base32, "base32"),
         Operator("ascii85", "encoding", ENCODING, _ascii85, "base85"),
         Operator("morse", "encoding", ENCODING, _morse, "morse"),
@@ -374,17 +369,20 @@ OPERATORS: dict[str, Operator] = {
         Operator("emoji_letters", "encoding", ENCODING, _emoji_letters, "emoji_letters"),
         Operator("runic", "encoding", ENCODING, _runic, "runic"),
         Operator("base2048", "encoding", ENCODING, _base2048, "base2048"),
+        Operator("roleplay", "framing", FRAMING, _frame(ROLEPLAY_FRAMES), "roleplay"),
+        Operator("hypothetical", "framing", FRAMING, _frame(HYPOTHETICAL_FRAMES), "hypothetical"),
+        Operator("override", "framing", FRAMING, _frame(OVERRIDE_FRAMES), "override"),
+        Operator("authority", "framing", FRAMING, _frame(AUTHORITY_FRAMES), "authority"),
+        Operator("real_framing", "framing", FRAMING, _real_framing, "roleplay"),
         Operator("output_encoding", "output", OUTPUT, _output_encoding),
     )
 }
 
 ENCODING_OPS = tuple(name for name, op in OPERATORS.items() if op.stage == ENCODING)
-FRAMING_OPS = ("roleplay", "hypothetical", "override", "authority", "real_framing")
-EVASION_OPS = (
-    "synonym", "filler", "homoglyph", "zero_width", "leetspeak", "split_payload", "base64", "hex", "rot13", "reverse", "json_nest", "markdown_nest",
-    "html_comment", "padding", "language_mix", "case_noise", "whitespace_noise", "reorder", "base32", "ascii85", "morse", "nato", "braille", "binary",
-    "unicode_escapes", "atbash", "caesar", "tag_chars", "variation_selectors", "zalgo", "emoji_letters", "runic", "base2048",
-)
+# What the mutator adds when a defense stops it: framings (persuasion) or evasions (everything that
+# changes the text's surface: lexical, structure, nesting, obfuscation, encoding), in table order.
+FRAMING_OPS = tuple(name for name, op in OPERATORS.items() if op.family == "framing")
+EVASION_OPS = tuple(name for name, op in OPERATORS.items() if op.family not in ("framing", "output"))
 
 
 def compose(text: str, operators: tuple[str, ...], rng: random.Random) -> str:

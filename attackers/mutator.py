@@ -23,12 +23,10 @@ import random
 from attackers.bandit import BanditState
 from attackers.generation import GenerationRequest, GenerationResult
 from attackers.mutations import EVASION_OPS, FRAMING_OPS, OPERATORS, compose
+from attackers.progress import progress
 from attackers.seeds import AttackerAssets, Seed, render, seeds_for
 from kosmoi.ids import derive_seed
 from kosmoi.types import Attack, Channel, Feedback, Goal, Stage, Tier
-
-# How far an attack got, as a reward for the operators and seed that made it.
-REWARD = {None: 0.1, Stage.INPUT_GUARD: 0.0, Stage.VICTIM: 0.25, Stage.OUTPUT_GUARD: 0.5, Stage.TOOL_AUTH: 0.4}
 
 GENERATOR = "mutator"
 
@@ -122,7 +120,7 @@ class MutatorAttacker:
     def observe(self, feedback: Feedback) -> None:
         """Credit the seed and operators of the last attack, then remember the feedback for the next one."""
         if self.last is not None and feedback.blocked_stage not in (Stage.COURT, Stage.IDENTITY):
-            reward = 1.0 if feedback.breached else REWARD.get(feedback.blocked_stage, 0.0)
+            reward = progress(feedback.breached, feedback.blocked_stage)
             self.bandit.update(f"seed:{self.seed.seed_id}", reward)
             for op in self.last.techniques:
                 self.bandit.update(f"op:{op}", reward)

@@ -102,7 +102,8 @@ def build_benign_corpus(seed: int = 0, *, real: bool = True) -> BenignCorpus:
     for item in texts:
         if item.text.strip():
             unique.setdefault(item.text, item)
-    mining, gate = [], []
+    mining: list[BenignText] = []
+    gate: list[BenignText] = []
     for text, item in sorted(unique.items()):
         (gate if stable_hash64("benign-split", text) % 1000 < GATE_SHARE * 1000 else mining).append(item)
     seen = set(unique)

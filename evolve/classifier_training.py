@@ -110,7 +110,7 @@ class TrainingCorpus:
     origin: str  # "corpus <dir>" or "committed sample"
     _matrices: dict = field(default_factory=dict, compare=False, repr=False)  # (split, featurisation) -> windows matrix
 
-    def matrix(self, split: str, spec: ClassifierSpec):  # noqa: ANN201 - (csr_matrix, owner index per row)
+    def matrix(self, split: str, spec: ClassifierSpec):
         """The window matrix of the train or validation rows, featurised once per corpus (evolution retrains on it every generation)."""
         key = (split, spec.window, spec.bits, spec.words, spec.ngram_min, spec.ngram_max)
         if key not in self._matrices:
@@ -138,10 +138,10 @@ def training_corpus(root: Path | None = None) -> TrainingCorpus:
 
 def spec_shape() -> ClassifierSpec:
     """The featurisation of the learned stage (kind /3)."""
-    return ClassifierSpec(kind=WINDOW_KIND, words=True, window=WINDOW, bits=20)
+    return ClassifierSpec(kind="ngram-window-logreg/3", words=True, window=WINDOW, bits=20)
 
 
-def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):  # noqa: ANN202 - (csr_matrix, owner index per row)
+def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):
     """One row per window of each canonical text: L2-normalised hashed counts, as the guard computes them."""
     from scipy.sparse import csr_matrix
     from sklearn.preprocessing import normalize
@@ -166,7 +166,7 @@ def _window_matrix(texts: Sequence[str], spec: ClassifierSpec):  # noqa: ANN202 
     return normalize(matrix, norm="l2", copy=False), np.array(owner, dtype=np.int64)
 
 
-def text_logits(model, matrix, owner: np.ndarray, n: int) -> np.ndarray:  # noqa: ANN001
+def text_logits(model, matrix, owner: np.ndarray, n: int) -> np.ndarray:
     """The largest window logit of each text."""
     window_logits = model.decision_function(matrix) if matrix.shape[0] else np.zeros(0)
     out = np.full(n, -60.0)
@@ -178,7 +178,7 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q)) if len(values) else 0.0
 
 
-def calibrate(benign_logits: np.ndarray, flag_fpr: float, block_fpr: float, thresholds) -> tuple[float, float]:  # noqa: ANN001
+def calibrate(benign_logits: np.ndarray, flag_fpr: float, block_fpr: float, thresholds) -> tuple[float, float]:
     """Platt (scale, shift) putting the flag/block thresholds at the given benign false-positive rates."""
     low, high = _quantile(benign_logits, 1 - flag_fpr), _quantile(benign_logits, 1 - block_fpr)
     z_flag = math.log(thresholds.flag / (1 - thresholds.flag))
@@ -252,12 +252,12 @@ def train_classifier(
     x_val, owner_val = corpus.matrix("validation", spec)
     val_labels = np.array([r.is_attack for r in corpus.validation], dtype=bool)
 
-    def fit(c_value: float):  # noqa: ANN202
+    def fit(c_value: float):
         model = LogisticRegression(C=c_value, solver="liblinear", random_state=seed, max_iter=2000)
         model.fit(x, y, sample_weight=weight)
         return model
 
-    def recall_at(model, fpr: float) -> float:  # noqa: ANN001
+    def recall_at(model, fpr: float) -> float:
         logits = text_logits(model, x_val, owner_val, len(corpus.validation))
         threshold = _quantile(logits[~val_labels], 1 - fpr)
         return float((logits[val_labels] > threshold).mean()) if val_labels.any() else 0.0
@@ -296,7 +296,7 @@ def train_classifier(
         "calibration": {"flag_fpr_target": flag_fpr, "block_fpr_target": BLOCK_FPR, "scale": scale, "shift": shift},
         "at_flag": rates(thresholds.flag),
         "at_block": rates(thresholds.block),
-        "nonzero_weights": int(len(keep)),
+        "nonzero_weights": len(keep),
     }
     trained_spec = spec.model_copy(
         update={"bias": float(model.intercept_[0]), "indices": pack(keep, "<u4"), "weights": pack(weights[keep], "<f4"), "scale": scale, "shift": shift, "training": report}

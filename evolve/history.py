@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from evolve.registry import MODEL_NAME, history
+from sim.environment import apply_defaults
 from targets.rules import load_ruleset
 
 
@@ -63,6 +64,7 @@ def mined_rules(evolution_dir: str | Path) -> pd.DataFrame:
 
 def registry_versions(tracking_uri: str, name: str = MODEL_NAME) -> pd.DataFrame:
     """The registered versions of ``name``: aliases, generation, parent, size, hash, when."""
+    apply_defaults()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -83,7 +85,7 @@ def registry_versions(tracking_uri: str, name: str = MODEL_NAME) -> pd.DataFrame
                 "rules": int(tags["kosmoi.rules"]) if tags.get("kosmoi.rules", "").isdigit() else None,
                 "hash": tags.get("kosmoi.hash"),
                 "source_runs": tags.get("kosmoi.source_runs"),
-                "created": dt.datetime.fromtimestamp(version.creation_timestamp / 1000, dt.timezone.utc),
+                "created": dt.datetime.fromtimestamp(version.creation_timestamp / 1000, dt.UTC),
                 "promoted_at": tags.get("kosmoi.promoted_at"),
             }
         )

@@ -42,8 +42,9 @@ from evolve.classifier_training import TrainingCorpus, train_classifier, trainin
 from evolve.gate import evaluate
 from evolve.miner import MinedAttack, Miner, MinerConfig, views
 from kosmoi.ids import derive_seed, new_run_id, stable_hash64
-from sim.config import ConfigError, Experiment
 from results.store import read_table
+from sim.config import ConfigError, Experiment
+from sim.environment import apply_defaults
 from sim.runner import RunOptions, ray_session, run_experiment
 from sim.tracking import resolve_tracking_uri
 from targets.rules import Rule, RuleSet, load_ruleset, parse_ruleset
@@ -210,12 +211,11 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
         _rules_path(directory, 0).write_text(start_rules.to_json(), "utf-8")
         state.save(directory)
     benign = benign or build_benign_corpus(exp.seed)
-    miner = Miner(benign.texts("mining"), MinerConfig())
-    traffic = _traffic(benign)
     archive_path = directory / "archive.json"
     archive = Archive.from_json(archive_path.read_text("utf-8")) if archive_path.exists() else Archive()
     tracking_root = options.out if options.resume is None else directory.parent
     tracking_uri, _ = resolve_tracking_uri(tracking_root)
+    patch_context = PatchContext(Miner(benign.texts("mining"), MinerConfig()), _traffic(benign), tracking_uri)
     first = len(state.records)
     with ray_session(options.address, options.workers, options.verbose):
         for generation in range(first, state.generations):
@@ -247,7 +247,10 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
                     state.rule_last_fired[rule.id] = generation
             next_rules = ruleset
             if not (options.frozen or state.frozen):
-                next_rules = _patch(record, ruleset, episodes, miner, traffic, state, generation, result.run_id, directory, tracking_uri, summary)
+                learned_from = GenerationRun(generation, result.run_id, ruleset, episodes, record.mlflow_run_id, summary.get("mlflow_run_id") or result.run_id)
+                patch = _patch(patch_context, learned_from, state)
+                next_rules, state.mined_positives = patch.ruleset, patch.mined_positives
+                record = record.model_copy(update=patch.figures)
             _rules_path(directory, generation + 1).write_text(next_rules.to_json(), "utf-8")
             record.seconds = round(time.perf_counter() - started, 1)
             _log_generation(tracking_uri, record, options.track)
@@ -263,88 +266,107 @@ def evolve(exp: Experiment, options: EvolutionOptions, progress: ProgressCallbac
     return EvolutionResult(directory, state, curve)
 
 
-def _patch(
-    record: GenerationRecord,
-    ruleset: RuleSet,
-    episodes: pa.Table,
-    miner: Miner,
-    traffic: Traffic,
-    state: EvolutionState,
-    generation: int,
-    run_id: str,
-    directory: Path,
-    tracking_uri: str,
-    summary: dict[str, Any],
-) -> RuleSet:
-    """Mine, prune, retrain, gate and register the next rule set."""
+@dataclass(frozen=True)
+class PatchContext:
+    """What every generation's patch draws on: fixed for the whole evolution."""
+
+    miner: Miner
+    traffic: Traffic
+    tracking_uri: str
+
+
+@dataclass(frozen=True)
+class GenerationRun:
+    """The generation a patch learns from: its rule set, its episodes and where it is tracked."""
+
+    generation: int
+    run_id: str
+    ruleset: RuleSet
+    episodes: pa.Table
+    mlflow_run_id: str | None  # the generation's MLflow run (the registered version's source)
+    source_run: str  # the simulation run it mines, as MLflow knows it (else the run id)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """What a patch produces: the next rule set, the mined positives to keep, and its figures for the generation's record."""
+
+    ruleset: RuleSet
+    mined_positives: list[str]
+    figures: dict[str, Any]
+
+
+def _patch(context: PatchContext, run: GenerationRun, state: EvolutionState) -> Patch:
+    """Mine, prune, retrain, gate and register the next rule set (``state`` is read, not changed)."""
+    traffic, ruleset, generation = context.traffic, run.ruleset, run.generation
     gate_texts = traffic.gate
-    breached = _breached_attacks(episodes)
+    breached = _breached_attacks(run.episodes)
     heldout = [a for a in breached if stable_hash64("heldout", a.episode_id) % 1000 < HELDOUT_SHARE * 1000]
     held_ids = {a.episode_id for a in heldout}
     mining = [a for a in breached if a.episode_id not in held_ids]
-    report = miner.mine(mining, ruleset, generation, run_id)
-    record.mined_from, record.heldout, record.rejected = len(mining), len(heldout), report.rejected
+    report = context.miner.mine(mining, ruleset, generation, run.run_id)
+    figures: dict[str, Any] = {"mined_from": len(mining), "heldout": len(heldout), "rejected": report.rejected}
     kept = prune_dead(ruleset.rules, state.rule_last_fired, generation)
-    record.pruned = len(ruleset.rules) - len(kept)
+    figures["pruned"] = len(ruleset.rules) - len(kept)
     base = ruleset.model_copy(update={"rules": tuple(kept), "hash": None}).sealed()
     candidate, accepted, fpr = _accept(report.rules, base, gate_texts, GLOBAL_FPR_BOUND)
-    record.new_rules = len(accepted)
+    figures["new_rules"] = len(accepted)
+    positives = list(state.mined_positives)
     for attack in mining:
-        state.mined_positives.extend(v for v in views(attack.payload)[:2] if v)
-    state.mined_positives = state.mined_positives[-5000:]
+        positives.extend(v for v in views(attack.payload)[:2] if v)
+    positives = positives[-5000:]
     version = f"g{generation + 1}"
     trained_c = (ruleset.classifier.training or {}).get("C") if ruleset.classifier is not None else None
     retrained, _ = train_classifier(
         candidate.model_copy(update={"name": "evolved"}),
         seed=generation,
-        c=float(trained_c) if isinstance(trained_c, (int, float)) else None,  # the production model's C: no search per generation
-        extra_positives=state.mined_positives,
+        c=float(trained_c) if isinstance(trained_c, int | float) else None,  # the production model's C: no search per generation
+        extra_positives=positives,
         extra_negatives=traffic.company_negatives,  # the real benign texts are in the training corpus already
         version=version,
         corpus=traffic.training,
     )
     heldout_eval = evaluate(retrained, [(a.payload, a.goal) for a in heldout], gate_texts)
-    record.gate_fpr = round(heldout_eval.false_positive_rate.value, 5)
-    record.heldout_allow_rate = round(heldout_eval.allow_rate.value, 5)
-    if record.gate_fpr > max(GLOBAL_FPR_BOUND, fpr) + 1e-12:
-        log.warning("generation %d: the retrained classifier raised the gate FPR to %.4f; keeping the previous classifier", generation, record.gate_fpr)
+    figures["gate_fpr"] = round(heldout_eval.false_positive_rate.value, 5)
+    figures["heldout_allow_rate"] = round(heldout_eval.allow_rate.value, 5)
+    if figures["gate_fpr"] > max(GLOBAL_FPR_BOUND, fpr) + 1e-12:
+        log.warning("generation %d: the retrained classifier raised the gate FPR to %.4f; keeping the previous classifier", generation, figures["gate_fpr"])
         retrained = candidate.model_copy(update={"name": "evolved", "version": version, "parent": ruleset.version, "hash": None}).sealed()
-        record.gate_fpr = round(evaluate(retrained, [], gate_texts).false_positive_rate.value, 5)
-    _evaluate_on_real_traffic(record, retrained, traffic)
-    if record.mlflow_run_id:
+        figures["gate_fpr"] = round(evaluate(retrained, [], gate_texts).false_positive_rate.value, 5)
+    figures.update(_evaluate_on_real_traffic(retrained, traffic))
+    if run.mlflow_run_id:
         from evolve.registry import register_version
 
-        record.model_version = register_version(
+        figures["model_version"] = register_version(
             retrained,
-            tracking_uri=tracking_uri,
-            run_id=record.mlflow_run_id,
+            tracking_uri=context.tracking_uri,
+            run_id=run.mlflow_run_id,
             generation=generation,
             parent_version=state.records[-1].model_version if state.records else None,
-            source_runs=[summary.get("mlflow_run_id") or run_id],
-            metrics={"rules": len(retrained.rules), "new_rules": record.new_rules, "gate_fpr": record.gate_fpr, "heldout_allow_rate": record.heldout_allow_rate or 0.0},
+            source_runs=[run.source_run],
+            metrics={"rules": len(retrained.rules), "new_rules": figures["new_rules"], "gate_fpr": figures["gate_fpr"], "heldout_allow_rate": figures["heldout_allow_rate"] or 0.0},
             heldout_attacks=[a.payload for a in heldout],
         )
-    record.next_rules = len(retrained.rules)
-    return retrained
+    figures["next_rules"] = len(retrained.rules)
+    return Patch(retrained, positives, figures)
 
 
-def _evaluate_on_real_traffic(record: GenerationRecord, ruleset: RuleSet, traffic: Traffic) -> None:
-    """The staged version's recall and false-positive rate on the source-disjoint evaluation split."""
+def _evaluate_on_real_traffic(ruleset: RuleSet, traffic: Traffic) -> dict[str, Any]:
+    """The staged version's recall and false-positive rate on the source-disjoint evaluation split (record fields)."""
     from evolve.guard_eval import report, score_rows
     from targets.input_guard import InputGuard
 
     if not traffic.evaluation:
-        return
+        return {}
     overall = report(score_rows(InputGuard(ruleset), traffic.evaluation)).overall
-    record.real_recall = overall.get("recall", {}).get("rate")
-    record.real_false_positive_rate = overall.get("false_positive_rate", {}).get("rate")
-    record.real_split = traffic.evaluation_origin
+    return {"real_recall": _rate(overall.get("recall")), "real_false_positive_rate": _rate(overall.get("false_positive_rate")), "real_split": traffic.evaluation_origin}
 
 
 def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) -> None:
     if not (track and record.mlflow_run_id):
         return
     try:
+        apply_defaults()
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri)
@@ -355,5 +377,11 @@ def _log_generation(tracking_uri: str, record: GenerationRecord, track: bool) ->
         for key in ("real_recall", "real_false_positive_rate"):
             if getattr(record, key) is not None:
                 client.log_metric(record.mlflow_run_id, key, float(getattr(record, key)), step=record.generation)
-    except Exception as exc:  # noqa: BLE001 - tracking never breaks the loop
+    except Exception as exc:
         log.warning("could not log generation %d to MLflow: %s", record.generation, exc)
+
+
+def _rate(entry: object) -> float | None:
+    """The ``rate`` of one entry of a guard-evaluation report (None when it has none)."""
+    rate = entry.get("rate") if isinstance(entry, dict) else None
+    return float(rate) if isinstance(rate, int | float) else None

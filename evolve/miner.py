@@ -6,7 +6,7 @@ rule set (cf. Perdisci et al., "Misleading worm signature generators").
 
 1. Every attack is seen the way the guard sees it: its canonical text and
    what its obfuscation hides (decoded base64/hex/URL/QP, ROT13, reversed and
-   split payloads) — see :func:`targets.input_guard.derived_variants`.
+   split payloads) — see :func:`targets.input_stages.derived_variants`.
 2. Its tokens are the words (three letters or more, no digits, so amounts,
    IBANs and identities are left out, and no stopwords).
 3. Attacks of one goal are clustered greedily by the overlap of their tokens.
@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from targets.canonical import canonicalize
-from targets.input_guard import derived_variants
+from targets.input_stages import derived_variants
 from targets.matcher import RuleMatcher
 from targets.rules import Rule, RuleSet, RuleSetError, check_linear
 

@@ -17,13 +17,13 @@ from mlflow.pyfunc import PythonModel
 class GuardrailModel(PythonModel):
     """The input guardrail of one rule-set version."""
 
-    def load_context(self, context) -> None:  # noqa: ANN001 - mlflow's PythonModelContext
+    def load_context(self, context) -> None:
         from targets.input_guard import InputGuard
         from targets.rules import load_ruleset
 
         self.guard = InputGuard(load_ruleset(context.artifacts["ruleset"]))
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ANN001
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if "text" not in model_input.columns:
             raise ValueError('the model expects a DataFrame with a "text" column')
         verdicts = [self.guard.scan(text if isinstance(text, str) else "") for text in model_input["text"]]

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from evolve.gate import Evaluation, evaluate
+from sim.environment import apply_defaults
 from targets.rules import RuleSet, RuleSetError, load_ruleset
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,13 @@ class RegistryError(RuleSetError):
 
 def _client(tracking_uri: str | None) -> Any:
     """A client for ``tracking_uri``, checked to answer (so a dead server is not mistaken for an empty registry)."""
+    apply_defaults()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         client.search_registered_models(max_results=1)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the registry is unusable
+    except Exception as exc:
         raise RegistryError(f"cannot reach the MLflow registry at {client.tracking_uri}: {_short(exc)}") from None
     return client
 
@@ -64,7 +66,7 @@ def _short(exc: BaseException) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def register_version(
@@ -85,12 +87,11 @@ def register_version(
     the number `immune evolve` prints next to it.
     """
     import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
     import kosmoi
     import targets
-
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
     mlflow.set_tracking_uri(tracking_uri)
     signature = ModelSignature(
@@ -116,7 +117,7 @@ def register_version(
     client = _client(tracking_uri)
     try:
         client.get_registered_model(name)
-    except Exception:  # noqa: BLE001 - not registered yet
+    except Exception:
         client.create_registered_model(name, description="Kosmoi Immune input-guardrail rule sets (pyfunc: text -> verdict, rules, score)")
     version = str(client.create_model_version(name, info.model_uri, run_id=run_id).version)
     tags = {
@@ -182,7 +183,7 @@ def download_ruleset(uri: str, tracking_uri: str | None = None) -> tuple[RuleSet
         mlflow.set_tracking_uri(tracking_uri)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    except Exception as exc:  # noqa: BLE001 - turned into a clear message
+    except Exception as exc:
         raise RegistryError(f"{uri}: cannot load from the MLflow registry at {mlflow.get_tracking_uri()} ({_short(exc)})") from None
     matches = sorted(local.rglob("ruleset.json"))
     if not matches:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kosmoi.stats import wilson
 from targets.canonical import canonicalize, without_surrogates
-from targets.input_guard import hidden_variants
+from targets.input_stages import hidden_variants
 from targets.matcher import RuleMatcher
 from targets.rules import RuleSet
 
@@ -31,7 +31,7 @@ class RulePrecision:
         return self.hits / self.n if self.n else 0.0
 
     def as_dict(self) -> dict[str, object]:
-        low, high = wilson(self.hits, self.n)
+        _low, high = wilson(self.hits, self.n)
         return {"rule": self.rule_id, "false_positives": self.hits, "n": self.n, "fpr": round(self.fpr, 6), "ci95_high": round(high, 6)}
 
 

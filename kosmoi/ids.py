@@ -37,5 +37,5 @@ def episode_id(config_hash: str, seed: int, campaign_id: str, attempt: int) -> s
 
 def new_run_id(now: _dt.datetime | None = None) -> str:
     """A run id that sorts by start time (UTC) and is unique: ``20261126T162300Z-3fa9c1``."""
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}"

@@ -83,7 +83,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not hide the record
+        except Exception:
             message = str(record.msg)
         record.msg, record.args = redact(message), None
         if record.exc_info and record.exc_info[1] is not None:

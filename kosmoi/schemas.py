@@ -7,6 +7,9 @@ table's version whenever a column is added, removed or changes type.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pyarrow as pa
 
 TABLES = ("episodes", "events", "cases", "warrants", "calls")
@@ -161,11 +164,49 @@ def schema_version(schema: pa.Schema) -> tuple[str, int] | None:
     return table.decode(), int(version)
 
 
-def empty_columns(table: str) -> dict[str, list]:
-    """A dict of empty column lists for building one table row by row."""
-    return {name: [] for name in SCHEMAS[table].names}
+class RowBuffer:
+    """Rows of one table, appended by field name and drained as a schema-conforming Arrow table.
+
+    ``constants`` are columns with one value for every row (a run id, a
+    replica); every other field of the schema must be given on each append,
+    and nothing else — a misspelt or forgotten field is an error at once, not
+    a shifted column.
+    """
+
+    def __init__(self, table: str, constants: Mapping[str, Any] | None = None) -> None:
+        self.table = table
+        self.schema = SCHEMAS[table]
+        self.constants = dict(constants or {})
+        unknown = set(self.constants) - set(self.schema.names)
+        if unknown:
+            raise KeyError(f"{table} has no columns {sorted(unknown)}")
+        self._fields = frozenset(name for name in self.schema.names if name not in self.constants)
+        self._columns: dict[str, list[Any]] = {name: [] for name in self._fields}
+        self._rows = 0
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def append(self, **values: Any) -> None:
+        """One row, every non-constant field by name."""
+        if values.keys() != self._fields:
+            missing, extra = sorted(self._fields - values.keys()), sorted(values.keys() - self._fields)
+            raise KeyError(f"{self.table} row: missing {missing}, unknown {extra}")
+        columns = self._columns
+        for name, value in values.items():
+            columns[name].append(value)
+        self._rows += 1
+
+    def drain(self) -> pa.Table:
+        """The rows so far as a table (the buffer is empty afterwards)."""
+        if not self._rows:
+            return self.schema.empty_table()
+        n, columns = self._rows, self._columns
+        self._columns, self._rows = {name: [] for name in self._fields}, 0
+        data = {name: columns[name] if name in columns else [self.constants[name]] * n for name in self.schema.names}
+        return pa.Table.from_pydict(data, schema=self.schema)
 
 
-def to_table(table: str, columns: dict[str, list]) -> pa.Table:
+def to_table(table: str, columns: dict[str, list[Any]]) -> pa.Table:
     """Build a schema-conforming Arrow table from column lists."""
     return pa.Table.from_pydict(columns, schema=SCHEMAS[table])

@@ -93,7 +93,7 @@ def _stream(runs: Runs, columns: Iterable[str], filter: ds.Expression | None, fa
 
 def _interval(signatures: pd.DataFrame, hits: str, reps: int, seed: int) -> RateCI:
     if signatures.empty:
-        return cluster_bootstrap_pairs([], [], [])
+        return cluster_bootstrap_pairs(np.zeros(0), np.zeros(0), np.zeros(0))
     grouped = signatures.groupby([hits, "n"], as_index=False)["clusters"].sum()
     return cluster_bootstrap_pairs(grouped[hits].to_numpy(), grouped["n"].to_numpy(), grouped["clusters"].to_numpy(), reps=reps, seed=seed)
 
@@ -218,11 +218,11 @@ def containment(runs: Runs, by: Sequence[str] = (), *, filter: ds.Expression | N
     group_keys = list(dict.fromkeys([*keys, "run_id", "campaign_id", "identity"]))
     for table in _stream(runs, {*(k for k in keys if k != FAMILY), "run_id", "campaign_id", "identity", "sim_time"}, breached if filter is None else filter & breached, FAMILY in keys):
         partials.append(table.group_by(group_keys).aggregate([("sim_time", "min")]))
-    warrant_times: dict[tuple[str, str], np.ndarray] = {}
+    warrant_times: dict[tuple[str, str], list[float]] = {}
     identity_warrants = ds.field("subject_kind") == "identity"
     for batch in runs.batches("warrants", columns=["run_id", "subject", "sim_time"], filter=identity_warrants):
         for run_id, subject, at in zip(batch["run_id"].to_pylist(), batch["subject"].to_pylist(), batch["sim_time"].to_pylist()):
-            warrant_times.setdefault((run_id, subject), []).append(at)  # type: ignore[arg-type]
+            warrant_times.setdefault((run_id, subject), []).append(at)
     sorted_times = {k: np.sort(np.asarray(v, dtype=np.float64)) for k, v in warrant_times.items()}
     if not partials:
         return pd.DataFrame(columns=[*keys, "breached_campaigns", "contained", "contained_share", "contained_low", "contained_high", "median_s", "p90_s"])

@@ -85,7 +85,7 @@ def _svg(draw: Callable[[object], None], height: float = 3.0) -> str:
 def _rate_bars(frame: pd.DataFrame, key: str, title: str) -> str:
     frame = frame.sort_values("breach_rate")
 
-    def draw(ax) -> None:  # noqa: ANN001
+    def draw(ax) -> None:
         y = np.arange(len(frame))
         rate = frame["breach_rate"].to_numpy() * 100
         err = np.vstack([rate - frame["breach_rate_low"].to_numpy() * 100, frame["breach_rate_high"].to_numpy() * 100 - rate])
@@ -98,7 +98,7 @@ def _rate_bars(frame: pd.DataFrame, key: str, title: str) -> str:
 
 
 def _trend(frame: pd.DataFrame, key: str) -> str:
-    def draw(ax) -> None:  # noqa: ANN001
+    def draw(ax) -> None:
         x = frame[key].to_numpy()
         ax.plot(x, frame["breach_rate"] * 100, marker="o", color="#c0392b", label="breach rate")
         ax.fill_between(x, frame["breach_rate_low"] * 100, frame["breach_rate_high"] * 100, color="#c0392b", alpha=0.15)
@@ -118,7 +118,7 @@ def _trend(frame: pd.DataFrame, key: str) -> str:
 
 
 def _funnel_svg(frame: pd.DataFrame) -> str:
-    def draw(ax) -> None:  # noqa: ANN001
+    def draw(ax) -> None:
         y = np.arange(len(frame))[::-1]
         ax.barh(y, frame["reached"], color="#d5dbe6", label="reached")
         ax.barh(y, frame["blocked"], color="#1e8449", label="stopped here")
@@ -172,7 +172,7 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p class=muted>{len(runs)} run(s), {int(overall['attacks']):,} attack and {int(overall['benign']):,} benign episodes; generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. "
+        f"<p class=muted>{len(runs)} run(s), {int(overall['attacks']):,} attack and {int(overall['benign']):,} benign episodes; generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC. "
         "Intervals are 95 % cluster-bootstrap intervals (campaigns for attacks, identities for benign traffic; Wilson where no or every episode counts).</p>",
         _repeats_note(repeats),
         "<div class=cards>",
@@ -276,7 +276,7 @@ def _containment_section(runs: Runs) -> str:
         return "<h2>Time to contain</h2><p>No campaign breached anything.</p>"
 
     def seconds(value: object) -> str:
-        return "–" if value is None or pd.isna(value) else f"{float(value):,.0f}"
+        return "–" if not isinstance(value, int | float) or pd.isna(value) else f"{float(value):,.0f}"
 
     return "<h2>Time to contain</h2><p class=muted>Simulated seconds from a campaign's first breach to the first warrant against its identity.</p>" + _table(
         frame,

@@ -12,16 +12,31 @@ prints its message, never a traceback).
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from attackers.backends import PROVIDERS
+from attackers.base import ATTACKERS
+from kosmoi.registry import Ref, Registry, load_plugins
+from kosmoi.settings import Settings
 from kosmoi.types import Goal
+from targets.court import CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS, phone_detector
+from targets.input_guard import DEFAULT_STAGES
+from targets.llm_victim import LLMVictimConfig
+from targets.output_guard import BusinessPolicy
+from targets.sentinels import SENTINELS, AuditorConfig, NetworkConfig
+from targets.stack import DEFAULT_SENTINELS
+from targets.stages import STAGES
+from targets.victim import PROFILES
+from targets.victims import VICTIMS
 
 ATTACK_GOALS = tuple(goal.value for goal in Goal if goal is not Goal.NONE)
 
@@ -30,9 +45,14 @@ class ConfigError(ValueError):
     """A configuration the user must fix; the message says where and how."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _known(registry: Registry[Any], name: str, kind: str, fits: Callable[[Any], bool] = lambda entry: True) -> None:
+    """Raise naming ``kind`` and listing the registered names when ``name`` is not one of them."""
+    names = [known for known, entry in registry.items() if fits(entry)]
+    if name not in names:
+        raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(names) or 'none'} (your own need their module in targets.plugins)")
 
+
+_Strict = Settings
 
 class GruntLLMConfig(_Strict):
     """A local model writing grunt attacks: an OpenAI-compatible server (vllm serve, llama.cpp) or an in-process vLLM engine."""
@@ -54,27 +74,40 @@ class GruntConfig(_Strict):
 
     count: int = Field(default=200, gt=0, description="logical attackers (one campaign each)")
     attempts: int = Field(default=4, gt=0, le=10_000, description="attempts per campaign")
-    generator: Literal["mutator", "llm"] = "mutator"
+    generator: str = Field(default="mutator", description="a registered attacker kind: 'mutator' (offline) or 'llm' (a local model), or your own")
     llm: GruntLLMConfig | None = None
     max_depth: int = Field(default=3, ge=0, le=8, description="most mutation operators stacked on one attack")
     think_time_s: float = Field(default=20.0, gt=0, description="mean simulated seconds between attempts")
     goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
     shared_bandit: bool = Field(default=True, description="the mutators of one replica pool what works (one bandit per replica)")
 
+    @property
+    def uses_model(self) -> bool:
+        """Whether a generation backend writes this population's attacks."""
+        return ATTACKERS.get(self.generator).uses_model
+
     @model_validator(mode="after")
     def _llm_needs_settings(self) -> GruntConfig:
-        if self.generator == "llm" and self.llm is None:
-            raise ValueError("generator 'llm' needs an 'llm' section (backend, base_url, model)")
+        _known(ATTACKERS, self.generator, "attacker kind")
+        if self.uses_model and self.llm is None:
+            raise ValueError(f"generator {self.generator!r} needs an 'llm' section (backend, base_url, model)")
         if self.llm is not None and self.llm.backend == "openai" and not self.llm.base_url:
             raise ValueError("llm.base_url is required for backend 'openai' (e.g. http://localhost:8000/v1)")
         return self
 
 
 class SniperProviderConfig(_Strict):
-    provider: Literal["anthropic", "openai"]
+    provider: str = Field(description="a registered provider: 'anthropic' or 'openai'")
     model: str = Field(min_length=1)
     input_usd_per_mtok: float = Field(ge=0, description="price per million input tokens")
     output_usd_per_mtok: float = Field(ge=0, description="price per million output tokens")
+
+
+    @field_validator("provider")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        _known(PROVIDERS, value, "sniper provider")
+        return value
 
 
 class SniperConfig(_Strict):
@@ -137,18 +170,43 @@ class BenignConfig(_Strict):
     real_rate: float = Field(default=0.2, ge=0, le=1, description="share of customer requests that are real people's prompts (targets.traffic.real_prompts)")
 
 
+class PartConfig(_Strict):
+    """A registered part (a guard stage, a sentinel) named in the file, with its options; a bare name is short for ``{name: NAME}``."""
+
+    name: str = Field(min_length=1, max_length=100)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def ref(self) -> Ref:
+        return Ref(self.name, dict(self.options))
+
+
+def _parts(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class InputGuardConfig(_Strict):
     enabled: bool = True
     max_bytes: int = Field(default=16 * 1024, gt=0)
     semantic: bool = Field(default=False, description="embedding-similarity stage for uncertain texts (needs the 'semantic' extra)")
+    stages: list[PartConfig] = Field(
+        default_factory=lambda: [PartConfig(name=name) for name in DEFAULT_STAGES],
+        min_length=1,
+        description="the input guard's pipeline, in order (registered stages; 'semantic' is added after them when semantic is true)",
+    )
+
+    _names = field_validator("stages", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
-class OutputGuardConfig(_Strict):
+class OutputGuardConfig(BusinessPolicy):
+    """The output guard: the business limits (inherited from its own policy), PII regions, extra stages."""
+
     enabled: bool = True
-    price_floor_usd: float = Field(default=50.0, ge=0)
-    max_transfer_usd: float = Field(default=10_000.0, gt=0)
-    max_refund_usd: float = Field(default=500.0, gt=0)
     phone_regions: tuple[str, ...] = Field(default=DEFAULT_PHONE_REGIONS, min_length=1, description="ISO 3166 regions whose phone numbers are redacted")
+    stages: list[PartConfig] = Field(default_factory=list, description="extra output stages on the agent's reply, after the built-in checks")
+
+    _names = field_validator("stages", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
     @field_validator("phone_regions")
     @classmethod
@@ -163,60 +221,54 @@ class IdentityConfig(_Strict):
     key_rotation_s: float = Field(default=3600.0, gt=0)
 
 
-class NetworkSentinelConfig(_Strict):
-    alpha: float = Field(default=0.2, gt=0, le=1, description="EWMA weight of the newest window")
-    spike_factor: float = Field(default=4.0, gt=1)
-    min_requests: int = Field(default=8, gt=0)
-    warmup_windows: int = Field(default=3, ge=0)
+class SentinelConfig(AuditorConfig):
+    """The sentinels: the auditor's thresholds (inherited from its own settings), the network baselines, which run."""
 
+    network: NetworkConfig = NetworkConfig()
+    enabled: list[PartConfig] = Field(
+        default_factory=lambda: [PartConfig(name=ref.name) for ref in DEFAULT_SENTINELS], description="the sentinels that run, in order (registered names)"
+    )
 
-class SentinelConfig(_Strict):
-    rapid_fire_per_window: int = Field(default=3, gt=0, description="privileged actions per identity per window")
-    error_loop_threshold: int = Field(default=3, gt=0)
-    max_price_drop: float = Field(default=0.3, gt=0, le=1)
-    network: NetworkSentinelConfig = NetworkSentinelConfig()
-
-
-class ExerciseWindowConfig(_Strict):
-    start_s: float = Field(ge=0)
-    end_s: float = Field(ge=0)
-    subjects: list[str] = Field(min_length=1, description="identities, agents or wallets; a trailing * matches a prefix")
-
-
-class CourtSettings(_Strict):
-    severe: int = Field(default=4, ge=1, le=5)
-    severe_confidence: float = Field(default=0.8, ge=0, le=1)
-    corroboration: int = Field(default=2, ge=1)
-    corroborated_confidence: float = Field(default=0.6, ge=0, le=1)
-    memory_s: float = Field(default=600.0, gt=0)
-    known_good: list[str] = Field(default_factory=list, description="subjects that never get a warrant")
-    exercise_windows: list[ExerciseWindowConfig] = Field(default_factory=list)
-
-
-class LLMVictimSettings(_Strict):
-    """A real model as the victim, behind an OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI)."""
-
-    base_url: str = Field(pattern=r"^https?://", description="e.g. http://localhost:8000/v1; the key comes from OPENAI_API_KEY")
-    model: str = Field(min_length=1)
-    max_steps: int = Field(default=4, gt=0, le=16, description="model calls per episode")
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    max_tokens: int = Field(default=512, gt=0)
+    _names = field_validator("enabled", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
 class TargetsConfig(_Strict):
     """The staging defense stack."""
 
-    victim_profile: Literal["naive", "typical", "hardened"] = "typical"
-    llm_victim: LLMVictimSettings | None = None
+    victim_profile: str = Field(default="typical", description="how capable and careful the simulated victim is (targets.victim.PROFILES)")
+    llm_victim: LLMVictimConfig | None = None
     rule_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     rules: str = Field(default="builtin:baseline", description="rule set: builtin:NAME or a JSON file")
     input_guard: InputGuardConfig = InputGuardConfig()
     output_guard: OutputGuardConfig = OutputGuardConfig()
     identity: IdentityConfig = IdentityConfig()
     sentinels: SentinelConfig = SentinelConfig()
-    court: CourtSettings = CourtSettings()
+    court: CourtConfig = CourtConfig()
+    victim: str | None = Field(default=None, description="a registered victim; default 'llm' when llm_victim is set, else 'simulated'")
+    plugins: list[str] = Field(default_factory=list, description="modules to import that register your own guard stages, sentinels and victims")
+
+    @field_validator("victim_profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            names = [repr(name) for name in PROFILES]
+            raise ValueError(f"must be one of {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _registered_parts(self) -> TargetsConfig:
+        load_plugins(self.plugins)
+        for ref in self.input_guard.stages:
+            _known(STAGES, ref.name, "input guard stage", lambda spec: spec.side == "input")
+        for ref in self.output_guard.stages:
+            _known(STAGES, ref.name, "output guard stage", lambda spec: spec.side == "output")
+        for ref in self.sentinels.enabled:
+            _known(SENTINELS, ref.name, "sentinel")
+        if self.victim is not None:
+            _known(VICTIMS, self.victim, "victim")
+            if self.victim == "llm" and self.llm_victim is None:
+                raise ValueError("victim 'llm' needs the llm_victim settings (base_url, model)")
+        return self
 
 
 class SimulationConfig(_Strict):
@@ -255,6 +307,7 @@ class Experiment(_Strict):
     def config_hash(self) -> str:
         """Hash of everything that shapes results except the seed (16 hex digits)."""
         body = self.model_dump(mode="json", exclude={"seed", "description"})
+        _drop_later_defaults(body)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -264,6 +317,34 @@ class Experiment(_Strict):
         benign = self.benign
         identities = benign.customers + benign.vendors + benign.employees
         return grunt.count * grunt.attempts + sniper.count * sniper.attempts, identities * benign.requests
+
+
+# Fields added after the first release enter the config hash only when set: experiments written
+# before them keep their hash, hence their episode ids, and runs started before an upgrade resume.
+_LATER_FIELDS = (
+    "targets.victim",
+    "targets.plugins",
+    "targets.input_guard.stages",
+    "targets.output_guard.stages",
+    "targets.sentinels.enabled",
+    "targets.sentinels.network.forget_after_windows",
+)
+
+
+@functools.cache
+def _target_defaults() -> dict[str, Any]:
+    return {"targets": TargetsConfig().model_dump(mode="json")}
+
+
+def _drop_later_defaults(body: dict[str, Any]) -> None:
+    defaults = _target_defaults()
+    for path in _LATER_FIELDS:
+        *parents, leaf = path.split(".")
+        node, default = body, defaults
+        for part in parents:
+            node, default = node.get(part, {}), default.get(part, {})
+        if leaf in node and node[leaf] == default.get(leaf):
+            del node[leaf]
 
 
 # --- error formatting ----------------------------------------------------------
@@ -363,7 +444,7 @@ def format_validation_error(exc: ValidationError, source: str, root: yaml.Node |
         where = ".".join(str(part) for part in loc) or "(top level)"
         line = _line_of(root, loc)
         suffix = f" (line {line})" if line else ""
-        lines.append(f"{source}: {where}: {_message(error)}{suffix}")
+        lines.append(f"{source}: {where}: {_message(dict(error))}{suffix}")
     return "\n".join(lines)
 
 

@@ -60,7 +60,7 @@ class GatewayClient:
 
 def start_gateway(ray: Any, exp: Experiment, shared: dict[str, Any], run_id: str) -> Any | None:
     """The gateway actor, if the experiment has model-written attacks."""
-    if not (exp.attackers.sniper.count or exp.attackers.grunt.generator == "llm"):
+    if not (exp.attackers.sniper.count or exp.attackers.grunt.uses_model):
         return None
     actor = ray.remote(num_cpus=0, max_concurrency=64)(Gateway).remote(exp.model_dump(mode="json"), shared, run_id)
     ray.get(actor.keys.remote())

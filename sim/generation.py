@@ -10,13 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from attackers.backends import AnthropicBackend, BudgetedBackend, ChatCompletionsBackend, GenerationBackend, VLLMEngine, VLLMEngineBackend, require_vllm
+from attackers.backends import PROVIDERS, BudgetedBackend, ChatCompletionsBackend, GenerationBackend, VLLMEngine, VLLMEngineBackend, require_vllm
 from attackers.budget import DEFAULT_POLICY, BudgetLedger, Caps, Refusal, default_ledger_path
 from attackers.generation import Pricing
 from sim.config import BudgetConfig, ConfigError, Experiment
-
-# Environment variables each provider's SDK reads its key from.
-KEY_VARIABLES = {"anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"), "openai": ("OPENAI_API_KEY",)}
 
 
 def caps_for(budget: BudgetConfig) -> Caps:
@@ -42,7 +39,7 @@ def check_provider_keys(exp: Experiment) -> None:
     if not sniper.count:
         return
     for index, provider in enumerate(sniper.providers):
-        names = KEY_VARIABLES[provider.provider]
+        names = PROVIDERS.get(provider.provider).key_variables
         if not any(os.environ.get(name) for name in names):
             raise ConfigError(
                 f"attackers.sniper.providers.{index}: provider {provider.provider!r} needs {' or '.join(names)} in the environment "
@@ -81,7 +78,7 @@ def start_shared_actors(ray: Any, exp: Experiment) -> dict[str, Any]:
     if exp.attackers.sniper.count:
         shared["ledger"] = ray.remote(num_cpus=0)(BudgetLedger).options(scheduling_strategy=here).remote(ledger_path(exp.budget))
     llm = exp.attackers.grunt.llm
-    if exp.attackers.grunt.generator == "llm" and llm is not None and llm.backend == "vllm":
+    if exp.attackers.grunt.uses_model and llm is not None and llm.backend == "vllm":
         require_vllm()
         shared["vllm"] = ray.remote(num_gpus=llm.num_gpus, num_cpus=0)(VLLMEngine).remote(llm.model, dict(llm.engine_args))
     return shared
@@ -89,7 +86,7 @@ def start_shared_actors(ray: Any, exp: Experiment) -> dict[str, Any]:
 
 def backend_keys(exp: Experiment) -> list[str]:
     """Names of the generation backends an experiment needs ('grunt', 'sniper:0', ...)."""
-    keys = ["grunt"] if exp.attackers.grunt.generator == "llm" else []
+    keys = ["grunt"] if exp.attackers.grunt.uses_model else []
     if exp.attackers.sniper.count:
         keys += [f"sniper:{i}" for i in range(len(exp.attackers.sniper.providers))]
     return keys
@@ -99,7 +96,7 @@ def build_backends(exp: Experiment, shared: dict[str, Any], run_id: str) -> dict
     """The generation backends of one worker process."""
     backends: dict[str, GenerationBackend] = {}
     grunt = exp.attackers.grunt
-    if grunt.generator == "llm" and grunt.llm is not None:
+    if grunt.uses_model and grunt.llm is not None:
         llm = grunt.llm
         if llm.backend == "vllm":
             backends["grunt"] = VLLMEngineBackend(llm.model, actor=shared["vllm"])
@@ -119,10 +116,7 @@ def build_backends(exp: Experiment, shared: dict[str, Any], run_id: str) -> dict
         ledger = RayLedger(shared["ledger"]) if "ledger" in shared else BudgetLedger(ledger_path(exp.budget))
         for index, provider in enumerate(sniper.providers):
             pricing = Pricing(provider.input_usd_per_mtok, provider.output_usd_per_mtok)
-            inner: GenerationBackend
-            if provider.provider == "anthropic":
-                inner = AnthropicBackend(provider.model, pricing=pricing, concurrency=sniper.concurrency, timeout_s=sniper.timeout_s, max_retries=sniper.max_retries)
-            else:
-                inner = ChatCompletionsBackend(provider.model, pricing=pricing, concurrency=sniper.concurrency, timeout_s=sniper.timeout_s, max_retries=sniper.max_retries)
+            make = PROVIDERS.get(provider.provider).factory
+            inner = make(provider.model, pricing=pricing, concurrency=sniper.concurrency, timeout_s=sniper.timeout_s, max_retries=sniper.max_retries)
             backends[f"sniper:{index}"] = BudgetedBackend(inner, ledger, caps, "sniper", pricing, run_id)
     return backends

@@ -26,7 +26,7 @@ def experiment_lock(out: Path, experiment: str) -> Iterator[Path]:
     directory = out / ".locks"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{experiment}.lock"
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+    handle = open(path, "a+", encoding="utf-8")
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,7 +36,7 @@ def experiment_lock(out: Path, experiment: str) -> Iterator[Path]:
             raise LockHeld(f"another run of {experiment!r} is in progress ({holder}); lock file {path}") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}))
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}))
         handle.flush()
         yield path
     finally:

@@ -21,7 +21,7 @@ Status = Literal["running", "interrupted", "complete", "failed"]
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Manifest(BaseModel):

@@ -14,6 +14,7 @@ import heapq
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -21,24 +22,17 @@ import pyarrow as pa
 from attackers.archive import Archive
 from attackers.backends import GenerationBackend
 from attackers.bandit import BanditState
-from attackers.generation import GenerationResult
-from attackers.llm_attacker import LLMAttacker
-from attackers.mutator import MutatorAttacker
+from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec
+from attackers.generation import GenerationRequest, GenerationResult
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed, episode_id
-from kosmoi.schemas import CALLS, CASES, EPISODES, WARRANTS
-from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Request, SubjectKind, Tier, Warrant
+from kosmoi.schemas import CASES, WARRANTS, RowBuffer
+from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Outcome, Request, SubjectKind, Tier, Warrant
 from sim.config import Experiment
 from sim.plan import CampaignSpec, ReplicaPlan
-from targets.court import CourtConfig, ExerciseWindow
-from targets.llm_victim import LLMVictimConfig
-from targets.output_guard import BusinessPolicy
 from targets.rules import RuleSet
-from targets.sentinels import AuditorConfig, NetworkConfig
 from targets.stack import StackSettings, StagingStack
 from targets.traffic import benign_request
-
-_EMPTY: tuple[str, ...] = ()
 
 
 def stack_settings(exp: Experiment) -> StackSettings:
@@ -52,30 +46,27 @@ def stack_settings(exp: Experiment) -> StackSettings:
         input_guard=t.input_guard.enabled,
         output_guard=t.output_guard.enabled,
         enforce_identity=t.identity.enforce,
-        business=BusinessPolicy(t.output_guard.price_floor_usd, t.output_guard.max_transfer_usd, t.output_guard.max_refund_usd),
+        business=t.output_guard,
         phone_regions=t.output_guard.phone_regions,
-        auditor=AuditorConfig(t.sentinels.rapid_fire_per_window, t.sentinels.error_loop_threshold, t.sentinels.max_price_drop),
-        network=NetworkConfig(**t.sentinels.network.model_dump()),
-        court=CourtConfig(
-            severe=t.court.severe,
-            severe_confidence=t.court.severe_confidence,
-            corroboration=t.court.corroboration,
-            corroborated_confidence=t.court.corroborated_confidence,
-            memory_s=t.court.memory_s,
-            known_good=frozenset(t.court.known_good),
-            exercise_windows=tuple(ExerciseWindow(w.start_s, w.end_s, tuple(w.subjects)) for w in t.court.exercise_windows),
-        ),
+        auditor=t.sentinels,
+        network=t.sentinels.network,
+        court=t.court,
         customers=max(200, exp.benign.customers),
-        llm_victim=LLMVictimConfig(**t.llm_victim.model_dump()) if t.llm_victim is not None else None,
+        llm_victim=t.llm_victim,
         rule_engine=t.rule_engine,
         semantic=t.input_guard.semantic,
+        input_stages=tuple(part.ref() for part in t.input_guard.stages),
+        output_stages=tuple(part.ref() for part in t.output_guard.stages),
+        sentinels=tuple(part.ref() for part in t.sentinels.enabled),
+        victim=t.victim or "",
+        plugins=tuple(t.plugins),
     )
 
 
 @dataclass(slots=True)
 class _Campaign:
     spec: CampaignSpec
-    attacker: MutatorAttacker | LLMAttacker | None
+    attacker: Attacker | None
     backend: str | None = None  # key of the generation backend for model-written attacks
     token: str = ""
     token_expires: float = -1.0
@@ -105,7 +96,7 @@ class ReplicaSimulator:
         run_id: str,
         ruleset: RuleSet,
         generation: int = 0,
-        backends: dict[str, GenerationBackend] | None = None,
+        backends: Mapping[str, GenerationBackend] | None = None,
         archive: Archive | None = None,
     ) -> None:
         self.exp = exp
@@ -117,18 +108,19 @@ class ReplicaSimulator:
         self.window_s = exp.simulation.window_s
         self.stack = StagingStack(stack_settings(exp), ruleset, seed, plan.replica, run_nonce=run_id)
         company = self.stack.company
-        self.backends = backends or {}
+        self.backends: dict[str, GenerationBackend] = dict(backends or {})
         self.archive = archive
         self._rng = random.Random(0)  # scratch generator, re-seeded from (campaign seed, attempt) before each use
         self._timings: dict[str, float] = {"attack_generation": 0.0, "benign_generation": 0.0}
         self.bandit = BanditState() if exp.attackers.grunt.shared_bandit else None
-        self._agents = {name: str(how) for name, how in company.public_profile()["agents"].items()}  # type: ignore[union-attr]
+        self._agents = company.agent_descriptions()
         self._products = tuple(sorted(company.product_by_name))
         self._secret_names = tuple(company.vault)
         self.campaigns: list[_Campaign] = []
         self._heap: list[tuple[float, int]] = []
         self._prepared: dict[int, GenerationResult] = {}
-        self._calls: list[tuple] = []
+        constants = {"run_id": run_id, "replica": plan.replica}
+        self._calls = RowBuffer("calls", constants)
         for spec in plan.campaigns:
             # attackers are built at their first attempt and dropped after their last: memory follows the
             # campaigns in flight, not the run's population (construction is pure, so results are the same)
@@ -140,7 +132,7 @@ class ReplicaSimulator:
                 self._heap.append((spec.times[0], spec.index))
         heapq.heapify(self._heap)
         self._window_end = self.window_s
-        self._rows: list[tuple] = []
+        self._episodes = RowBuffer("episodes", {**constants, "generation": generation})
         self._cases: list[Case] = []
         self._warrants: list[Warrant] = []
         self._benign_identities = {c.spec.identity for c in self.campaigns if c.spec.kind is EpisodeKind.BENIGN}
@@ -150,14 +142,14 @@ class ReplicaSimulator:
         if spec.tier is Tier.SNIPER:
             return f"sniper:{int(spec.campaign_id[1:]) % len(self.exp.attackers.sniper.providers)}"
         grunt = self.exp.attackers.grunt
-        return "grunt" if grunt.generator == "llm" and grunt.llm is not None else None
+        return "grunt" if grunt.uses_model and grunt.llm is not None else None
 
-    def _attacker_for(self, campaign: _Campaign) -> MutatorAttacker | LLMAttacker:
+    def _attacker_for(self, campaign: _Campaign) -> Attacker:
         if campaign.attacker is None:
             campaign.attacker = self._make_attacker(campaign.spec)
         return campaign.attacker
 
-    def _make_attacker(self, spec: CampaignSpec) -> MutatorAttacker | LLMAttacker:
+    def _make_attacker(self, spec: CampaignSpec) -> Attacker:
         company = self.stack.company
         assets = AttackerAssets(
             identity=spec.identity,
@@ -167,28 +159,30 @@ class ReplicaSimulator:
             secret_names=self._secret_names,
         )
         attackers = self.exp.attackers
-        if spec.tier is Tier.SNIPER:
-            sniper = attackers.sniper
-            return LLMAttacker(
-                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.SNIPER, agents=self._agents,
-                max_tokens=sniper.max_tokens, temperature=sniper.temperature, max_depth=attackers.grunt.max_depth,
-            )
         grunt = attackers.grunt
-        if grunt.generator == "llm" and grunt.llm is not None:
-            return LLMAttacker(
-                spec.campaign_id, spec.goal, assets, spec.seed, tier=Tier.GRUNT, agents=self._agents,
-                max_tokens=grunt.llm.max_tokens, temperature=grunt.llm.temperature, max_depth=grunt.max_depth,
-            )
+        sampling: dict[str, float] = {}  # model sampling settings, for the kinds that call a model
+        if spec.tier is Tier.SNIPER:
+            kind = ATTACKERS.get(SNIPER_KIND)
+            sampling = {"max_tokens": attackers.sniper.max_tokens, "temperature": attackers.sniper.temperature}
+        else:
+            kind = ATTACKERS.get(grunt.generator)
+            if grunt.llm is not None:
+                sampling = {"max_tokens": grunt.llm.max_tokens, "temperature": grunt.llm.temperature}
         start = None
-        if self.archive is not None:
+        if self.archive is not None and kind.starts_from_archive:
             start = self.archive.recipe_for(spec.goal.value, random.Random(derive_seed(spec.seed, "archive")), grunt.max_depth)
-        return MutatorAttacker(spec.campaign_id, spec.goal, assets, spec.seed, max_depth=grunt.max_depth, bandit=self.bandit, start=start)
+        return kind.factory(
+            AttackerSpec(
+                spec.campaign_id, spec.goal, assets, spec.seed, spec.tier, max_depth=grunt.max_depth, agents=self._agents,
+                bandit=self.bandit, start=start, **sampling,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}  # clients are per process: re-attach after a restore
 
-    def attach_backends(self, backends: dict[str, GenerationBackend]) -> None:
-        self.backends = backends
+    def attach_backends(self, backends: Mapping[str, GenerationBackend]) -> None:
+        self.backends = dict(backends)
 
     @property
     def finished(self) -> bool:
@@ -207,13 +201,19 @@ class ReplicaSimulator:
             by_backend.setdefault(self.campaigns[index].backend or "", []).append(index)
         for key, indices in sorted(by_backend.items()):
             backend = self.backends.get(key)
-            requests = [self._attacker_for(self.campaigns[i]).generation_request(self.campaigns[i].attempt) for i in indices]  # type: ignore[union-attr]
+            requests = [self._generation_request(self.campaigns[i]) for i in indices]
             if backend is None:
                 results = [GenerationResult(r.request_id, False, status="error", error=f"no generation backend {key!r} in this worker") for r in requests]
             else:
                 results = backend.generate(requests)
             for index, result in zip(indices, results):
                 self._prepared[index] = result
+
+    def _generation_request(self, campaign: _Campaign) -> GenerationRequest:
+        request = self._attacker_for(campaign).generation_request(campaign.attempt)
+        if request is None:
+            raise RuntimeError(f"campaign {campaign.spec.campaign_id} has a generation backend but its attacker writes its own attacks")
+        return request
 
     def _close_windows_until(self, t: float) -> None:
         while self._window_end <= t:
@@ -281,8 +281,9 @@ class ReplicaSimulator:
             attack: Attack = attacker.propose(campaign.attempt, result)
             if result is not None:
                 self._calls.append(
-                    (eid, spec.campaign_id, campaign.attempt, spec.tier.value, result.provider, result.model, result.status, result.error,
-                     result.input_tokens, result.output_tokens, result.cost_usd, result.latency_s, result.retries, now)
+                    episode_id=eid, campaign_id=spec.campaign_id, attempt=campaign.attempt, tier=spec.tier.value, provider=result.provider,
+                    model=result.model, status=result.status, error=result.error, input_tokens=result.input_tokens,
+                    output_tokens=result.output_tokens, cost_usd=result.cost_usd, latency_s=result.latency_s, retries=result.retries, sim_time=now,
                 )
             self._timings["attack_generation"] += time.perf_counter() - generation_started
             if attack.carrier is not None:
@@ -291,14 +292,10 @@ class ReplicaSimulator:
                 request = Request(eid, spec.identity, attack.target_agent, attack.payload, None, now)
             outcome = self.stack.handle(request, token)
             attacker.observe(Feedback(attack.attack_id, outcome.blocked_stage, outcome.rule_ids, outcome.response[:500], outcome.breached))
-            self._rows.append(
-                (
-                    eid, spec.campaign_id, campaign.attempt, "attack", attack.goal.value, attack.channel.value, attack.tier.value,
-                    attack.generator, spec.identity, attack.target_agent, attack.techniques, attack.seed_id, attack.parent_ids, attack.payload,
-                    outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
-                    outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
-                    outcome.records_exfiltrated, None, attack.cost_usd, now,
-                )
+            self._record(
+                eid, campaign, outcome, now, kind="attack", goal=attack.goal.value, channel=attack.channel.value, tier=attack.tier.value,
+                generator=attack.generator, agent=attack.target_agent, techniques=list(attack.techniques), seed_id=attack.seed_id,
+                parent_ids=list(attack.parent_ids), payload=attack.payload, task_completed=None, cost_usd=attack.cost_usd,
             )
             return
         generation_started = time.perf_counter()
@@ -307,45 +304,28 @@ class ReplicaSimulator:
         self._timings["benign_generation"] += time.perf_counter() - generation_started
         request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now, open_ended=benign.real)
         outcome = self.stack.handle(request, token)
-        self._rows.append(
-            (
-                eid, spec.campaign_id, campaign.attempt, "benign", Goal.NONE.value, "indirect" if benign.document else "direct", Tier.USER.value,
-                "real-traffic" if benign.real else "traffic", spec.identity, benign.agent, _EMPTY, "", _EMPTY, benign.document or benign.text,
-                outcome.blocked_stage.value if outcome.blocked_stage else None, outcome.rule_ids, outcome.input_action.value,
-                outcome.input_score, outcome.output_action.value, outcome.breached, outcome.damage_usd, outcome.secrets_leaked,
-                outcome.records_exfiltrated, outcome.task_completed, 0.0, now,
-            )
+        self._record(
+            eid, campaign, outcome, now, kind="benign", goal=Goal.NONE.value, channel="indirect" if benign.document else "direct", tier=Tier.USER.value,
+            generator="real-traffic" if benign.real else "traffic", agent=benign.agent, techniques=[], seed_id="", parent_ids=[],
+            payload=benign.document or benign.text, task_completed=outcome.task_completed, cost_usd=0.0,
+        )
+
+    def _record(self, eid: str, campaign: _Campaign, outcome: Outcome, now: float, **episode: object) -> None:
+        """One row of the episodes table: what the campaign sent (``episode``) and what the stack made of it."""
+        self._episodes.append(
+            episode_id=eid, campaign_id=campaign.spec.campaign_id, attempt=campaign.attempt, identity=campaign.spec.identity,
+            blocked_stage=outcome.blocked_stage.value if outcome.blocked_stage else None, rule_ids=list(outcome.rule_ids),
+            input_action=outcome.input_action.value, input_score=outcome.input_score, output_action=outcome.output_action.value,
+            breached=outcome.breached, damage_usd=outcome.damage_usd, secrets_leaked=outcome.secrets_leaked,
+            records_exfiltrated=outcome.records_exfiltrated, sim_time=now, **episode,
         )
 
     # --- draining to Arrow ---------------------------------------------------
     def _drain_episodes(self) -> pa.Table:
-        rows, self._rows = self._rows, []
-        if not rows:
-            return EPISODES.empty_table()
-        n = len(rows)
-        cols = list(zip(*rows))
-        (eid, cid, attempt, kind, goal, channel, tier, generator, identity, agent, techniques, seed_ids, parents, payload,
-         blocked, rule_ids, in_action, in_score, out_action, breached, damage, secrets, records, completed, cost, sim_time) = cols
-        data = {
-            "episode_id": eid, "run_id": [self.run_id] * n, "generation": [self.generation] * n, "replica": [self.replica] * n,
-            "campaign_id": cid, "attempt": attempt, "kind": kind, "goal": goal, "channel": channel, "tier": tier,
-            "generator": generator, "identity": identity, "agent": agent, "techniques": [list(t) for t in techniques], "seed_id": seed_ids,
-            "parent_ids": [list(p) for p in parents], "payload": payload, "blocked_stage": blocked,
-            "rule_ids": [list(r) for r in rule_ids], "input_action": in_action, "input_score": in_score,
-            "output_action": out_action, "breached": breached, "damage_usd": damage, "secrets_leaked": secrets,
-            "records_exfiltrated": records, "task_completed": completed, "cost_usd": cost, "sim_time": sim_time,
-        }
-        return pa.Table.from_pydict(data, schema=EPISODES)
+        return self._episodes.drain()
 
     def _drain_calls(self) -> pa.Table:
-        rows, self._calls = self._calls, []
-        if not rows:
-            return CALLS.empty_table()
-        n = len(rows)
-        cols = list(zip(*rows))
-        names = ["episode_id", "campaign_id", "attempt", "tier", "provider", "model", "status", "error", "input_tokens", "output_tokens", "cost_usd", "latency_s", "retries", "sim_time"]
-        data = {"run_id": [self.run_id] * n, "replica": [self.replica] * n, **dict(zip(names, cols))}
-        return pa.Table.from_pydict(data, schema=CALLS)
+        return self._calls.drain()
 
     def _drain_cases(self) -> pa.Table:
         cases, self._cases = self._cases, []

@@ -21,9 +21,7 @@ results, so that
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import json
 import logging
 import os
@@ -31,7 +29,7 @@ import platform
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,23 +40,22 @@ import yaml
 from kosmoi.ids import new_run_id
 from kosmoi.metrics import Tally, bypass_rates, summary_metrics
 from kosmoi.redact import redact
-from kosmoi.schemas import SCHEMA_VERSIONS, SCHEMAS, TABLES
+from kosmoi.schemas import SCHEMA_VERSIONS, SCHEMAS
+from results.store import write_json
+from sim.commit import Committer, ProgressCallback, read_checkpoint
 from sim.config import ConfigError, Experiment, load_experiment
+from sim.dispatch import WorkerPool
+from sim.environment import apply_defaults
 from sim.gateway import start_gateway
 from sim.generation import check_provider_keys, start_shared_actors
 from sim.locks import experiment_lock
-from sim.manifest import Manifest
+from sim.manifest import Manifest, Status
 from sim.plan import PlanSummary, segment_count, summarize_plan
-from results.store import RunWriter, write_json
 from sim.tracking import flatten, log_run, resolve_tracking_uri
-from sim.worker import SimulationWorker, WorkerSegment
+from sim.worker import SimulationWorker
 from targets.rules import RuleSet, RuleSetError, load_ruleset, parse_ruleset
 
 log = logging.getLogger(__name__)
-
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a security tool does not phone home
-
-MAX_WORKER_RESTARTS = 3
 
 # Numeric summary keys (what --fail-if may test).
 SUMMARY_METRICS = (
@@ -89,12 +86,12 @@ class RunResult:
     tally: Tally = field(repr=False, default_factory=Tally)
 
 
-ProgressCallback = Callable[[int, int], None]  # (episodes done so far, episodes planned)
 
 
 @contextlib.contextmanager
 def ray_session(address: str | None, workers: int | None, verbose: bool) -> Iterator[Any]:
     """Connect to (or start) Ray quietly; shut down only what we started."""
+    apply_defaults()
     import ray
 
     if ray.is_initialized():
@@ -162,52 +159,6 @@ class _Run:
     def archive_json(self) -> str | None:
         path = self.run_dir / "archive.json"
         return path.read_text("utf-8") if path.exists() else None
-
-
-@dataclass
-class _Worker:
-    replicas: list[int]
-    actor: Any
-    next_segment: int
-    restarts: int = 0
-
-
-def _merge(parts: list[WorkerSegment]) -> dict[str, pa.Table]:
-    merged = {}
-    for name in TABLES:
-        tables = [p.tables[name] for p in parts if p.tables[name].num_rows]
-        merged[name] = pa.concat_tables(tables) if tables else SCHEMAS[name].empty_table()
-    return merged
-
-
-def _checkpoint_dir(run_dir: Path, segment: int) -> Path:
-    return run_dir / "checkpoints" / f"seg-{segment:05d}"
-
-
-def _write_checkpoint(run_dir: Path, segment: int, snapshots: dict[int, bytes]) -> None:
-    directory = _checkpoint_dir(run_dir, segment)
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for replica, blob in snapshots.items():
-        path = tmp / f"replica-{replica:04d}.pkl"
-        try:
-            path.write_bytes(blob)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoint stays the valid one
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
-    for old in (run_dir / "checkpoints").glob("seg-*"):
-        if old != directory and not old.name.endswith(".tmp"):
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _read_checkpoint(run_dir: Path, segment: int, replicas: int) -> dict[int, bytes]:
-    directory = _checkpoint_dir(run_dir, segment)
-    snapshots = {r: (directory / f"replica-{r:04d}.pkl").read_bytes() for r in range(replicas)}
-    return snapshots
 
 
 def _prepare_new(exp: Experiment, options: RunOptions, ruleset: RuleSet | None, generation: int, archive_json: str | None) -> _Run:
@@ -345,25 +296,6 @@ def _read_file(path: Path, table: str) -> pa.Table:
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None  # not glibc
-
-
-def _release_freed_memory() -> None:
-    """Give the OS back what a committed unit freed (Arrow's pool, glibc's heap), so long runs stay flat."""
-    pa.default_memory_pool().release_unused()
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-MAX_UNITS_AHEAD = 2  # how far a fast worker may run ahead of the oldest uncommitted unit (bounds the driver's memory)
-
-
 class RunStorageError(RuntimeError):
     """The run's directory could not be written (disk full, quota, read-only); what was committed is intact."""
 
@@ -390,18 +322,13 @@ def _execute(run: _Run, options: RunOptions, progress: ProgressCallback | None) 
 
 def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None) -> RunResult:
     exp, manifest, run_dir = run.exp, run.manifest, run.run_dir
-    every = exp.simulation.checkpoint_every
-    writer = RunWriter(run_dir)
     tally, series = _rebuild_tally(run) if manifest.committed else (Tally(), [])
-    committed = set(manifest.committed)
     start = manifest.checkpoint + 1 if manifest.checkpoint is not None else 0
     stage_seconds: dict[str, float] = {}
     started_total = time.perf_counter()
-    status = "complete"
+    status: Status = "complete"
 
     with ray_session(options.address, options.workers, options.verbose) as ray, _Interrupt(options.handle_signals) as interrupt:
-        from ray.exceptions import RayActorError
-
         available = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_workers = options.workers or (available if options.address else min(available, os.cpu_count() or 1))
         n_workers = max(1, min(n_workers, run.plan.replicas))
@@ -410,114 +337,49 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
         actor_cls = ray.remote(num_cpus=1)(SimulationWorker)
         config = exp.model_dump(mode="json")
         ruleset_json = run.ruleset.to_json()
-        snapshots = _read_checkpoint(run_dir, manifest.checkpoint, run.plan.replicas) if manifest.checkpoint is not None else {}
-
+        snapshots = read_checkpoint(run_dir, manifest.checkpoint, run.plan.replicas) if manifest.checkpoint is not None else {}
         archive_json = run.archive_json
 
         def spawn(replicas: list[int], from_snapshots: dict[int, bytes]) -> Any:
             snapshots_here = {r: from_snapshots[r] for r in replicas if r in from_snapshots}
             return actor_cls.remote(config, run.seed, run.run_id, ruleset_json, replicas, manifest.generation, gateway, snapshots_here, archive_json)
 
-        workers = [_Worker(replicas, None, start) for replicas in ([r for r in range(run.plan.replicas) if r % n_workers == w] for w in range(n_workers))]
-        for worker in workers:
-            worker.actor = spawn(worker.replicas, snapshots)
-        ray.get([w.actor.ready.remote() for w in workers])
+        committer = Committer(
+            run_dir, manifest, workers=n_workers, replicas=run.plan.replicas, segment_length=run.segment_length,
+            tally=tally, series=series, snapshots=snapshots, planned=run.planned, progress=progress,
+        )  # fmt: skip
+        groups = [[r for r in range(run.plan.replicas) if r % n_workers == w] for w in range(n_workers)]
+        pool = WorkerPool(
+            ray, spawn, groups, start=start, segments=manifest.segments, segment_length=run.segment_length,
+            checkpoint_every=exp.simulation.checkpoint_every, committer=committer, stop_requested=lambda: interrupt.requested,
+        )  # fmt: skip
+        pool.ready()
         startup_s = time.perf_counter() - started_total
         log.info("run %s: %d replicas on %d workers, units %d..%d of %d", run.run_id, run.plan.replicas, n_workers, start, manifest.segments - 1, manifest.segments)
-
-        done_episodes = tally.episodes
-        if progress:
-            progress(done_episodes, run.planned)
-        latest_snapshots: dict[int, bytes] = dict(snapshots)
-        latest_snapshot_segment = manifest.checkpoint
-        inflight: dict[Any, tuple[int, int]] = {}
-        received: dict[int, dict[int, WorkerSegment]] = {}
-        next_to_write = manifest.next_segment
+        committer.report_progress()
         sim_started = time.perf_counter()
-
-        parked: set[int] = set()  # workers waiting for the slowest one to catch up
-
-        def submit(index: int) -> None:
-            worker = workers[index]
-            k = worker.next_segment
-            if k >= manifest.segments or interrupt.requested:
-                return
-            if k > next_to_write + MAX_UNITS_AHEAD:
-                parked.add(index)  # its results would only pile up in this process until the slowest worker delivers
-                return
-            worker.next_segment += 1
-            snapshot = every > 0 and (k + 1) % every == 0 and k + 1 < manifest.segments
-            inflight[worker.actor.advance.remote(k, (k + 1) * run.segment_length, snapshot)] = (index, k)
-
-        for index in range(len(workers)):
-            submit(index)
-        while inflight:
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
-            if not ready:
+        pool.submit_all()
+        while pool.busy:
+            result = pool.next_result()
+            if result is None:
                 continue
-            index, k = inflight.pop(ready[0])
-            worker = workers[index]
-            try:
-                part: WorkerSegment = ray.get(ready[0])
-            except RayActorError as exc:
-                worker.restarts += 1
-                manifest.worker_restarts += 1
-                if worker.restarts > MAX_WORKER_RESTARTS:
-                    raise RuntimeError(f"worker for replicas {worker.replicas} died {worker.restarts} times; last error: {exc}") from None
-                resume_from = latest_snapshot_segment + 1 if latest_snapshot_segment is not None else 0
-                log.warning("a worker (replicas %s) died; restarting it from unit %d", worker.replicas, resume_from)
-                for ref, (i, _k) in list(inflight.items()):
-                    if i == index:
-                        del inflight[ref]
-                for parts in received.values():
-                    parts.pop(index, None)
-                worker.actor = spawn(worker.replicas, latest_snapshots)
-                worker.next_segment = resume_from
-                submit(index)
-                continue
-            if k not in committed:
-                received.setdefault(k, {})[index] = part
+            index, unit, part = result
+            committer.receive(index, unit, part)
             for stage, seconds in part.stage_seconds.items():
                 stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
-            submit(index)
-            while next_to_write in received and len(received[next_to_write]) == len(workers):
-                parts = list(received.pop(next_to_write).values())
-                tables = _merge(parts)
-                writer.write_segment(next_to_write, tables)
-                tally.add_episodes(tables["episodes"])
-                tally.add_warrants(tables["warrants"])
-                tally.add_calls(tables["calls"])
-                series.append(((next_to_write + 1) * run.segment_length, summary_metrics(tally)))
-                done_episodes += tables["episodes"].num_rows
-                new_snapshots = {r: blob for p in parts for r, blob in p.snapshots.items()}
-                if new_snapshots and len(new_snapshots) == run.plan.replicas:
-                    _write_checkpoint(run_dir, next_to_write, new_snapshots)
-                    latest_snapshots, latest_snapshot_segment = new_snapshots, next_to_write
-                    manifest.checkpoint = next_to_write
-                committed.add(next_to_write)
-                manifest.committed = sorted(committed)
-                manifest.save(run_dir)
-                del parts, tables
-                _release_freed_memory()
-                next_to_write += 1
-                if progress:
-                    progress(done_episodes, run.planned)
-            while next_to_write in committed:
-                next_to_write += 1
-            for index in sorted(parked):
-                parked.discard(index)
-                submit(index)
+            committer.commit_ready()
+            pool.release_parked()
         duration_s = time.perf_counter() - sim_started
-        if interrupt.requested and len(committed) < manifest.segments:
+        if interrupt.requested and not committer.complete:
             status = "interrupted"
 
-    writer.finish()
+    committer.finish()
     manifest.status = status
     if status == "complete":
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         manifest.checkpoint = None
     manifest.save(run_dir)
-    summary = _summary(run, tally, duration_s, startup_s, len(workers), stage_seconds, status)
+    summary = _summary(run, tally, duration_s, startup_s, n_workers, stage_seconds, status)
     if status == "complete":
         summary["intervals"] = _intervals(run_dir)
     if status == "complete" and tally.episodes != run.planned:

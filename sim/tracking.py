@@ -15,15 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sim.environment import apply_defaults
+
 log = logging.getLogger(__name__)
 
-# Fail fast instead of retrying for minutes against an unreachable server.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def resolve_tracking_uri(out_dir: Path) -> tuple[str, str | None]:
@@ -75,6 +70,7 @@ def log_run(
     ``artifacts`` is called with the new MLflow run id (so files can record it)
     and returns the files to attach.
     """
+    apply_defaults()
     try:
         _quiet_mlflow()
         from mlflow.entities import Metric, Param
@@ -100,7 +96,7 @@ def log_run(
             client.log_artifact(run_id, str(path))
         client.set_terminated(run_id, "FINISHED")
         return run_id
-    except Exception as exc:  # noqa: BLE001 - tracking must never lose a finished run
+    except Exception as exc:
         log.warning("MLflow tracking at %s failed (%s: %s); the run's local results are complete", tracking_uri, type(exc).__name__, str(exc)[:300])
         return None
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from attackers.archive import Archive
 from kosmoi.redact import install_log_redaction
 from kosmoi.schemas import SCHEMAS, TABLES
-from attackers.archive import Archive
 from sim.config import Experiment
 from sim.gateway import gateway_backends
 from sim.generation import backend_keys
@@ -66,7 +66,7 @@ class SimulationWorker:
         self.sims: list[ReplicaSimulator] = []
         for replica in self.replicas:
             if replica in snapshots:
-                sim: ReplicaSimulator = pickle.loads(snapshots[replica])  # noqa: S301 - our own run directory
+                sim: ReplicaSimulator = pickle.loads(snapshots[replica])
                 sim.attach_backends(backends)
             else:
                 sim = ReplicaSimulator(exp, plans[replica], seed, run_id, ruleset, generation, backends, archive)

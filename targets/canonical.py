@@ -26,7 +26,6 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
-
 # Characters that render as nothing (or only steer rendering) and are used to
 # break up keywords or smuggle hidden instructions.
 _ZERO_WIDTH = [0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E, 0x00AD, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 
 import base2048
 
@@ -265,7 +266,7 @@ def cipher_variants(text: str, wanted: frozenset[str] | None = None) -> list[tup
 
 
 # The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all).
-_SELF_EVIDENT = (
+_SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], bool]], ...] = (
     ("morse", _morse, lambda text: "." in text and "-" in text),
     ("braille", _braille, lambda text: not text.isascii()),
     ("tags", _tag_bytes, lambda text: not text.isascii()),

@@ -31,12 +31,12 @@ import base64
 import math
 import re
 import zlib
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-KIND = "char-ngram-logreg/2"
+KIND: Literal["char-ngram-logreg/2"] = "char-ngram-logreg/2"
 WINDOW_KIND = "ngram-window-logreg/3"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 HEAD_TAIL_BYTES = 2048  # kind /2, long texts: the classifier reads the first and last 2 KB (rules read everything)
@@ -65,9 +65,9 @@ class ClassifierSpec(BaseModel):
     training: dict[str, object] = Field(default_factory=dict)  # provenance: data, counts, metrics
 
     @model_serializer(mode="wrap")
-    def _omit_unset_v3_fields(self, handler):  # noqa: ANN001, ANN202 - pydantic's serializer protocol
+    def _omit_unset_v3_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """Fields added with kind /3 are left out at their defaults, so a kind /2 rule set keeps its hash."""
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         for name, default in _V3_DEFAULTS.items():
             if data.get(name) == default:
                 data.pop(name)

@@ -170,10 +170,14 @@ class Company:
         return {
             "company": "Kosmoi Goods",
             "domain": COMPANY_DOMAIN,
-            "agents": {name: spec.channel for name, spec in AGENTS.items()},
+            "agents": self.agent_descriptions(),
             "products": sorted(PRODUCT_NAMES),
             "secret_names": list(SECRET_NAMES),
         }
+
+    def agent_descriptions(self) -> dict[str, str]:
+        """The public agents and how to reach them (part of :meth:`public_profile`)."""
+        return {name: str(spec.channel) for name, spec in AGENTS.items()}
 
     def canaries(self) -> dict[str, str]:
         """Every canary value: vault secrets and system-prompt markers."""

@@ -11,8 +11,10 @@ reasoning; enforcers apply it at once and it holds for the rest of the run.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 
+from pydantic import Field
+
+from kosmoi.settings import Settings
 from kosmoi.types import Case, SubjectKind, Warrant, WarrantAction
 
 _ACTION_FOR = {
@@ -22,13 +24,12 @@ _ACTION_FOR = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ExerciseWindow:
+class ExerciseWindow(Settings):
     """A declared drill: cases about matching subjects between start and end are dismissed."""
 
-    start_s: float
-    end_s: float
-    subjects: tuple[str, ...]  # exact subjects or prefixes ending in "*"
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    subjects: tuple[str, ...] = Field(min_length=1, description="identities, agents or wallets; a trailing * matches a prefix")
 
     def covers(self, subject: str, time: float) -> bool:
         if not self.start_s <= time <= self.end_s:
@@ -36,15 +37,16 @@ class ExerciseWindow:
         return any(subject == s or (s.endswith("*") and subject.startswith(s[:-1])) for s in self.subjects)
 
 
-@dataclass(frozen=True, slots=True)
-class CourtConfig:
-    severe: int = 4  # a case this severe ...
-    severe_confidence: float = 0.8  # ... and this confident suffices alone
-    corroboration: int = 2  # distinct rules needed otherwise
-    corroborated_confidence: float = 0.6  # mean confidence needed for corroborated cases
-    memory_s: float = 600.0  # how long cases count as evidence
-    known_good: frozenset[str] = frozenset()
-    exercise_windows: tuple[ExerciseWindow, ...] = field(default_factory=tuple)
+class CourtConfig(Settings):
+    """When the court issues a warrant."""
+
+    severe: int = Field(default=4, ge=1, le=5, description="a case this severe ...")
+    severe_confidence: float = Field(default=0.8, ge=0, le=1, description="... and this confident suffices alone")
+    corroboration: int = Field(default=2, ge=1, description="distinct rules needed otherwise")
+    corroborated_confidence: float = Field(default=0.6, ge=0, le=1, description="mean confidence needed for corroborated cases")
+    memory_s: float = Field(default=600.0, gt=0, description="how long cases count as evidence")
+    known_good: tuple[str, ...] = Field(default=(), description="subjects that never get a warrant")
+    exercise_windows: tuple[ExerciseWindow, ...] = ()
 
 
 class Court:
@@ -52,7 +54,7 @@ class Court:
 
     def __init__(self, config: CourtConfig | None = None, known_good: frozenset[str] = frozenset()) -> None:
         self.config = config or CourtConfig()
-        self.known_good = frozenset(known_good) | self.config.known_good
+        self.known_good = frozenset(known_good) | frozenset(self.config.known_good)
         self._docket: dict[tuple[str, SubjectKind], list[Case]] = defaultdict(list)
         self._sentenced: set[tuple[str, SubjectKind]] = set()
         self._issued = 0

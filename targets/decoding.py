@@ -115,7 +115,7 @@ def _decode_base32(run: str) -> str | None:
 
 def _decode_ascii85(run: str) -> str | None:
     try:
-        return _printable_text(base64.a85decode(run, adobe=True, ignorechars=" \t\n\r"))
+        return _printable_text(base64.a85decode(run, adobe=True, ignorechars=b" \t\n\r"))
     except ValueError:
         return None
 

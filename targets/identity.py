@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 ISSUER = "kosmoi-idp"
 _ALGORITHMS = ["EdDSA"]
-_DECODE_OPTIONS = {"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False}
+_DECODE_OPTIONS: jwt.types.Options = {"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False}
 
 # The allow-list of every service: method -> scope the caller's token must carry.
 SERVICE_SCOPES: dict[str, dict[str, str]] = {
@@ -163,7 +163,7 @@ class TokenVerifier:
             raise AuthError("malformed", str(exc)) from None
         kid = header.get("kid")
         key = self._idp.public_key(kid) if isinstance(kid, str) else None
-        if key is None:
+        if key is None or not isinstance(kid, str):
             raise AuthError("forged", "unknown signing key")
         try:
             raw = jwt.decode(token, key, algorithms=_ALGORITHMS, options=_DECODE_OPTIONS, issuer=ISSUER)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from kosmoi.redact import redact
+from kosmoi.settings import Settings
 from targets.company import ROLES_PRIVILEGED
 from targets.tools import ToolCall, ToolResult
 from targets.victim import Act, VictimKnowledge, VictimTurn
@@ -61,17 +63,16 @@ TOOLS: list[dict[str, Any]] = [
 _TOOL_NAMES = {tool["function"]["name"] for tool in TOOLS}
 
 
-@dataclass(frozen=True, slots=True)
-class LLMVictimConfig:
-    """Where the model is served and how hard to drive it."""
+class LLMVictimConfig(Settings):
+    """A real model as the victim, behind an OpenAI-compatible endpoint (vLLM, llama.cpp, OpenAI): where, and how hard to drive it."""
 
-    base_url: str
-    model: str
-    max_steps: int = 4
-    timeout_s: float = 30.0
-    max_retries: int = 2
-    temperature: float = 0.0
-    max_tokens: int = 512
+    base_url: str = Field(pattern=r"^https?://", description="e.g. http://localhost:8000/v1; the key comes from OPENAI_API_KEY")
+    model: str = Field(min_length=1)
+    max_steps: int = Field(default=4, gt=0, le=16, description="model calls per episode")
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=512, gt=0)
 
 
 def parse_tool_call(name: str, arguments: str) -> ToolCall | str:
@@ -106,7 +107,7 @@ class LLMVictim:
                 timeout=config.timeout_s,
                 max_retries=config.max_retries,
             )
-        self.client = client
+        self.client: Any = client  # the SDK client (its message TypedDicts are not worth spelling out for these dicts)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config, "knowledge": self.knowledge}  # the HTTP client is rebuilt
@@ -140,7 +141,7 @@ class LLMVictim:
                     max_tokens=self.config.max_tokens,
                 )
                 message = response.choices[0].message
-            except Exception as exc:  # noqa: BLE001 - provider errors end the turn, recorded
+            except Exception as exc:
                 error = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
                 log.warning("victim model call failed for episode %s: %s", episode_id, error)
                 return VictimTurn(reply, True, privileged, False, calls, error=error)

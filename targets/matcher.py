@@ -19,14 +19,15 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import re2
 
-from targets.rules import Rule, RuleSetError, re2_options, check_linear
+from targets.rules import Rule, RuleSetError, check_linear, re2_options
 
 log = logging.getLogger(__name__)
 
+_hs: Any
 try:  # Hyperscan needs x86-64 with SSSE3; elsewhere RE2 serves
     import hyperscan as _hs
 except ImportError:  # pragma: no cover - exercised only on machines without the wheel
@@ -82,7 +83,7 @@ class _HyperscanBackend:
     def __init__(self, patterns: Sequence[str], key: str) -> None:
         assert _hs is not None
         flags = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_DOTALL | _hs.HS_FLAG_SINGLEMATCH
-        self._db = self._load(key) if key else None
+        self._db: Any = self._load(key) if key else None
         if self._db is None:
             self._db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
             encoded = [p.encode("utf-8") for p in patterns]
@@ -94,7 +95,7 @@ class _HyperscanBackend:
     def _path(key: str) -> Path:
         return cache_dir() / "hyperscan" / f"{key}.hsdb"
 
-    def _load(self, key: str):  # noqa: ANN202 - a hyperscan.Database
+    def _load(self, key: str) -> Any:
         path = self._path(key)
         try:
             db = _hs.loadb(path.read_bytes(), mode=_hs.HS_MODE_BLOCK)
@@ -142,7 +143,7 @@ def _explain_failure(rules: Sequence[Rule], engine: str) -> RuleSetError:
                 _HyperscanBackend([rule.re2_pattern()], key="")
             else:
                 _RE2Backend([rule.re2_pattern()])
-        except Exception as exc:  # noqa: BLE001 - collecting the engine's reason
+        except Exception as exc:
             bad.append(f"rule {rule.id!r}: {exc}")
         if len(bad) >= 5:
             break
@@ -172,7 +173,7 @@ class RuleMatcher:
             return
         try:
             backend: _Backend = _HyperscanBackend(patterns, key) if self.engine == "hyperscan" else _RE2Backend(patterns)
-        except Exception:  # noqa: BLE001 - turned into a message naming the rules
+        except Exception:
             raise _explain_failure(self.rules, self.engine) from None
         if len(_MEMORY_CACHE) >= _MEMORY_CACHE_SIZE:
             _MEMORY_CACHE.pop(next(iter(_MEMORY_CACHE)))
@@ -183,7 +184,7 @@ class RuleMatcher:
         return {"rules": self.rules, "engine": self.engine}  # compiled databases are rebuilt (or taken from the cache)
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["rules"], state["engine"])  # type: ignore[misc, arg-type]
+        self.__init__(state["rules"], state["engine"])  # type: ignore[misc]
 
     def __len__(self) -> int:
         return len(self.rules)

@@ -94,7 +94,7 @@ class Oracle:
             if records:
                 kinds.append("records_exfiltrated")
         for subject, role in effects.grants:
-            if role in ROLES_PRIVILEGED and (subject in truth.attacker_identities or subject == requester and requester_is_attacker):
+            if role in ROLES_PRIVILEGED and (subject in truth.attacker_identities or (subject == requester and requester_is_attacker)):
                 kinds.append("privilege_escalated")
         if effects.crashed:
             kinds.append("service_crash")

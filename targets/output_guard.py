@@ -13,10 +13,11 @@ the same redaction of message bodies. Nothing is ever executed here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import re2
+from pydantic import Field
 
+from kosmoi.settings import Settings
 from kosmoi.types import Action, Verdict
 from targets.canonical import canonicalize, without_surrogates
 from targets.decoding import decode_runs
@@ -32,13 +33,12 @@ TRANSFER_LIMIT_RULE = "business.transfer-limit"
 REFUND_LIMIT_RULE = "business.refund-limit"
 
 
-@dataclass(frozen=True, slots=True)
-class BusinessPolicy:
+class BusinessPolicy(Settings):
     """Business sanitisers applied to tool calls."""
 
-    price_floor_usd: float = 50.0
-    max_transfer_usd: float = 10_000.0
-    max_refund_usd: float = 500.0
+    price_floor_usd: float = Field(default=50.0, ge=0)
+    max_transfer_usd: float = Field(default=10_000.0, gt=0)
+    max_refund_usd: float = Field(default=500.0, gt=0)
 
 
 def _spaced_pattern(secret: str) -> str:
@@ -89,7 +89,7 @@ class OutputGuard:
 
     def _findings(self, text: str) -> list[Finding]:
         findings = self.bank.find(text)
-        for did, pattern in self._spaced:
+        for _secret, pattern in self._spaced:
             findings.extend(Finding("canary.spaced", "canary", m.start(), m.end()) for m in pattern.finditer(text))
         for run in decode_runs(text, max_depth=self.max_decode_depth, max_bytes=self.max_decoded_bytes):
             for hidden in self.bank.find(run.decoded):

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from targets.classifier import ClassifierSpec
 from targets.semantic import SemanticSpec
 
-FORMAT = "kosmoi-ruleset/1"
+FORMAT: Literal["kosmoi-ruleset/1"] = "kosmoi-ruleset/1"
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_RULESETS = {"baseline": "baseline_rules.json"}
 
@@ -78,7 +78,7 @@ class Rule(BaseModel):
         if self.kind == "regex":
             return self.pattern
         if self.kind == "substring":
-            return re2.escape(self.pattern.lower())
+            return str(re2.escape(self.pattern.lower()))
         tokens = self.pattern.lower().split()
         return rf"(?s:.{{0,{self.max_gap}}})".join(re2.escape(token) for token in tokens)
 

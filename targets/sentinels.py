@@ -13,37 +13,83 @@ Auditor:
   before, refunds above what the order cost, price drops beyond a bound.
 
 Network: request volume per identity and in total against an EWMA baseline.
+
+Every sentinel implements :class:`Sentinel` and is registered in
+:data:`SENTINELS` by name; the stack runs the ones its settings name
+(``targets.sentinels.enabled`` in the experiment), so a new sentinel is one
+module plus configuration (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from pydantic import Field
+
+from kosmoi.registry import Ref, Registry
+from kosmoi.settings import Settings
 from kosmoi.types import Case, EventKind, SubjectKind
 from targets.company import Company
 from targets.eventlog import EventRow
+
+if TYPE_CHECKING:
+    from targets.stack import StackSettings
 
 INTERNAL_PREFIX = "credit:"  # store-credit wallets inside the company
 PRIVILEGED_CALLS = frozenset({"finance.transfer", "finance.refund", "catalog.set_price", "iam.grant", "vault.read"})
 _REJECTIONS = frozenset({EventKind.AUTH_DENIED.value, EventKind.TOOL_DENIED.value})
 
 
-@dataclass(frozen=True, slots=True)
-class AuditorConfig:
-    rapid_fire_per_window: int = 3  # privileged actions per identity per window
-    error_loop_threshold: int = 3
-    max_price_drop: float = 0.3  # fraction of the old price
+class AuditorConfig(Settings):
+    """Thresholds of the auditor sentinel."""
+
+    rapid_fire_per_window: int = Field(default=3, gt=0, description="privileged actions per identity per window")
+    error_loop_threshold: int = Field(default=3, gt=0, description="rejections per identity per window")
+    max_price_drop: float = Field(default=0.3, gt=0, le=1, description="fraction of the old price")
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkConfig:
-    alpha: float = 0.2  # EWMA weight of the newest window
-    spike_factor: float = 4.0  # a window above factor x baseline is a spike
-    min_requests: int = 8  # ... and above this many requests
-    warmup_windows: int = 3  # windows before the global baseline is trusted
-    forget_after_windows: int = 120  # an identity silent this long loses its baseline (memory stays bounded)
+class NetworkConfig(Settings):
+    """Baselines of the network sentinel."""
+
+    alpha: float = Field(default=0.2, gt=0, le=1, description="EWMA weight of the newest window")
+    spike_factor: float = Field(default=4.0, gt=1, description="a window above factor x baseline is a spike")
+    min_requests: int = Field(default=8, gt=0, description="... and above this many requests")
+    warmup_windows: int = Field(default=3, ge=0, description="windows before the global baseline is trusted")
+    forget_after_windows: int = Field(default=120, gt=0, description="an identity silent this long loses its baseline (memory stays bounded)")
+
+
+@runtime_checkable
+class Sentinel(Protocol):
+    """A batch job over each closed window of events: it only flags, as cases with evidence."""
+
+    name: str
+
+    def inspect(self, rows: list[EventRow], start: float, end: float) -> list[Case]:
+        """Cases for the window ``[start, end)`` whose events are ``rows``."""
+        ...
+
+
+SentinelFactory = Callable[[Company, "StackSettings", Mapping[str, Any]], Sentinel]
+SENTINELS: Registry[SentinelFactory] = Registry("sentinel", builtins="targets.sentinels")
+
+
+def register_sentinel(name: str) -> Callable[[SentinelFactory], SentinelFactory]:
+    """Decorator: make a sentinel factory ``(company, stack settings, options) -> Sentinel`` buildable by ``name``."""
+    return SENTINELS.register(name)
+
+
+def build_sentinels(refs: Sequence[Ref], company: Company, settings: StackSettings) -> tuple[Sentinel, ...]:
+    """The configured sentinels, in order; an unknown name is an error listing the registered ones."""
+    built: list[Sentinel] = []
+    for ref in refs:
+        sentinel = SENTINELS.get(ref.name)(company, settings, ref.options)
+        if not isinstance(sentinel, Sentinel):
+            raise TypeError(f"sentinel {ref.name!r} has no name and inspect(rows, start, end)")
+        built.append(sentinel)
+    return tuple(built)
 
 
 class _CaseFactory:
@@ -169,3 +215,20 @@ class NetworkSentinel:
         for identity in [i for i, seen in self._identity_seen.items() if seen < horizon]:
             del self._identity_seen[identity]
             self._identity_mean.pop(identity, None)
+
+
+def _no_options(name: str, options: Mapping[str, Any]) -> None:
+    if options:
+        raise ValueError(f"sentinel {name!r} takes its settings from targets.sentinels, not options: got {', '.join(sorted(options))}")
+
+
+@register_sentinel("auditor")
+def _auditor(company: Company, settings: StackSettings, options: Mapping[str, Any]) -> Sentinel:
+    _no_options("auditor", options)
+    return Auditor(company, settings.auditor)
+
+
+@register_sentinel("network")
+def _network(company: Company, settings: StackSettings, options: Mapping[str, Any]) -> Sentinel:
+    _no_options("network", options)
+    return NetworkSentinel(settings.network)

@@ -12,25 +12,30 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
+from kosmoi.registry import Ref, load_plugins
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
-from targets.canonical import without_surrogates
+from targets.canonical import canonicalize, without_surrogates
 from targets.company import AGENTS, COMPANY_DOMAIN, Company
 from targets.court import Court, CourtConfig
+from targets.detectors import DEFAULT_PHONE_REGIONS
 from targets.eventlog import EventLog
 from targets.identity import AuthError, IdentityProvider, TokenVerifier
-from targets.input_guard import DEFAULT_MAX_BYTES, InputGuard
+from targets.input_guard import DEFAULT_MAX_BYTES, DEFAULT_STAGES, InputGuard
+from targets.llm_victim import LLMVictimConfig
+from targets.matcher import Engine
 from targets.oracle import Oracle
-from targets.detectors import DEFAULT_PHONE_REGIONS
 from targets.output_guard import BusinessPolicy, OutputGuard
 from targets.rules import RuleSet
-from targets.sentinels import Auditor, AuditorConfig, NetworkConfig, NetworkSentinel
+from targets.sentinels import AuditorConfig, NetworkConfig, Sentinel, build_sentinels
+from targets.stages import GuardStage, ScanContext, StageBuild, build_stages, merge_verdicts, stricter
 from targets.tools import Effects, Services, ToolCall, ToolResult
-from targets.llm_victim import LLMVictim, LLMVictimConfig
-from targets.matcher import Engine
-from targets.victim import PROFILES, Victim, VictimKnowledge, VictimModel
+from targets.victim import VictimKnowledge, VictimModel, VictimTurn
+from targets.victims import VICTIMS
 
 BLOCKED_REPLY = "This request was blocked by policy."
-_SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
+DEFAULT_SENTINELS = (Ref("auditor"), Ref("network"))
+
+__all__ = ["BLOCKED_REPLY", "StackSettings", "StagingStack", "merge_verdicts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,43 +55,66 @@ class StackSettings:
     court: CourtConfig = field(default_factory=CourtConfig)
     customers: int = 200
     attacker_accounts: int = 64
-    llm_victim: LLMVictimConfig | None = None  # a real model instead of the simulated victim
+    llm_victim: LLMVictimConfig | None = None  # settings of the 'llm' victim
     rule_engine: Engine = "auto"
-    semantic: bool = False  # the optional embedding stage of the input guard
+    semantic: bool = False  # add the optional embedding stage to the input guard
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS  # whose phone numbers the output guard redacts
+    input_stages: tuple[Ref, ...] = tuple(Ref(name) for name in DEFAULT_STAGES)  # the input guard's pipeline
+    output_stages: tuple[Ref, ...] = ()  # extra stages on the agent's reply, after the built-in output guard
+    sentinels: tuple[Ref, ...] = DEFAULT_SENTINELS
+    victim: str = ""  # a registered victim; "" picks 'llm' when llm_victim is set, else 'simulated'
+    plugins: tuple[str, ...] = ()  # modules that register users' stages, sentinels and victims
+
+    @property
+    def victim_kind(self) -> str:
+        """The registered victim this stack runs."""
+        return self.victim or ("llm" if self.llm_victim is not None else "simulated")
 
 
-def merge_verdicts(first: Verdict, second: Verdict) -> Verdict:
-    """The stricter action, the union of rules, the higher score."""
-    action = first.action if _SEVERITY[first.action] >= _SEVERITY[second.action] else second.action
-    rules = tuple(dict.fromkeys(first.rule_ids + second.rule_ids))
-    return Verdict(action, rules, max(first.score, second.score))
+@dataclass(slots=True)
+class _Screen:
+    """What the output guard and zero trust made of one episode's tool calls (and then its reply)."""
+
+    action: Action = Action.ALLOW
+    rules: list[str] = field(default_factory=list)
+    policy_blocked: bool = False
+    tool_denied: bool = False
+    frozen: bool = False
+
+
+@dataclass(slots=True)
+class _AgentRun:
+    """What the victim did in one episode."""
+
+    turn: VictimTurn
+    effects: Effects
+    screen: _Screen
 
 
 class StagingStack:
     """A replica of company + defenses; deterministic given (seed, replica)."""
 
     def __init__(self, settings: StackSettings, ruleset: RuleSet, seed: int, replica: int, run_nonce: str) -> None:
-        if settings.victim_profile not in PROFILES:
-            raise ValueError(f"unknown victim profile {settings.victim_profile!r}; known: {', '.join(PROFILES)}")
+        load_plugins(settings.plugins)
         self.settings = settings
         self.company = Company(seed, replica, run_nonce, customers=settings.customers, attacker_accounts=settings.attacker_accounts)
         self.log = EventLog(replica)
         self.idp = IdentityProvider(seed * 1_000_003 + replica, settings.token_ttl_s, settings.key_rotation_s)
         self.verifier = TokenVerifier(self.idp)
         self.services = Services(self.company, self.verifier, self.log, enforce_identity=settings.enforce_identity)
-        self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic)
+        self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic, settings.input_stages)
         self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine, phone_regions=settings.phone_regions)
+        self.output_stages: tuple[GuardStage, ...] = build_stages(settings.output_stages, "output", StageBuild(ruleset, settings.rule_engine))
         self.oracle = Oracle(self.company, settings.business.price_floor_usd)
-        self.sentinels = (Auditor(self.company, settings.auditor), NetworkSentinel(settings.network))
+        self.sentinels: tuple[Sentinel, ...] = build_sentinels(settings.sentinels, self.company, settings)
         self.court = Court(settings.court, known_good=frozenset(f"agent:{name}" for name in AGENTS))
-        profile = PROFILES[settings.victim_profile]
+        make_victim = VICTIMS.get(settings.victim_kind)
         products = dict(self.company.product_by_name)
         secret_names = frozenset(self.company.vault)
         self.victims: dict[str, VictimModel] = {}
         for name in AGENTS:
             knowledge = VictimKnowledge(name, self.company.system_prompts[name], products, secret_names, frozenset(self.company.vendor_accounts), COMPANY_DOMAIN)
-            self.victims[name] = Victim(profile, knowledge) if settings.llm_victim is None else LLMVictim(settings.llm_victim, knowledge)
+            self.victims[name] = make_victim(settings, knowledge)
         self.quarantined: set[str] = set()
         self.timings: defaultdict[str, float] = defaultdict(float)  # seconds spent per stage (benchmarks)
         self._agent_tokens: dict[str, tuple[str, float]] = {}
@@ -108,99 +136,129 @@ class StagingStack:
     # --- one episode -----------------------------------------------------------
     def handle(self, request: Request, token: str) -> Outcome:
         """Run one request through the whole stack and judge it."""
-        now, identity, agent, eid = request.sim_time, request.identity, request.agent, request.episode_id
-        text = without_surrogates(request.text)
-        document = without_surrogates(request.document) if request.document else None
-        log = self.log
         timings = self.timings
         clock = time.perf_counter
         t0 = clock()
-        log.emit(now, EventKind.REQUEST, identity, agent, eid, "chat")
-        if self.verifier.is_revoked(identity) or agent in self.quarantined:
-            log.emit(now, EventKind.ENFORCED, identity, agent, eid, "chat", False, 0.0, "warrant in force")
-            return Outcome(blocked_stage=Stage.COURT, task_completed=False)
-        try:
-            self.verifier.verify(token, now, "chat")
-        except AuthError as exc:
-            log.emit(now, EventKind.AUTH_DENIED, identity, agent, eid, "chat", False, 0.0, exc.reason)
-            return Outcome(blocked_stage=Stage.IDENTITY, task_completed=False)
-
+        self.log.emit(request.sim_time, EventKind.REQUEST, request.identity, request.agent, request.episode_id, "chat")
+        refused = self._admit(request, token)
+        if refused is not None:
+            return refused
         t1 = clock()
         timings["identity"] += t1 - t0
-        verdict = Verdict(Action.ALLOW)
-        if self.settings.input_guard:
-            verdict = self.input_guard.scan(text)
-            if document:
-                verdict = merge_verdicts(verdict, self.input_guard.scan(document))
-            log.emit(now, EventKind.GUARD_INPUT, identity, agent, eid, "input_guard", verdict.action is not Action.BLOCK, verdict.score, ",".join(verdict.rule_ids)[:240])
+        text = without_surrogates(request.text)
+        document = without_surrogates(request.document) if request.document else None
+        verdict = self._screen_input(request, text, document)
         t2 = clock()
         timings["input_guard"] += t2 - t1
         if verdict.action is Action.BLOCK:
             return Outcome(Stage.INPUT_GUARD, verdict.rule_ids, verdict.action, verdict.score, response=BLOCKED_REPLY, task_completed=False)
+        run = self._run_agent(request, text, document)
+        t3 = clock()
+        timings["victim_and_tools"] += t3 - t2
+        delivered = self._screen_reply(request, run)
+        t4 = clock()
+        timings["output_guard"] += t4 - t3
+        outcome = self._judge(request, verdict, run, delivered)
+        timings["oracle"] += clock() - t4
+        return outcome
 
-        victim = self.victims[agent]
+    def _admit(self, request: Request, token: str) -> Outcome | None:
+        """Court enforcement, then the session token; the refusal, or None when the request may go on."""
+        now, identity, agent, eid = request.sim_time, request.identity, request.agent, request.episode_id
+        if self.verifier.is_revoked(identity) or agent in self.quarantined:
+            self.log.emit(now, EventKind.ENFORCED, identity, agent, eid, "chat", False, 0.0, "warrant in force")
+            return Outcome(blocked_stage=Stage.COURT, task_completed=False)
+        try:
+            self.verifier.verify(token, now, "chat")
+        except AuthError as exc:
+            self.log.emit(now, EventKind.AUTH_DENIED, identity, agent, eid, "chat", False, 0.0, exc.reason)
+            return Outcome(blocked_stage=Stage.IDENTITY, task_completed=False)
+        return None
+
+    def _screen_input(self, request: Request, text: str, document: str | None) -> Verdict:
+        """The input guard over the message and any retrieved document, merged once."""
+        if not self.settings.input_guard:
+            return Verdict(Action.ALLOW)
+        verdict = self.input_guard.scan(text)
+        if document:
+            verdict = merge_verdicts(verdict, self.input_guard.scan(document))
+        self.log.emit(
+            request.sim_time, EventKind.GUARD_INPUT, request.identity, request.agent, request.episode_id, "input_guard",
+            verdict.action is not Action.BLOCK, verdict.score, ",".join(verdict.rule_ids)[:240],
+        )  # fmt: skip
+        return verdict
+
+    def _run_agent(self, request: Request, text: str, document: str | None) -> _AgentRun:
+        """The victim answers; each tool call passes the output guard, then the zero-trust services."""
+        now, identity, agent, eid = request.sim_time, request.identity, request.agent, request.episode_id
         effects = Effects()
-        output_rules: list[str] = []
-        output_action = Action.ALLOW
-        flags = {"policy_blocked": False, "tool_denied": False, "frozen": False}
+        screen = _Screen()
 
         def act(call: ToolCall) -> ToolResult:
-            nonlocal output_action
             if self.settings.output_guard:
                 call_verdict, call = self.output_guard.check_call(call)
-                output_rules.extend(call_verdict.rule_ids)
-                if _SEVERITY[call_verdict.action] > _SEVERITY[output_action]:
-                    output_action = call_verdict.action
+                screen.rules.extend(call_verdict.rule_ids)
+                screen.action = stricter(screen.action, call_verdict.action)
                 if call_verdict.action is Action.BLOCK:
-                    flags["policy_blocked"] = True
+                    screen.policy_blocked = True
                     return ToolResult(False, error="blocked by policy")
             result = self.services.call(self._agent_token(agent, now), agent, call, now, eid, identity, effects)
             if not result.ok:
-                flags["tool_denied"] = flags["tool_denied"] or result.error.startswith("forbidden")
-                flags["frozen"] = flags["frozen"] or result.error == "destination frozen"
+                screen.tool_denied = screen.tool_denied or result.error.startswith("forbidden")
+                screen.frozen = screen.frozen or result.error == "destination frozen"
             return result
 
-        turn = victim.respond(text, document, eid, identity, act)
-        t3 = clock()
-        timings["victim_and_tools"] += t3 - t2
-        reply = turn.reply
-        delivered = reply
+        return _AgentRun(self.victims[agent].respond(text, document, eid, identity, act), effects, screen)
+
+    def _screen_reply(self, request: Request, run: _AgentRun) -> str:
+        """The output guard (and any extra output stages) on the reply; returns what the requester receives."""
+        now, identity, agent, eid = request.sim_time, request.identity, request.agent, request.episode_id
+        turn = run.turn
+        delivered = turn.reply
         if self.settings.output_guard:
-            reply_verdict = self.output_guard.scan(reply)
-            delivered = reply_verdict.text if reply_verdict.text is not None else reply
-            output_rules.extend(reply_verdict.rule_ids)
-            if _SEVERITY[reply_verdict.action] > _SEVERITY[output_action]:
-                output_action = reply_verdict.action
-            if reply_verdict.action is Action.BLOCK:
+            verdict = self.output_guard.scan(turn.reply)
+            if self.output_stages:
+                verdict = self._extra_output_stages(turn.reply, verdict)
+            delivered = verdict.text if verdict.text is not None else turn.reply
+            run.screen.rules.extend(verdict.rule_ids)
+            run.screen.action = stricter(run.screen.action, verdict.action)
+            if verdict.action is Action.BLOCK:
                 delivered = BLOCKED_REPLY
-            log.emit(now, EventKind.GUARD_OUTPUT, identity, agent, eid, "output_guard", output_action is not Action.BLOCK, 0.0, ",".join(output_rules)[:240])
-        log.emit(now, EventKind.RESPONSE, identity, agent, eid, "chat", not turn.error, 0.0, turn.error[:240])
+            self.log.emit(now, EventKind.GUARD_OUTPUT, identity, agent, eid, "output_guard", run.screen.action is not Action.BLOCK, 0.0, ",".join(run.screen.rules)[:240])
+        self.log.emit(now, EventKind.RESPONSE, identity, agent, eid, "chat", not turn.error, 0.0, turn.error[:240])
         if turn.calls:
             self.agent_tasks.append((now, agent, identity, ",".join(f"{c.service}.{c.method}" for c, _ in turn.calls)))
+        return delivered
 
-        t4 = clock()
-        timings["output_guard"] += t4 - t3
-        damage = self.oracle.assess(effects, delivered, identity, identity in self.company.truth.attacker_identities)
-        timings["oracle"] += clock() - t4
+    def _extra_output_stages(self, reply: str, verdict: Verdict) -> Verdict:
+        context = ScanContext(reply, canonicalize(reply), verdict=verdict)
+        for stage in self.output_stages:
+            context.verdict = merge_verdicts(context.verdict, stage.scan(reply, context))
+        return context.verdict
+
+    def _judge(self, request: Request, verdict: Verdict, run: _AgentRun, delivered: str) -> Outcome:
+        """The oracle's damage, and which stage (if any) stopped the attempt."""
+        turn = run.turn
+        identity = request.identity
+        damage = self.oracle.assess(run.effects, delivered, identity, identity in self.company.truth.attacker_identities)
         stage: Stage | None = None
         if not damage.breached:
             if turn.complied or (not turn.refused and turn.calls):
-                if flags["policy_blocked"] or output_action is Action.BLOCK or (turn.complied and output_action is Action.FLAG):
+                if run.screen.policy_blocked or run.screen.action is Action.BLOCK or (turn.complied and run.screen.action is Action.FLAG):
                     stage = Stage.OUTPUT_GUARD
-                elif flags["tool_denied"]:
+                elif run.screen.tool_denied:
                     stage = Stage.TOOL_AUTH
-                elif flags["frozen"]:
+                elif run.screen.frozen:
                     stage = Stage.COURT
             else:
                 stage = Stage.VICTIM
-        completed = (turn.understood or request.open_ended) and not turn.refused and not turn.error and all(r.ok for _, r in turn.calls) and output_action is not Action.BLOCK
-        rule_ids = tuple(dict.fromkeys(verdict.rule_ids + tuple(output_rules)))
+        completed = (turn.understood or request.open_ended) and not turn.refused and not turn.error and all(r.ok for _, r in turn.calls) and run.screen.action is not Action.BLOCK
         return Outcome(
             blocked_stage=stage,
-            rule_ids=rule_ids,
+            rule_ids=tuple(dict.fromkeys(verdict.rule_ids + tuple(run.screen.rules))),
             input_action=verdict.action,
             input_score=verdict.score,
-            output_action=output_action,
+            output_action=run.screen.action,
             response=delivered,
             tool_calls=len(turn.calls),
             breached=damage.breached,

@@ -231,7 +231,7 @@ class Victim:
         if kind == "grant":
             return ToolCall("iam", "grant", {"subject": args.get("subject") or requester, "role": args["role"]})
         if kind == "exhaust":
-            repeat = min(int(args.get("repeat", 1)), self.profile.max_loop)  # type: ignore[arg-type]
+            repeat = min(int(str(args.get("repeat", 1))), self.profile.max_loop)
             return ToolCall("catalog", "list", {}, repeat=repeat)
         if kind == "export_records":
             return ToolCall("orders", "get", {"order_id": "*"})

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from kosmoi.schemas import SCHEMAS, to_table
-from sim.manifest import Manifest
 from results.store import RunWriter
+from sim.manifest import Manifest
 
 EPISODE_DEFAULTS: dict[str, Any] = {
     "generation": 0, "replica": 0, "attempt": 0, "goal": "drain_wallet", "channel": "direct", "tier": "grunt", "generator": "mutator",

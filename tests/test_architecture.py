@@ -10,6 +10,7 @@ evolution loop or the application; only ``app`` imports both ``sim`` and ``evolv
 from __future__ import annotations
 
 import ast
+import os
 
 import pytest
 
@@ -63,3 +64,18 @@ def test_the_old_analysis_import_still_works_and_says_where_it_moved():
     from results import analysis
 
     assert old.rates is analysis.rates
+
+
+def test_importing_the_engine_leaves_the_environment_alone():
+    """Environment defaults are applied by an explicit call at start-up, not as a side effect of an import."""
+    import subprocess
+    import sys
+
+    from sim.environment import DEFAULTS
+
+    env = {k: v for k, v in os.environ.items() if k not in DEFAULTS}
+    code = f"import os, app.cli, sim.runner, sim.tracking, evolve.loop, evolve.registry; print(sorted(set(os.environ) & set({sorted(DEFAULTS)!r})))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout
+    code = "import os; from sim.environment import apply_defaults; apply_defaults(); print(os.environ['RAY_USAGE_STATS_ENABLED'])"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip() == "0"

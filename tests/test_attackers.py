@@ -47,7 +47,7 @@ def test_every_operator_round_trips_through_a_capable_victim(name):
         assert mutated != INSTRUCTION or name in ("case_noise", "whitespace_noise", "synonym", "filler", "reorder")
         everything = PROFILES["hardened"].capabilities
         assert _understands(everything, mutated), f"{name}: a victim with every capability misses {mutated!r}"
-        if op.capability is not None and op.family in ("obfuscation", "encoding") or name == "split_payload":
+        if (op.capability is not None and op.family in ("obfuscation", "encoding")) or name == "split_payload":
             assert not _understands(everything - {op.capability}, mutated), f"{name}: understood without {op.capability!r}"
 
 

@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from attackers.mutations import FRAMING_OPS, OPERATORS, PAYLOAD_SLOT, real_framings
 from evolve.corpus.build import CorpusMissing, build_corpus, load_split
 from evolve.corpus.dedupe import deduplicate
 from evolve.corpus.fetch import FetchError, Pin, fetch_wheel
 from evolve.corpus.formats import DataFileError, load_texts
 from evolve.corpus.records import ATTACK, BENIGN, LabelledText
-from attackers.mutations import FRAMING_OPS, OPERATORS, PAYLOAD_SLOT, real_framings
 from evolve.corpus.sample import draw_framings, draw_real_traffic, load_sample
 from evolve.corpus.sources import PackageSource, package_docs_and_code
 from kosmoi.schemas import CORPUS, schema_version
@@ -128,7 +128,7 @@ def _split(directory, split):
 
 def test_a_wheel_that_does_not_match_its_pin_is_refused(tmp_path):
     _wheel(tmp_path / "kosmoi_no_such_pkg-0.0.1-py3-none-any.whl", "kosmoi_no_such_pkg", "0.0.1")
-    with pytest.raises(FetchError, match="kosmoi-no-such-pkg==0.0.1"):
+    with pytest.raises(FetchError, match=r"kosmoi-no-such-pkg==0\.0\.1"):
         fetch_wheel(Pin("kosmoi-no-such-pkg", "0.0.1", "0" * 64, "MIT"), tmp_path, timeout_s=120)
 
 

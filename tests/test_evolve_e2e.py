@@ -28,7 +28,7 @@ tracking: {experiment: evo-test}
 GENERATIONS = 3
 
 
-def _evolve(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:  # noqa: ANN003
+def _evolve(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([*immune_cmd(), "evolve", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600, **kw)
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kosmoi.types import Action
-from targets.input_guard import DECODE_DEPTH, TOO_DEEP_RULE, InputGuard
+from targets.input_guard import InputGuard
+from targets.input_stages import DECODE_DEPTH, TOO_DEEP_RULE
 from targets.output_guard import OutputGuard
 from targets.rules import load_ruleset
 from tests.conftest import immune_cmd

@@ -45,7 +45,7 @@ def test_expired_token_is_rejected(idp):
 def test_forged_signature_and_foreign_key_are_rejected(idp):
     verifier = TokenVerifier(idp)
     token = idp.issue("cust-1", {"chat"}, now=0.0)
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     tampered_payload = jwt.utils.base64url_encode(b'{"iss":"kosmoi-idp","sub":"agent:ops","scope":"iam.admin","iat":0,"nbf":0,"exp":999,"jti":"x"}').decode()
     assert _reason(verifier, f"{header}.{tampered_payload}.{signature}", 1.0) == "forged"
     attacker_key = Ed25519PrivateKey.generate()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 import logging
+import multiprocessing
 import time
 
 import pytest

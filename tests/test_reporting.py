@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -51,11 +51,11 @@ class _Collector(HTMLParser):
         self.attrs: list[tuple[str, str | None]] = []
         self.text: list[str] = []
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs.extend(attrs)
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         self.text.append(data)
 
 
@@ -135,7 +135,7 @@ def test_notebooks_run_headless_against_fresh_runs(runs_dir, notebook, monkeypat
     errors = [o for cell in committed.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
     assert not errors
     produced = [o for cell in committed.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert any("image/png" in o.get("data", {}) for o in produced) or notebook == "rule_evolution.ipynb" and produced
+    assert any("image/png" in o.get("data", {}) for o in produced) or (notebook == "rule_evolution.ipynb" and produced)
 
 
 def test_eval_scores_a_rule_set_on_labelled_files_and_refuses_bad_lines(tmp_path):

@@ -104,7 +104,7 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(tmp_path, reference):
     proc = subprocess.Popen([*immune_cmd(), "run", str(_write(tmp_path, "ref")), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = _wait_for_commits(out, at_least=1)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     assert "resume with: immune run --resume" in stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -41,7 +41,7 @@ def test_smoke_reproduces_the_golden_run(smoke_run):
 
 
 def test_smoke_prints_a_summary_quietly(smoke_run):
-    run_dir, summary, output = smoke_run
+    _run_dir, summary, output = smoke_run
     assert f"run {summary['run_id']}" in output and "breach rate" in output
     for noise in ("Started a local Ray instance", "INFO", "Traceback", "WARNING"):
         assert noise not in output

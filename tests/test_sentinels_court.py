@@ -85,7 +85,7 @@ def test_old_evidence_expires():
 
 
 def test_known_good_and_exercise_windows_are_respected():
-    court = Court(CourtConfig(known_good=frozenset({"svc-monitor"}), exercise_windows=(ExerciseWindow(0.0, 300.0, ("redteam-*",)),)))
+    court = Court(CourtConfig(known_good=("svc-monitor",), exercise_windows=(ExerciseWindow(start_s=0.0, end_s=300.0, subjects=("redteam-*",)),)))
     assert court.deliberate([_case("new-payee", "svc-monitor", 5, 0.99)], 60.0) == []
     assert court.deliberate([_case("new-payee", "redteam-04", 5, 0.99, at=120.0)], 120.0) == []
     assert court.dismissed == 2

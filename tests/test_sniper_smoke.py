@@ -63,7 +63,7 @@ def test_the_daily_cap_of_50_holds_across_runs_when_the_hourly_cap_is_lifted(tmp
     text = (ROOT / "experiments" / "sniper-smoke.yaml").read_text().replace("budget:\n  defcon: 5\n", "budget:\n  defcon: 5\n  policy: {5: {attacks_per_day: 50, usd_per_day: 5.0}}\n")
     experiment = tmp_path / "sniper-daily.yaml"
     experiment.write_text(text)
-    sent_anthropic, sent_openai, runs = _run_twice(tmp_path, experiment)
+    sent_anthropic, sent_openai, _runs = _run_twice(tmp_path, experiment)
     assert sent_anthropic + sent_openai == 50  # 60 asked for in each run, 50 a day allowed in total
     assert sent_anthropic > 0 and sent_openai > 0
     _assert_no_keys_anywhere(tmp_path)

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -120,7 +121,7 @@ def _percentiles(lengths: list[int]) -> dict[str, int]:
 def datasheet(rows: Iterable[LabelledText], removed: dict[str, int], raw: int) -> dict:
     rows = list(rows)
     counts: dict[str, dict[str, int]] = {split: dict(Counter(r.label for r in rows if r.split == split)) for split in SPLITS}
-    by_source: dict[str, dict[str, object]] = {}
+    by_source: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = by_source.setdefault(row.source, {"split": row.split, "licence": row.licence, "rows": Counter()})
         entry["rows"][f"{row.label}/{row.category}"] += 1

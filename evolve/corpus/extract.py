@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import email.parser
+import itertools
 import re
 import zipfile
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ def document_chunks(text: str) -> list[str]:
     text = _BADGE.sub("", text.replace("\r\n", "\n"))
     starts = [m.start() for m in _HEADING.finditer(text)]
     bounds = [0, *starts, len(text)]
-    sections = [text[a:b].strip() for a, b in zip(bounds, bounds[1:]) if text[a:b].strip()]
+    sections = [text[a:b].strip() for a, b in itertools.pairwise(bounds) if text[a:b].strip()]
     chunks: list[str] = []
     current = ""
     for section in sections:

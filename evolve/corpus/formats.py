@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
 
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a damaged file
+    except Exception as exc:
         raise DataFileError(f"{path}: not a readable Parquet file ({str(exc)[:160]})") from None
     try:
         yield from _table_rows(table)
@@ -180,8 +180,8 @@ def _pyrit_yaml(path: Path) -> Iterator[tuple[str, Any]]:
     if not isinstance(data, dict) or not isinstance(data.get("seeds", data.get("prompts")), list):
         raise DataFileError(f"{path}: a PyRIT seed dataset has a 'seeds' (or 'prompts') list")
     key = "seeds" if "seeds" in data else "prompts"
-    lines = {}
-    for k, v in nodes.value:
+    lines: dict[int, int] = {}
+    for k, v in nodes.value if nodes is not None else ():
         if k.value == key:
             lines = {i: item.start_mark.line + 1 for i, item in enumerate(v.value)}
     shared = {"harm_categories": data.get("harm_categories"), "source": data.get("dataset_name") or data.get("name")}
@@ -193,6 +193,7 @@ def _pyrit_yaml(path: Path) -> Iterator[tuple[str, Any]]:
 def load_texts(path: Path | str, default_label: str | None = None) -> list[LabelledText]:
     """Every labelled text of one file or dataset directory (see the module docstring for the formats)."""
     path = Path(path)
+    reader: Callable[[Path], Iterator[tuple[str, Any]]] | None
     if path.is_dir():
         reader = _hf_dataset
     elif not path.is_file():

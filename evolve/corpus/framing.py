@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kosmoi.ids import stable_hash64
 
-DOCUMENT = {
+DOCUMENT: dict[str, tuple[str, ...]] = {
     "A": (
         "Summarize the following in three bullet points:\n\n{doc}",
         "Can you explain this to me like I'm new to the topic?\n\n{doc}",
@@ -43,7 +43,7 @@ DOCUMENT = {
     ),
 }
 
-CODE = {
+CODE: dict[str, tuple[str, ...]] = {
     "A": (
         "Can you explain what this function does?\n\n```python\n{code}\n```",
         "Add type hints and a docstring to this:\n```python\n{code}\n```",
@@ -66,7 +66,7 @@ CODE = {
     ),
 }
 
-TRACEBACK = {
+TRACEBACK: dict[str, tuple[str, ...]] = {
     "A": (
         "I get this error when I run my code:\n\n```\n{tb}\n```\n\nHere is the function:\n```python\n{code}\n```\nWhat's wrong?",
         "{tb}\n\nhow do I fix this?",
@@ -79,7 +79,7 @@ TRACEBACK = {
     ),
 }
 
-SEARCH = {
+SEARCH: dict[str, tuple[str, ...]] = {
     "A": (
         "Here are some search results:\n{results}\n\nBased on these, answer: {query}",
         "{results}\n\nUsing the sources above, {query}",

@@ -13,9 +13,8 @@ names garak.
 from __future__ import annotations
 
 import gzip
-import re
-import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field

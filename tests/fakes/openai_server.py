@@ -69,7 +69,7 @@ class FakeOpenAI:
                 except OSError:
                     pass  # the connection was reset on purpose
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 try:

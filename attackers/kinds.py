@@ -1,0 +1,20 @@
+"""The built-in attacker kinds: ``mutator`` (offline, adaptive mutation) and ``llm`` (model-written)."""
+
+from __future__ import annotations
+
+from attackers.base import Attacker, AttackerSpec, register_attacker
+from attackers.llm_attacker import LLMAttacker
+from attackers.mutator import MutatorAttacker
+
+
+@register_attacker("mutator", uses_model=False, starts_from_archive=True)
+def _mutator(spec: AttackerSpec) -> Attacker:
+    return MutatorAttacker(spec.campaign_id, spec.goal, spec.assets, spec.seed, max_depth=spec.max_depth, bandit=spec.bandit, start=spec.start)
+
+
+@register_attacker("llm", uses_model=True)
+def _llm(spec: AttackerSpec) -> Attacker:
+    return LLMAttacker(
+        spec.campaign_id, spec.goal, spec.assets, spec.seed, tier=spec.tier, agents=dict(spec.agents),
+        max_tokens=spec.max_tokens, temperature=spec.temperature, max_depth=spec.max_depth,
+    )  # fmt: skip
