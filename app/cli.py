@@ -19,6 +19,7 @@ from rich.text import Text
 from app.cli_analysis import register as register_analysis_commands
 from app.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
 from app.cli_data import register as register_data_commands
+from app.cli_gateway import register as register_gateway_commands
 from sim.config import ConfigError, load_experiment
 from sim.environment import apply_defaults
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
@@ -463,6 +464,22 @@ def bench_soak(
     console.print("growth from 25 % to 100 % of the episodes, MB per million episodes: " + ", ".join(f"{k.removesuffix('_mb').replace('_', ' ')} {v:+,.1f}" for k, v in growth.items()))
 
 
+@bench_app.command("gateway")
+def bench_gateway(
+    calls: Annotated[int, typer.Option(min=10, help="Tool calls per side.")] = 600,
+) -> None:
+    """Tool-call latency through the MCP gateway on localhost, side by side with the in-process gateway."""
+    from app import bench_gateway as bench
+
+    table = Table(title=f"tool calls through the gateway ({calls:,} per side, one session, in sequence)")
+    for column in ("path", "calls", "p50 µs", "p99 µs"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for label, measure in (("in process", bench.in_process), ("MCP, streamable HTTP, bearer token", bench.over_mcp)):
+        result = measure(calls)
+        table.add_row(label, f"{result.calls:,}", f"{result.p50_us:,.0f}", f"{result.p99_us:,.0f}")
+    console.print(table)
+
+
 @bench_app.command("guards")
 def bench_guards(
     quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,
@@ -654,6 +671,7 @@ def alias_history(
 
 register_analysis_commands(app)
 register_data_commands(app)
+register_gateway_commands(app)
 
 
 def main() -> None:
