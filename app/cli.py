@@ -266,6 +266,51 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
     console.print(f"{path}: sealed {ruleset.sealed().hash}")
 
 
+@rules_app.command("keygen")
+def rules_keygen(out: Annotated[Path, typer.Option(help="Directory for signing.key (mode 0600) and signing.pub.")]) -> None:
+    """Create an Ed25519 key pair for signing rule sets (keep signing.key off the tracking server)."""
+    from targets.signing import generate_keypair
+
+    private, public = generate_keypair(out)
+    console.print(f"private key {private} (set IMMUNE_SIGNING_KEY to it where versions are registered); public key {public} (list it in IMMUNE_TRUSTED_KEYS where they are used)")
+
+
+@rules_app.command("sign")
+def rules_sign(
+    path: Annotated[Path, typer.Argument(help="Rule-set JSON file; the signature is written next to it (FILE.sig).")],
+    key: Annotated[Path | None, typer.Option(help="Private key (default IMMUNE_SIGNING_KEY, else the default key).")] = None,
+) -> None:
+    """Sign a rule-set file with an Ed25519 key."""
+    from targets.signing import load_private_key, sign, signature_path, signing_key
+
+    try:
+        ruleset = load_ruleset(path)
+        signature = sign(ruleset, load_private_key(key) if key else signing_key())
+    except RuleSetError as exc:
+        fail(str(exc))
+    signature_path(path).write_text(signature.to_json(), "utf-8")
+    console.print(f"{path}: signed by key {signature.key_id}")
+
+
+@rules_app.command("verify")
+def rules_verify(ref: Annotated[str, typer.Argument(help="A rule-set file (FILE.sig beside it) or models:/NAME@ALIAS.")]) -> None:
+    """Check a rule set's signature against the trusted keys; exit 1 with the reason when it does not hold."""
+    from targets.signing import load_verified, read_signature, signature_path
+
+    try:
+        if ref.startswith("models:/"):
+            ruleset = load_rules(ref)
+            console.print(f"{ref}: signature ok — {ruleset.name} v{ruleset.version}, {ruleset.hash}")
+            return
+        ruleset = load_verified(Path(ref), require=True)
+        signer = read_signature(signature_path(Path(ref))).key_id
+    except RuleSetError as exc:
+        fail(str(exc), 1)
+    except Exception as exc:  # the registry unreachable, say
+        fail(f"{type(exc).__name__}: {exc}")
+    console.print(f"{ref}: signature ok — {ruleset.name} v{ruleset.version}, signed by key {signer}")
+
+
 def _user_texts(paths: list[Path] | None, label: str) -> list[str]:
     """Texts of the given label from users' files (a malformed file is an error naming file and line)."""
     from app.cli_data import load_user_rows
