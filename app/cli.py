@@ -19,6 +19,7 @@ from rich.text import Text
 from app.cli_analysis import register as register_analysis_commands
 from app.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
 from app.cli_data import register as register_data_commands
+from app.cli_gateway import register as register_gateway_commands
 from sim.config import ConfigError, load_experiment
 from sim.environment import apply_defaults
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
@@ -265,6 +266,51 @@ def rules_seal(path: Annotated[Path, typer.Argument(help="Rule-set JSON file to 
     console.print(f"{path}: sealed {ruleset.sealed().hash}")
 
 
+@rules_app.command("keygen")
+def rules_keygen(out: Annotated[Path, typer.Option(help="Directory for signing.key (mode 0600) and signing.pub.")]) -> None:
+    """Create an Ed25519 key pair for signing rule sets (keep signing.key off the tracking server)."""
+    from targets.signing import generate_keypair
+
+    private, public = generate_keypair(out)
+    console.print(f"private key {private} (set IMMUNE_SIGNING_KEY to it where versions are registered); public key {public} (list it in IMMUNE_TRUSTED_KEYS where they are used)")
+
+
+@rules_app.command("sign")
+def rules_sign(
+    path: Annotated[Path, typer.Argument(help="Rule-set JSON file; the signature is written next to it (FILE.sig).")],
+    key: Annotated[Path | None, typer.Option(help="Private key (default IMMUNE_SIGNING_KEY, else the default key).")] = None,
+) -> None:
+    """Sign a rule-set file with an Ed25519 key."""
+    from targets.signing import load_private_key, sign, signature_path, signing_key
+
+    try:
+        ruleset = load_ruleset(path)
+        signature = sign(ruleset, load_private_key(key) if key else signing_key())
+    except RuleSetError as exc:
+        fail(str(exc))
+    signature_path(path).write_text(signature.to_json(), "utf-8")
+    console.print(f"{path}: signed by key {signature.key_id}")
+
+
+@rules_app.command("verify")
+def rules_verify(ref: Annotated[str, typer.Argument(help="A rule-set file (FILE.sig beside it) or models:/NAME@ALIAS.")]) -> None:
+    """Check a rule set's signature against the trusted keys; exit 1 with the reason when it does not hold."""
+    from targets.signing import load_verified, read_signature, signature_path
+
+    try:
+        if ref.startswith("models:/"):
+            ruleset = load_rules(ref)
+            console.print(f"{ref}: signature ok — {ruleset.name} v{ruleset.version}, {ruleset.hash}")
+            return
+        ruleset = load_verified(Path(ref), require=True)
+        signer = read_signature(signature_path(Path(ref))).key_id
+    except RuleSetError as exc:
+        fail(str(exc), 1)
+    except Exception as exc:  # the registry unreachable, say
+        fail(f"{type(exc).__name__}: {exc}")
+    console.print(f"{ref}: signature ok — {ruleset.name} v{ruleset.version}, signed by key {signer}")
+
+
 def _user_texts(paths: list[Path] | None, label: str) -> list[str]:
     """Texts of the given label from users' files (a malformed file is an error naming file and line)."""
     from app.cli_data import load_user_rows
@@ -463,6 +509,22 @@ def bench_soak(
     console.print("growth from 25 % to 100 % of the episodes, MB per million episodes: " + ", ".join(f"{k.removesuffix('_mb').replace('_', ' ')} {v:+,.1f}" for k, v in growth.items()))
 
 
+@bench_app.command("gateway")
+def bench_gateway(
+    calls: Annotated[int, typer.Option(min=10, help="Tool calls per side.")] = 600,
+) -> None:
+    """Tool-call latency through the MCP gateway on localhost, side by side with the in-process gateway."""
+    from app import bench_gateway as bench
+
+    table = Table(title=f"tool calls through the gateway ({calls:,} per side, one session, in sequence)")
+    for column in ("path", "calls", "p50 µs", "p99 µs"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for label, measure in (("in process", bench.in_process), ("MCP, streamable HTTP, bearer token", bench.over_mcp)):
+        result = measure(calls)
+        table.add_row(label, f"{result.calls:,}", f"{result.p50_us:,.0f}", f"{result.p99_us:,.0f}")
+    console.print(table)
+
+
 @bench_app.command("guards")
 def bench_guards(
     quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,
@@ -654,6 +716,7 @@ def alias_history(
 
 register_analysis_commands(app)
 register_data_commands(app)
+register_gateway_commands(app)
 
 
 def main() -> None:

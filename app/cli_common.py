@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -59,7 +60,11 @@ def load_rules(ref: str, tracking_uri: str | None = None) -> RuleSet:
         from evolve.registry import download_ruleset
 
         return download_ruleset(ref, tracking_uri_for(tracking_uri))[0]
-    return load_ruleset(ref)
+    if ref.startswith("builtin:"):
+        return load_ruleset(ref)
+    from targets.signing import load_verified
+
+    return load_verified(Path(ref), require=False)
 
 
 

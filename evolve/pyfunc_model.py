@@ -2,8 +2,9 @@
 
 ``predict`` takes a DataFrame with a ``text`` column and returns one row per
 text: ``verdict`` (allow | flag | block), ``rules`` (ids that fired) and
-``score``. The rule set travels as the ``ruleset`` artifact (hash-checked on
-load); the ``targets`` and ``kosmoi`` packages travel as code paths, so a
+``score``. The rule set travels as the ``ruleset`` artifact with its
+signature beside it (both checked on load: a tampered, unsigned or
+foreign-signed rule set is refused); the ``targets`` and ``kosmoi`` packages travel as code paths, so a
 fresh process only needs the dependencies, not this project installed.
 """
 
@@ -18,10 +19,12 @@ class GuardrailModel(PythonModel):
     """The input guardrail of one rule-set version."""
 
     def load_context(self, context) -> None:
-        from targets.input_guard import InputGuard
-        from targets.rules import load_ruleset
+        from pathlib import Path
 
-        self.guard = InputGuard(load_ruleset(context.artifacts["ruleset"]))
+        from targets.input_guard import InputGuard
+        from targets.signing import load_verified
+
+        self.guard = InputGuard(load_verified(Path(context.artifacts["ruleset"]), require=True))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if "text" not in model_input.columns:

@@ -29,7 +29,8 @@ import pandas as pd
 
 from evolve.gate import Evaluation, evaluate
 from sim.environment import apply_defaults
-from targets.rules import RuleSet, RuleSetError, load_ruleset
+from targets.rules import RuleSet, RuleSetError
+from targets.signing import load_verified, sign, signature_path, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,15 @@ def register_version(
     with tempfile.TemporaryDirectory() as tmp:
         rules_path = Path(tmp) / "ruleset.json"
         rules_path.write_text(ruleset.to_json(), "utf-8")
+        signature_file = signature_path(rules_path)
+        signature_file.write_text(sign(ruleset, signing_key()).to_json(), "utf-8")
         heldout_path = Path(tmp) / "heldout_attacks.jsonl"
         heldout_path.write_text("".join(json.dumps({"text": t}) + "\n" for t in heldout_attacks), "utf-8")
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="guardrails",
                 python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                artifacts={"ruleset": str(rules_path), "heldout_attacks": str(heldout_path)},
+                artifacts={"ruleset": str(rules_path), "ruleset_signature": str(signature_file), "heldout_attacks": str(heldout_path)},
                 code_paths=[str(Path(targets.__file__).parent), str(Path(kosmoi.__file__).parent)],
                 pip_requirements=PIP_REQUIREMENTS,
                 signature=signature,
@@ -176,7 +179,7 @@ def _alias_version(client: Any, name: str, alias: str) -> str | None:
 
 
 def download_ruleset(uri: str, tracking_uri: str | None = None) -> tuple[RuleSet, Path]:
-    """The rule set behind ``models:/name@alias`` or ``models:/name/version`` (hash-checked)."""
+    """The rule set behind ``models:/name@alias`` or ``models:/name/version`` (hash- and signature-checked)."""
     import mlflow
 
     if tracking_uri:
@@ -188,7 +191,7 @@ def download_ruleset(uri: str, tracking_uri: str | None = None) -> tuple[RuleSet
     matches = sorted(local.rglob("ruleset.json"))
     if not matches:
         raise RuleSetError(f"{uri}: the model has no ruleset.json artifact")
-    return load_ruleset(matches[0]), local
+    return load_verified(matches[0], require=True), local
 
 
 @dataclass

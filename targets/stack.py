@@ -94,12 +94,13 @@ class _AgentRun:
 class StagingStack:
     """A replica of company + defenses; deterministic given (seed, replica)."""
 
-    def __init__(self, settings: StackSettings, ruleset: RuleSet, seed: int, replica: int, run_nonce: str) -> None:
+    def __init__(self, settings: StackSettings, ruleset: RuleSet, seed: int, replica: int, run_nonce: str, *, identity_seed: int | None = None) -> None:
+        """``identity_seed``: the IdP's secret key seed (a live gateway's own); by default derived from ``seed``, as simulations need."""
         load_plugins(settings.plugins)
         self.settings = settings
         self.company = Company(seed, replica, run_nonce, customers=settings.customers, attacker_accounts=settings.attacker_accounts)
         self.log = EventLog(replica)
-        self.idp = IdentityProvider(seed * 1_000_003 + replica, settings.token_ttl_s, settings.key_rotation_s)
+        self.idp = IdentityProvider(seed * 1_000_003 + replica if identity_seed is None else identity_seed, settings.token_ttl_s, settings.key_rotation_s)
         self.verifier = TokenVerifier(self.idp)
         self.services = Services(self.company, self.verifier, self.log, enforce_identity=settings.enforce_identity)
         self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic, settings.input_stages)

@@ -79,3 +79,10 @@ def test_importing_the_engine_leaves_the_environment_alone():
     assert out.stdout.strip() == "[]", out.stdout
     code = "import os; from sim.environment import apply_defaults; apply_defaults(); print(os.environ['RAY_USAGE_STATS_ENABLED'])"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip() == "0"
+
+
+def test_the_gateway_image_ships_every_package():
+    """The Dockerfile copies each package of the layer table (a new package must not be left out of the image)."""
+    dockerfile = (ROOT / "deploy" / "gateway.Dockerfile").read_text("utf-8")
+    copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ") and line.split()[1] != "pyproject.toml"}
+    assert copied == set(LAYERS)

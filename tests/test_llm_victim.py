@@ -9,9 +9,10 @@ import re
 import pytest
 
 from kosmoi.types import Request, Stage
-from targets.llm_victim import LLMVictimConfig, parse_tool_call
+from targets.llm_victim import LLMVictimConfig
 from targets.rules import load_ruleset
 from targets.stack import StackSettings, StagingStack
+from targets.tool_catalog import parse_tool_call
 from tests.fakes.openai_server import FakeOpenAI, Reply, completion, last_user_text, tool_messages
 
 IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{12,30}\b")

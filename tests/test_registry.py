@@ -162,3 +162,23 @@ def test_an_unknown_model_or_unreachable_server_is_a_clear_error(registry, tmp_p
     env = {**_env("http://127.0.0.1:9"), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
     down = subprocess.run([*immune_cmd(), "promote"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert down.returncode != 0 and "127.0.0.1:9" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_a_tampered_artifact_in_the_store_is_refused_even_when_resealed(registry):
+    """Whoever can write the artifact store can edit ruleset.json and reseal its hash, but cannot re-sign it.
+
+    Runs last: it edits every stored rule set of this module's registry.
+    """
+    from targets.rules import parse_ruleset
+
+    stored = sorted((registry["root"] / "artifacts").rglob("ruleset.json"))
+    assert stored and all((path.parent / "ruleset.json.sig").exists() for path in stored)
+    for path in stored:
+        data = json.loads(path.read_text("utf-8"))
+        data["rules"] = [r for r in data["rules"] if not r["id"].startswith("override.")]  # quietly drop the override rules
+        data.pop("hash")
+        path.write_text(parse_ruleset(json.dumps(data), require_hash=False).to_json(), "utf-8")
+    with pytest.raises(RuleSetError, match="changed after signing"):
+        download_ruleset(f"models:/{MODEL_NAME}/1", registry["uri"])
+    out = subprocess.run([*immune_cmd(), "rules", "verify", f"models:/{MODEL_NAME}@staging"], capture_output=True, text=True, env=_env(registry["uri"]))
+    assert out.returncode == 1 and "changed after signing" in out.stderr
