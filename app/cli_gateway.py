@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +36,12 @@ def serve(
         key = load_or_create_key(key_file)
     except (RuleSetError, ValueError, OSError) as exc:
         fail(str(exc))
+    try:
+        with socket.socket() as probe:  # a clear error now, rather than uvicorn's exit after the banner
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart is not refused for TIME_WAIT
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     gateway = ToolGateway(gateway_stack(ruleset, key))
     console.print(f"tool gateway on http://{host}:{port}/mcp — rules {ruleset.name} v{ruleset.version}; tokens: immune gateway token --key-file {key_file}")
     serve_mcp(gateway, host, port, window_s=window_s, out=out)

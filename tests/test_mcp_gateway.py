@@ -116,6 +116,15 @@ def test_the_key_file_is_created_private_and_malformed_keys_are_named(tmp_path):
         mint_agent_token(key, "root", NOW)
 
 
+def test_serve_says_so_when_the_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([*immune_cmd(), "gateway", "serve", "--port", str(port), "--key-file", str(tmp_path / "k.key")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+
+
 # --- the manifest ----------------------------------------------------------------------------------
 
 
