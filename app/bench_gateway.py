@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import statistics
 import time
 from dataclasses import dataclass
 
+from app.bench_guards import median_and_p99
 from targets.gateway import ToolGateway, gateway_stack, mint_agent_token
 from targets.mcp_gateway import build_app
 from targets.rules import load_ruleset
@@ -29,8 +29,8 @@ class Latency:
 
 
 def _percentiles(samples: list[float]) -> Latency:
-    ordered = sorted(samples)
-    return Latency(len(ordered), statistics.median(ordered) * 1e6, ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e6)
+    p50, p99 = median_and_p99(samples)
+    return Latency(len(samples), p50 * 1e6, p99 * 1e6)
 
 
 def in_process(calls: int) -> Latency:

@@ -89,6 +89,12 @@ def ruleset_with(count: int, base: RuleSet) -> RuleSet:
     return base.model_copy(update={"rules": tuple(rules), "hash": None}).sealed()
 
 
+def median_and_p99(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 of latency samples (the p99 is the sample at rank 0.99 n)."""
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
 def _percentiles(fn: Callable[[str], object], texts: list[str], repeat: int) -> tuple[float, float]:
     samples: list[float] = []
     for _ in range(repeat):
@@ -96,8 +102,7 @@ def _percentiles(fn: Callable[[str], object], texts: list[str], repeat: int) -> 
             start = time.perf_counter_ns()
             fn(text)
             samples.append((time.perf_counter_ns() - start) / 1000)
-    samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return median_and_p99(samples)
 
 
 def _texts(size: int, rng: random.Random) -> tuple[list[str], int]:

@@ -15,16 +15,15 @@ import difflib
 import functools
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from attackers.backends import PROVIDERS
 from attackers.base import ATTACKERS
-from kosmoi.registry import Ref, Registry, load_plugins
+from kosmoi.registry import Ref, load_plugins
 from kosmoi.settings import Settings
 from kosmoi.types import Goal
 from targets.court import CourtConfig
@@ -34,7 +33,7 @@ from targets.llm_victim import LLMVictimConfig
 from targets.output_guard import BusinessPolicy
 from targets.sentinels import SENTINELS, AuditorConfig, NetworkConfig
 from targets.stack import DEFAULT_SENTINELS
-from targets.stages import STAGES
+from targets.stages import stage_names
 from targets.victim import PROFILES
 from targets.victims import VICTIMS
 
@@ -45,9 +44,8 @@ class ConfigError(ValueError):
     """A configuration the user must fix; the message says where and how."""
 
 
-def _known(registry: Registry[Any], name: str, kind: str, fits: Callable[[Any], bool] = lambda entry: True) -> None:
+def _known(names: tuple[str, ...], name: str, kind: str) -> None:
     """Raise naming ``kind`` and listing the registered names when ``name`` is not one of them."""
-    names = [known for known, entry in registry.items() if fits(entry)]
     if name not in names:
         raise ValueError(f"unknown {kind} {name!r}; registered: {', '.join(names) or 'none'} (your own need their module in targets.plugins)")
 
@@ -88,7 +86,7 @@ class GruntConfig(_Strict):
 
     @model_validator(mode="after")
     def _llm_needs_settings(self) -> GruntConfig:
-        _known(ATTACKERS, self.generator, "attacker kind")
+        _known(ATTACKERS.names(), self.generator, "attacker kind")
         if self.uses_model and self.llm is None:
             raise ValueError(f"generator {self.generator!r} needs an 'llm' section (backend, base_url, model)")
         if self.llm is not None and self.llm.backend == "openai" and not self.llm.base_url:
@@ -106,7 +104,7 @@ class SniperProviderConfig(_Strict):
     @field_validator("provider")
     @classmethod
     def _registered(cls, value: str) -> str:
-        _known(PROVIDERS, value, "sniper provider")
+        _known(PROVIDERS.names(), value, "sniper provider")
         return value
 
 
@@ -186,17 +184,19 @@ def _parts(value: Any) -> Any:
     return value
 
 
+Parts = Annotated[list[PartConfig], BeforeValidator(_parts)]  # registered parts, each a name or {name, options}
+
+
 class InputGuardConfig(_Strict):
     enabled: bool = True
     max_bytes: int = Field(default=16 * 1024, gt=0)
     semantic: bool = Field(default=False, description="embedding-similarity stage for uncertain texts (needs the 'semantic' extra)")
-    stages: list[PartConfig] = Field(
+    stages: Parts = Field(
         default_factory=lambda: [PartConfig(name=name) for name in DEFAULT_STAGES],
         min_length=1,
         description="the input guard's pipeline, in order (registered stages; 'semantic' is added after them when semantic is true)",
     )
 
-    _names = field_validator("stages", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
 class OutputGuardConfig(BusinessPolicy):
@@ -204,9 +204,8 @@ class OutputGuardConfig(BusinessPolicy):
 
     enabled: bool = True
     phone_regions: tuple[str, ...] = Field(default=DEFAULT_PHONE_REGIONS, min_length=1, description="ISO 3166 regions whose phone numbers are redacted")
-    stages: list[PartConfig] = Field(default_factory=list, description="extra output stages on the agent's reply, after the built-in checks")
+    stages: Parts = Field(default_factory=list, description="extra output stages on the agent's reply, after the built-in checks")
 
-    _names = field_validator("stages", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
     @field_validator("phone_regions")
     @classmethod
@@ -225,11 +224,10 @@ class SentinelConfig(AuditorConfig):
     """The sentinels: the auditor's thresholds (inherited from its own settings), the network baselines, which run."""
 
     network: NetworkConfig = NetworkConfig()
-    enabled: list[PartConfig] = Field(
+    enabled: Parts = Field(
         default_factory=lambda: [PartConfig(name=ref.name) for ref in DEFAULT_SENTINELS], description="the sentinels that run, in order (registered names)"
     )
 
-    _names = field_validator("enabled", mode="before")(classmethod(lambda cls, value: _parts(value)))
 
 
 class TargetsConfig(_Strict):
@@ -259,13 +257,13 @@ class TargetsConfig(_Strict):
     def _registered_parts(self) -> TargetsConfig:
         load_plugins(self.plugins)
         for ref in self.input_guard.stages:
-            _known(STAGES, ref.name, "input guard stage", lambda spec: spec.side == "input")
+            _known(stage_names("input"), ref.name, "input guard stage")
         for ref in self.output_guard.stages:
-            _known(STAGES, ref.name, "output guard stage", lambda spec: spec.side == "output")
+            _known(stage_names("output"), ref.name, "output guard stage")
         for ref in self.sentinels.enabled:
-            _known(SENTINELS, ref.name, "sentinel")
+            _known(SENTINELS.names(), ref.name, "sentinel")
         if self.victim is not None:
-            _known(VICTIMS, self.victim, "victim")
+            _known(VICTIMS.names(), self.victim, "victim")
             if self.victim == "llm" and self.llm_victim is None:
                 raise ValueError("victim 'llm' needs the llm_victim settings (base_url, model)")
         return self

@@ -31,7 +31,7 @@ from typing import Any
 
 from kosmoi.types import Action, Case, EventKind, Warrant
 from targets.company import AGENTS
-from targets.identity import AuthError, IdentityProvider
+from targets.identity import AuthError, Claims, IdentityProvider
 from targets.rules import RuleSet
 from targets.stack import StackSettings, StagingStack
 from targets.tool_catalog import parse_tool_call
@@ -66,23 +66,27 @@ class ToolGateway:
         self.stack = stack
         self.stats = GatewayStats()
         self._effects = Effects()  # what gateway traffic did to the company (the oracle's input)
-        self._call_ids = 0
 
     @property
     def effects(self) -> Effects:
         return self._effects
 
+    def authenticate(self, token: str, now: float, episode: str, what: str) -> Claims | AuthError:
+        """The token's claims (signature, expiry, revocation checked), or the error — logged as an event."""
+        try:
+            return self.stack.verifier.verify(token, now)
+        except AuthError as exc:
+            self.stack.log.emit(now, EventKind.AUTH_DENIED, "", "", episode, what[:64], False, 0.0, exc.reason)
+            return exc
+
     def call(self, token: str, name: str, arguments: Any, now: float) -> GatewayResult:
         """One tool call at time ``now`` (seconds on the gateway's clock)."""
         stack = self.stack
         self.stats.calls += 1
-        self._call_ids += 1
-        episode = f"gw-{self._call_ids}"
-        try:
-            claims = stack.verifier.verify(token, now)
-        except AuthError as exc:
-            stack.log.emit(now, EventKind.AUTH_DENIED, "", "", episode, name[:64], False, 0.0, exc.reason)
-            return self._refuse(f"auth:{exc.reason}", f"refused: {exc.reason}")
+        episode = f"gw-{self.stats.calls}"
+        claims = self.authenticate(token, now, episode, name)
+        if isinstance(claims, AuthError):
+            return self._refuse(f"auth:{claims.reason}", f"refused: {claims.reason}")
         subject = claims.subject
         agent = subject.removeprefix(AGENT_PREFIX) if subject.startswith(AGENT_PREFIX) else ""
         if stack.verifier.is_revoked(subject) or (agent and agent in stack.quarantined):

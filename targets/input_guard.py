@@ -21,7 +21,7 @@ from kosmoi.types import Action, Verdict
 from targets.canonical import canonicalize, without_surrogates
 from targets.matcher import Engine
 from targets.rules import RuleSet
-from targets.stages import GuardStage, ScanContext, StageBuild, build_stages, merge_verdicts
+from targets.stages import GuardStage, ScanContext, StageBuild, build_stages, run_stages
 
 DEFAULT_MAX_BYTES = 16 * 1024
 DEFAULT_STAGES = ("signals", "rules", "classifier")
@@ -90,10 +90,7 @@ class InputGuard:
         if utf8_length_exceeds(text, self.max_bytes):
             return Verdict(Action.BLOCK, (LENGTH_RULE,), 1.0, reasons=(f"longer than {self.max_bytes} bytes",))
         text = without_surrogates(text)
-        context = ScanContext(text, canonicalize(text))
-        for stage in self.stages:
-            context.verdict = merge_verdicts(context.verdict, stage.scan(text, context))
-        merged = context.verdict
+        merged = run_stages(self.stages, text, ScanContext(text, canonicalize(text)))
         score = merged.score
         if merged.action is Action.BLOCK or score >= self._block_threshold:
             action = Action.BLOCK

@@ -43,14 +43,8 @@ class BearerVerifier:
     async def verify_token(self, token: str) -> Any:
         from mcp.server.auth.provider import AccessToken
 
-        from kosmoi.types import EventKind
-
-        now = self.clock()
-        stack = self.gateway.stack
-        try:
-            claims = stack.verifier.verify(token, now)
-        except AuthError as exc:
-            stack.log.emit(now, EventKind.AUTH_DENIED, "", "", "mcp", "mcp", False, 0.0, exc.reason)
+        claims = self.gateway.authenticate(token, self.clock(), "mcp", "mcp")
+        if isinstance(claims, AuthError):
             return None
         return AccessToken(token=token, client_id=claims.subject, scopes=sorted(claims.scopes), expires_at=int(claims.expires_at), subject=claims.subject)
 

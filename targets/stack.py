@@ -27,7 +27,7 @@ from targets.oracle import Oracle
 from targets.output_guard import BusinessPolicy, OutputGuard
 from targets.rules import RuleSet
 from targets.sentinels import AuditorConfig, NetworkConfig, Sentinel, build_sentinels
-from targets.stages import GuardStage, ScanContext, StageBuild, build_stages, merge_verdicts, stricter
+from targets.stages import GuardStage, ScanContext, StageBuild, build_stages, merge_verdicts, run_stages, stricter
 from targets.tools import Effects, Services, ToolCall, ToolResult
 from targets.victim import VictimKnowledge, VictimModel, VictimTurn
 from targets.victims import VICTIMS
@@ -219,7 +219,7 @@ class StagingStack:
         if self.settings.output_guard:
             verdict = self.output_guard.scan(turn.reply)
             if self.output_stages:
-                verdict = self._extra_output_stages(turn.reply, verdict)
+                verdict = run_stages(self.output_stages, turn.reply, ScanContext(turn.reply, canonicalize(turn.reply), verdict=verdict))
             delivered = verdict.text if verdict.text is not None else turn.reply
             run.screen.rules.extend(verdict.rule_ids)
             run.screen.action = stricter(run.screen.action, verdict.action)
@@ -230,12 +230,6 @@ class StagingStack:
         if turn.calls:
             self.agent_tasks.append((now, agent, identity, ",".join(f"{c.service}.{c.method}" for c, _ in turn.calls)))
         return delivered
-
-    def _extra_output_stages(self, reply: str, verdict: Verdict) -> Verdict:
-        context = ScanContext(reply, canonicalize(reply), verdict=verdict)
-        for stage in self.output_stages:
-            context.verdict = merge_verdicts(context.verdict, stage.scan(reply, context))
-        return context.verdict
 
     def _judge(self, request: Request, verdict: Verdict, run: _AgentRun, delivered: str) -> Outcome:
         """The oracle's damage, and which stage (if any) stopped the attempt."""

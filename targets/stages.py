@@ -136,6 +136,13 @@ class StageBuild:
         return RuleMatcher(self.ruleset.for_stage("input"), self.engine)
 
 
+def run_stages(stages: Sequence[GuardStage], text: str, context: ScanContext) -> Verdict:
+    """Each stage in order on ``text``, its verdict merged into ``context.verdict``; the merged verdict."""
+    for stage in stages:
+        context.verdict = merge_verdicts(context.verdict, stage.scan(text, context))
+    return context.verdict
+
+
 StageFactory = Callable[[StageBuild, Mapping[str, Any]], GuardStage]
 
 
