@@ -26,10 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,88 +35,15 @@ from pydantic import Field, field_validator, model_validator
 
 from kosmoi.redact import redact, register_secret
 from kosmoi.settings import Settings
+from targets.http_json import RemoteError, RetryPolicy, check_env_refs, extract, parse_path, placeholders, post_json, render, secret_headers
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDERS = ("message", "document", "system", "session", "agent", "requester", "tool_server", "tool_token")
-MAX_RESPONSE_BYTES = 1 << 20
-MAX_RETRY_AFTER_S = 30.0
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,40})\}")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,100})\}")
-_PATH_STEP = re.compile(r"([^.\[\]]{1,200})|\[(\d{1,6})\]")
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
-class EndpointError(RuntimeError):
+class EndpointError(RemoteError):
     """A request to the endpoint failed after its retries (the message is redacted)."""
-
-
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """``$.a.b[0].c`` or ``a.b[0].c`` as its steps; a malformed path is a ValueError naming it."""
-    body = path[1:] if path.startswith("$") else path
-    body = body[1:] if body.startswith(".") else body
-    if body.endswith("."):
-        raise ValueError(f"response path {path!r} ends with '.'")
-    steps: list[str | int] = []
-    position = 0
-    while position < len(body):
-        if body[position] == "." and steps:
-            position += 1
-        match = _PATH_STEP.match(body, position)
-        if match is None:
-            raise ValueError(f"response path {path!r}: cannot read it at character {position + 1} (use keys and [index], e.g. choices[0].message.content)")
-        steps.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
-        position = match.end()
-    if not steps and path != "$":
-        raise ValueError(f"response path {path!r} is empty")
-    return tuple(steps)
-
-
-def extract(document: Any, steps: tuple[str | int, ...]) -> Any:
-    """The value at ``steps`` in a parsed JSON document; a missing step is a KeyError naming where."""
-    value = document
-    for depth, step in enumerate(steps):
-        if isinstance(step, int) and isinstance(value, list) and step < len(value):
-            value = value[step]
-        elif isinstance(step, str) and isinstance(value, dict) and step in value:
-            value = value[step]
-        else:
-            where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps[: depth + 1]).lstrip(".")
-            raise KeyError(f"the response has no {where}")
-    return value
-
-
-def render(template: Any, values: Mapping[str, str]) -> Any:
-    """The template with each ``{placeholder}`` in its string leaves replaced (no format-string evaluation)."""
-    if isinstance(template, str):
-        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-    if isinstance(template, list):
-        return [render(item, values) for item in template]
-    if isinstance(template, dict):
-        return {key: render(item, values) for key, item in template.items()}
-    return template
-
-
-def _placeholders(template: Any) -> set[str]:
-    if isinstance(template, str):
-        return set(_PLACEHOLDER.findall(template))
-    if isinstance(template, list):
-        return set().union(*(_placeholders(item) for item in template)) if template else set()
-    if isinstance(template, dict):
-        return set().union(*(_placeholders(item) for item in template.values())) if template else set()
-    return set()
-
-
-def expand_env(value: str, where: str) -> str:
-    """``value`` with each ``${NAME}`` replaced from the environment; an unset variable is a ValueError naming it."""
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise ValueError(f"{where}: environment variable {name} is not set")
-        return os.environ[name]
-
-    return _ENV_REF.sub(lookup, value)
 
 
 class ToolServerConfig(Settings):
@@ -161,12 +86,10 @@ class EndpointConfig(Settings):
         if self.format == "json":
             if self.request_template is None:
                 raise ValueError("format 'json' needs request_template (the request body, e.g. {message: '{message}'})")
-            unknown = _placeholders(self.request_template) - set(PLACEHOLDERS)
+            unknown = placeholders(self.request_template) - set(PLACEHOLDERS)
             if unknown:
                 raise ValueError(f"request_template: unknown placeholder(s) {', '.join(sorted('{' + u + '}' for u in unknown))}; known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
-        for name, value in self.headers.items():
-            if "$" in value.replace("${", "") or value.count("${") != len(_ENV_REF.findall(value)):
-                raise ValueError(f"headers.{name}: write environment references as ${{NAME}}")
+        check_env_refs(self.headers)
         return self
 
 
@@ -214,11 +137,7 @@ class EndpointClient:
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
-        self.headers = {name: expand_env(value, f"targets.endpoint.headers.{name}") for name, value in config.headers.items()}
-        for value in self.headers.values():
-            register_secret(value)
-            for part in value.split():
-                register_secret(part)
+        self.headers = secret_headers(config.headers, "targets.endpoint")
         self._limit = _RateLimit(config.requests_per_s)
         self._steps = parse_path(config.response_path)
         self._openai: Any = None
@@ -261,41 +180,15 @@ class EndpointClient:
 
         c = self.config
         if self._http is None:
-            self._http = httpx2.Client(timeout=c.timeout_s, headers={"Content-Type": "application/json", **self.headers})
-        body = render(c.request_template, request.values())
-        last = ""
-        for attempt in range(c.max_retries + 1):
-            if attempt:
-                time.sleep(min(MAX_RETRY_AFTER_S, c.backoff_s * 2 ** (attempt - 1)))
-            try:
-                with self._http.stream("POST", c.url, json=body, headers=self._tool_headers(request)) as response:
-                    data = b""
-                    for chunk in response.iter_bytes():
-                        data += chunk
-                        if len(data) > MAX_RESPONSE_BYTES:
-                            raise EndpointError(f"the response is larger than {MAX_RESPONSE_BYTES} bytes")
-                    status = response.status_code
-                    retry_after = response.headers.get("retry-after", "")
-            except httpx2.TimeoutException:
-                last = f"timed out after {c.timeout_s:g} s"
-                continue
-            except httpx2.TransportError as exc:
-                last = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
-                continue
-            if status in RETRY_STATUS:
-                last = f"HTTP {status}"
-                if retry_after.replace(".", "", 1).isdigit():
-                    time.sleep(min(MAX_RETRY_AFTER_S, float(retry_after)))
-                continue
-            if status >= 400:
-                raise EndpointError(f"HTTP {status}: {redact(data[:200].decode('utf-8', 'replace'))}")
-            try:
-                reply = extract(json.loads(data), self._steps)
-            except (ValueError, KeyError) as exc:
-                reason = exc.args[0] if isinstance(exc, KeyError) else "the response is not JSON"
-                raise EndpointError(f"{reason} (response path {c.response_path})") from None
-            return reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
-        raise EndpointError(f"{last} (after {c.max_retries + 1} attempts)")
+            self._http = httpx2.Client(headers={"Content-Type": "application/json", **self.headers})
+        try:
+            answer = post_json(self._http, c.url, render(c.request_template, request.values()), self._tool_headers(request), RetryPolicy(c.timeout_s, c.max_retries, c.backoff_s))
+            reply = extract(answer, self._steps)
+        except RemoteError as exc:
+            raise EndpointError(str(exc)) from None
+        except KeyError as exc:
+            raise EndpointError(f"{exc.args[0]} (response path {c.response_path})") from None
+        return reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
 
     def close(self) -> None:
         if self._http is not None:

@@ -18,8 +18,9 @@ from targets.canonical import canonicalize, without_surrogates
 from targets.company import AGENTS, COMPANY_DOMAIN, Company
 from targets.court import Court, CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS
-from targets.endpoint import EndpointConfig, expand_env
+from targets.endpoint import EndpointConfig
 from targets.eventlog import EventLog
+from targets.http_json import expand_env
 from targets.identity import AuthError, IdentityProvider, TokenVerifier
 from targets.input_guard import DEFAULT_MAX_BYTES, DEFAULT_STAGES, InputGuard
 from targets.llm_victim import LLMVictimConfig

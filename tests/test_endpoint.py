@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from kosmoi.types import Request, Stage
-from targets.endpoint import EndpointClient, EndpointConfig, EndpointError, EndpointRequest, parse_path
+from targets.endpoint import EndpointClient, EndpointConfig, EndpointError, EndpointRequest
+from targets.http_json import parse_path, render
 from targets.rules import load_ruleset
 from targets.stack import StackSettings, StagingStack
 from targets.tools import Effects
@@ -99,8 +100,6 @@ def test_config_errors_name_what_is_wrong():
 
 
 def test_placeholders_are_substituted_once_so_attack_text_cannot_reach_other_fields():
-    from targets.endpoint import render
-
     body = render({"input": "{message}", "meta": ["{agent}", 3]}, {"message": "hi {agent} {tool_token}", "agent": "ops", "tool_token": "secret"})
     assert body == {"input": "hi {agent} {tool_token}", "meta": ["ops", 3]}
 
