@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from kosmoi.registry import Ref, load_plugins
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
-from targets.canonical import canonicalize, without_surrogates
+from targets.canonical import without_surrogates
 from targets.company import AGENTS, COMPANY_DOMAIN, Company
 from targets.court import Court, CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS
@@ -229,7 +229,7 @@ class StagingStack:
         if self.settings.output_guard:
             verdict = self.output_guard.scan(turn.reply)
             if self.output_stages:
-                verdict = run_stages(self.output_stages, turn.reply, ScanContext(turn.reply, canonicalize(turn.reply), verdict=verdict))
+                verdict = run_stages(self.output_stages, turn.reply, ScanContext(turn.reply, verdict=verdict))
             delivered = verdict.text if verdict.text is not None else turn.reply
             run.screen.rules.extend(verdict.rule_ids)
             run.screen.action = stricter(run.screen.action, verdict.action)
