@@ -4,7 +4,8 @@
 
 * a rule set — ``builtin:NAME``, a JSON file, ``models:/kosmoi-guardrails@production`` — run as the full input guard;
 * ``STAGE`` or ``STAGE:SCANNER`` — a registered input stage alone: ``llm-guard:InvisibleText``,
-  ``llamafirewall:regex``, ``classifier`` (ours, with the baseline's model), a plugin's stage;
+  ``llamafirewall:regex``, a plugin's stage (its own verdict), or one of ours — ``signals``, ``rules``,
+  ``classifier``, ``semantic`` — as the baseline guard with only that stage (its thresholds apply);
 * ``STAGE:@FILE`` — the stage with its options from a YAML or JSON file (``http-guard:@lakera.yaml``).
 """
 
@@ -21,6 +22,9 @@ from kosmoi.registry import Ref
 from targets.input_guard import InputGuard
 from targets.rules import RuleSet, load_ruleset
 from targets.stages import STAGES, StageBuild, StageGuard, build_stages
+
+
+OUR_STAGES = frozenset({"signals", "rules", "classifier", "semantic"})  # scored with the rule set's thresholds, as in the full guard
 
 
 class GuardSpecError(ValueError):
@@ -65,6 +69,9 @@ def build_guard(spec: str, load_rules: Any) -> BuiltGuard:
         ruleset = load_rules(spec)
         return BuiltGuard(spec, InputGuard(ruleset), ruleset)
     name, _, argument = spec.partition(":")
+    if name in OUR_STAGES and not argument:
+        baseline = load_ruleset("builtin:baseline")
+        return BuiltGuard(spec, InputGuard(baseline, stages=(Ref(name),)), baseline)
     try:
         (stage,) = build_stages([Ref(name, _stage_options(argument))], "input", StageBuild(load_ruleset("builtin:baseline")))
     except (ValueError, ImportError) as exc:

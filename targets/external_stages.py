@@ -163,6 +163,7 @@ class LLMGuardScanner:
                 import llm_guard.output_scanners as scanners
         except ImportError:
             raise _missing("LLM Guard", "llm_guard") from None
+        _quiet_llm_guard()
         if not hasattr(scanners, o.scanner):
             known = ", ".join(n for n in dir(scanners) if n[:1].isupper())
             raise ValueError(f"guard stage 'llm-guard': no {side} scanner {o.scanner!r}; LLM Guard has {known}")
@@ -187,6 +188,15 @@ class LLMGuardScanner:
             _sanitized, valid, risk = self.scanner.scan("", text)
         score = max(0.0, min(1.0, float(risk)))
         return Verdict(Action.ALLOW, (), score) if valid else Verdict(Action.BLOCK, (self.rule_id,), max(score, 0.5))
+
+
+def _quiet_llm_guard() -> None:
+    """LLM Guard logs every scan through structlog to stdout (where ``immune eval --json`` writes): errors only, to stderr."""
+    import sys
+
+    from llm_guard.util import configure_logger
+
+    configure_logger("ERROR", stream=sys.stderr)
 
 
 @register_stage("llm-guard", side="input")
