@@ -23,7 +23,6 @@ from targets.input_guard import InputGuard
 from targets.rules import RuleSet, load_ruleset
 from targets.stages import STAGES, StageBuild, StageGuard, build_stages
 
-
 OUR_STAGES = frozenset({"signals", "rules", "classifier", "semantic"})  # scored with the rule set's thresholds, as in the full guard
 
 

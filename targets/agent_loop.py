@@ -52,13 +52,9 @@ def run_tool_loop(client: Any, settings: LoopSettings, messages: list[dict[str, 
     for _ in range(settings.max_steps):
         result.steps += 1
         try:
+            offered = {"tools": list(tools), "tool_choice": "auto"} if tools else {}  # an empty tools list is an error to OpenAI's API
             response = client.chat.completions.create(
-                model=settings.model,
-                messages=messages,
-                tools=list(tools),
-                tool_choice="auto",
-                temperature=settings.temperature,
-                max_tokens=settings.max_tokens,
+                model=settings.model, messages=messages, temperature=settings.temperature, max_tokens=settings.max_tokens, **offered
             )
             message = response.choices[0].message
         except Exception as exc:

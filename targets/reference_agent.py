@@ -11,7 +11,11 @@ Responses API takes an MCP server per request) or from the agent's own
 settings. The tools it offers the model are the ones the server lists — after
 the manifest check against approved pins when ``pins`` is set
 (:mod:`targets.tool_manifest`: changed, poisoned, shadowing and unapproved
-tools are dropped and logged).
+tools are never offered). Each refusal is a ``supply-chain`` case for the
+agent's court (:mod:`targets.court`); a warrant (one severe case — a rug
+pull, a poisoned description — or corroborated milder ones) quarantines the
+tool server: from then on the agent refuses to open a session on it at all,
+and ``GET /health`` lists the warrants in force.
 
 ``immune agent serve --model-url URL --model NAME`` runs it.
 """
@@ -101,6 +105,10 @@ class ReferenceAgent:
             self._guard = InputGuard(load_ruleset("builtin:baseline"))
         self._served = 0
         self._lock = threading.Lock()
+        from targets.court import Court
+
+        self.court = Court()
+        self.quarantined: dict[str, str] = {}  # tool server URL -> the warrant's reasoning
 
     def messages(self, body: Any) -> list[dict[str, Any]]:
         """The conversation of a request body (system, user and assistant turns with text), with a system prompt."""
@@ -151,6 +159,10 @@ class ReferenceAgent:
         from targets.tool_manifest import ToolDescriptor, check_tools
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with self._lock:
+            warrant = self.quarantined.get(url)
+        if warrant is not None:
+            raise ToolServerError(f"tool server {url} is quarantined: {warrant}")
         with start_blocking_portal() as portal, ExitStack() as stack:
             try:
                 client = stack.enter_context(portal.wrap_async_context_manager(_mcp_session(url, headers)))
@@ -161,7 +173,9 @@ class ReferenceAgent:
                 descriptors = [ToolDescriptor(str(t.name), str(t.description or ""), dict(t.input_schema or {})) for t in listed]
                 approved, findings = check_tools(descriptors, self._pins, self._guard)
                 for finding in findings:
-                    log.warning("tool %s refused: %s", finding.tool, finding.kind)
+                    log.warning("tool %s of %s refused: %s", finding.tool, url, finding.kind)
+                if findings:
+                    self._try_server(url, findings)
                 keep = {tool.name for tool in approved}
                 listed = [t for t in listed if t.name in keep]
             offered = {str(t.name) for t in listed}
@@ -181,6 +195,23 @@ class ReferenceAgent:
                     return f"error: tool server: {_reason(exc)}"
 
             yield _openai_tools(listed), execute
+
+
+    def _try_server(self, url: str, findings: list[Any]) -> None:
+        """The refused tools go to the court as supply-chain cases; a warrant quarantines the server."""
+        from targets.tool_manifest import findings_to_cases
+
+        now = time.time()
+        with self._lock:
+            warrants = self.court.deliberate(findings_to_cases(findings, url, now), now)
+            for warrant in warrants:
+                self.quarantined[url] = warrant.reasoning
+                log.warning("warrant %s: tool server %s quarantined (%s)", warrant.warrant_id, url, warrant.reasoning)
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            quarantined = [{"tool_server": url, "reasoning": reasoning} for url, reasoning in self.quarantined.items()]
+        return {"status": "ok", "model": self.config.model, "quarantined_tool_servers": quarantined}
 
 
 @asynccontextmanager
@@ -234,7 +265,7 @@ def build_app(agent: ReferenceAgent) -> Any:
             return error(502, redact(str(exc))[:300], "model_error")
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "model": agent.config.model})
+        return JSONResponse(agent.health())
 
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/health", health, methods=["GET"])])
 

@@ -254,3 +254,43 @@ def test_the_endpoint_experiment_runs_end_to_end(agent_url, ray_local, tmp_path)
     report = build_report(load_runs(result.run_dir), "endpoint", 25)
     surviving = report.split("Top surviving attacks", 1)[1]
     assert "drain_wallet" in surviving and "finance" in surviving
+
+
+# --- the reference agent's supply-chain check -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_reference_agent_refuses_a_poisoned_tool_server_and_its_court_quarantines_it(model_server, tmp_path):
+    import sys
+
+    import httpx2
+
+    from targets.background_server import BackgroundServer
+    from targets.input_guard import InputGuard
+    from targets.mcp_gateway import catalog_descriptors
+    from targets.reference_agent import ReferenceAgent, ReferenceAgentConfig, build_app
+    from targets.tool_manifest import pin_tools, save_pins
+
+    pins = tmp_path / "pins.json"
+    save_pins(pins, "kosmoi-tool-gateway", pin_tools(catalog_descriptors(), InputGuard(load_ruleset("builtin:baseline"))))
+    agent = ReferenceAgent(ReferenceAgentConfig(model_url=model_server.base_url, model="fake-llama", pins=pins))
+    served = BackgroundServer(build_app(agent), name="reference agent").start()
+    port = free_port()
+    rogue = subprocess.Popen([sys.executable, "-m", "tests.fakes.rogue_mcp_server", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, rogue)
+        url = f"http://127.0.0.1:{served.port}/v1/chat/completions"
+        body = {"model": "agent", "messages": [{"role": "user", "content": "What is in the vault?"}]}
+        headers = {"X-Kosmoi-Tool-Server": f"http://127.0.0.1:{port}/mcp"}
+        first = httpx2.post(url, json=body, headers=headers, timeout=60)
+        assert first.status_code == 200  # answered, but without any of the rogue server's tools
+        assert "tools" not in model_server.requests[-1]  # none offered (an empty list would be an error to OpenAI's API)
+        health = httpx2.get(f"http://127.0.0.1:{served.port}/health", timeout=10).json()
+        assert [q["tool_server"] for q in health["quarantined_tool_servers"]] == [headers["X-Kosmoi-Tool-Server"]]
+        assert "severe case" in health["quarantined_tool_servers"][0]["reasoning"]
+        again = httpx2.post(url, json=body, headers=headers, timeout=60)
+        assert again.status_code == 502 and "quarantined" in again.json()["error"]["message"]
+    finally:
+        rogue.terminate()
+        rogue.wait(timeout=30)
+        served.close()
