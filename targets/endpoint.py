@@ -35,7 +35,7 @@ from pydantic import Field, field_validator, model_validator
 
 from kosmoi.redact import redact, register_secret
 from kosmoi.settings import Settings
-from targets.http_json import RemoteError, RetryPolicy, check_env_refs, extract, parse_path, placeholders, post_json, render, secret_headers
+from targets.http_json import RemoteError, RetryPolicy, check_env_refs, env_refs, extract, parse_path, placeholders, post_json, render, secret_headers
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,10 @@ class EndpointConfig(Settings):
     backoff_s: float = Field(default=0.5, ge=0, le=30)
     requests_per_s: float = Field(default=0.0, ge=0, description="per worker; 0: unlimited")
     tools: ToolServerConfig = ToolServerConfig()
+
+    def env_names(self) -> set[str]:
+        """The environment variables this endpoint reads (header references, the API key, planted canaries)."""
+        return env_refs(self.headers) | ({self.api_key_env} if self.api_key_env else set()) | set(self.canaries_env)
 
     @field_validator("response_path")
     @classmethod

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,14 +82,21 @@ def render(template: Any, values: Mapping[str, str]) -> Any:
     return template
 
 
+def strings(value: Any) -> Iterator[str]:
+    """Every string leaf of a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+
+
 def placeholders(template: Any) -> set[str]:
-    if isinstance(template, str):
-        return set(_PLACEHOLDER.findall(template))
-    if isinstance(template, list):
-        return set().union(*(placeholders(item) for item in template)) if template else set()
-    if isinstance(template, dict):
-        return set().union(*(placeholders(item) for item in template.values())) if template else set()
-    return set()
+    """The ``{placeholder}`` names a template's strings use."""
+    return {name for text in strings(template) for name in _PLACEHOLDER.findall(text)}
 
 
 def expand_env(value: str, where: str) -> str:
@@ -102,6 +109,11 @@ def expand_env(value: str, where: str) -> str:
         return os.environ[name]
 
     return _ENV_REF.sub(lookup, value)
+
+
+def env_refs(value: Any) -> set[str]:
+    """Names of the environment variables a JSON value's strings reference as ``${NAME}``."""
+    return {name for text in strings(value) for name in _ENV_REF.findall(text)}
 
 
 def check_env_refs(headers: Mapping[str, str]) -> None:

@@ -294,3 +294,44 @@ def test_the_reference_agent_refuses_a_poisoned_tool_server_and_its_court_quaran
         rogue.terminate()
         rogue.wait(timeout=30)
         served.close()
+
+
+@pytest.mark.slow
+def test_a_run_against_a_failing_endpoint_records_every_episode_and_leaks_no_header(ray_local, tmp_path, monkeypatch):
+    from sim.config import parse_experiment
+    from sim.runner import RunOptions, run_experiment
+
+    key = "ek-live-DO-NOT-LOG-77aa01bc9e"
+    monkeypatch.setenv("ENDPOINT_RUN_KEY", key)
+    with FakeOpenAI(lambda p: Reply(503, f"down for maintenance (saw Bearer {key})")) as server:
+        exp = parse_experiment(
+            f"""
+name: endpoint-down
+seed: 4
+simulation: {{replicas: 2, arrival_window_s: 120}}
+attackers: {{grunt: {{count: 6, attempts: 2, goals: [drain_wallet]}}}}
+benign: {{customers: 3, vendors: 1, employees: 0, requests: 2}}
+targets:
+  endpoint:
+    url: http://127.0.0.1:{server.port}/api/chat
+    format: json
+    request_template: {{input: "{{message}}"}}
+    response_path: $.output
+    headers: {{Authorization: "Bearer ${{ENDPOINT_RUN_KEY}}"}}
+    max_retries: 1
+    backoff_s: 0
+    tools: {{enabled: true}}
+tracking: {{enabled: false}}
+""",
+            "endpoint-down.yaml",
+        )
+        result = run_experiment(exp, RunOptions(out=tmp_path, workers=2, track=False))
+        sent = len(server.requests)
+    episodes = pd.read_parquet(Path(result.run_dir) / "episodes")
+    reached = episodes[episodes["blocked_stage"].isna() | (episodes["blocked_stage"] == "victim")]
+    assert len(episodes) == result.summary["episodes"] == 6 * 2 + 4 * 2  # every episode recorded, none dropped
+    assert not episodes["breached"].any() and not reached["task_completed"].any()
+    assert sent == 2 * len(reached) > 0  # each request that got past the guards: one try and one retry
+    for path in Path(result.run_dir).rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
