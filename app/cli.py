@@ -525,6 +525,22 @@ def bench_gateway(
     console.print(table)
 
 
+@bench_app.command("endpoint")
+def bench_endpoint(
+    episodes: Annotated[int, typer.Option(min=10, help="Episodes per side.")] = 200,
+) -> None:
+    """Episodes through a deployed agent (HTTP + MCP tools) side by side with the in-process LLM victim, same scripted model."""
+    from app.bench_endpoint import run_endpoint_bench
+
+    result = run_endpoint_bench(episodes)
+    table = Table(title=f"one tool call per episode, scripted model ({episodes:,} episodes per side, alternating, one worker)")
+    for column in ("victim", "episodes/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "victim" else "right")
+    for label, per_s, p50, p99 in result.rows():
+        table.add_row(label, f"{per_s:,.0f}", f"{p50:,.1f}", f"{p99:,.1f}")
+    console.print(table)
+
+
 @bench_app.command("guards")
 def bench_guards(
     quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,

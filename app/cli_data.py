@@ -125,6 +125,14 @@ def _pct(entry: object) -> str:
 
 def evaluate_rules(
     rules: Annotated[str, typer.Option(help="Rule set: builtin:NAME, a JSON file, or models:/kosmoi-guardrails@production.")] = "builtin:baseline",
+    guards: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guard",
+            help="Guards to compare side by side on the same texts (repeat): a rule set, or a registered input stage alone — "
+            "llm-guard:InvisibleText, llamafirewall:regex, http-guard:@options.yaml, classifier. Replaces --rules.",
+        ),
+    ] = None,
     split: Annotated[str | None, typer.Option(help="A split of the built corpus: eval (sources never trained on), validation or train.")] = None,
     data: Annotated[list[Path] | None, typer.Option(help="Labelled file(s) with a label per row (.jsonl, .csv, .parquet, save_to_disk dir, PyRIT .yaml).")] = None,
     attacks: Annotated[list[Path] | None, typer.Option(help="File(s) of texts that should be caught (label attack unless a row says otherwise).")] = None,
@@ -136,23 +144,24 @@ def evaluate_rules(
 ) -> None:
     """Recall and false-positive rate of a rule set, overall and per category, with Wilson 95 % intervals.
 
-    An attack counts as caught when it is blocked or flagged; a benign text is a false positive when it
+    With several --guard: one table comparing them on the same texts (recall per category, false positives,
+    p50/p99 latency, texts per second). An attack counts as caught when it is blocked or flagged; a benign text is a false positive when it
     is blocked or flagged. Also: recall at 0.1 / 1 / 5 % false positives, ROC AUC, the ten worst
     false positives and false negatives, and scan latency by text length.
     """
     setup_logging(False)
+    from app.guard_specs import GuardSpecError, build_guard
     from evolve.corpus.build import CorpusMissing, load_split
     from evolve.corpus.records import ATTACK, BENIGN, SPLITS
-    from evolve.guard_eval import report, score_rows
-    from targets.input_guard import InputGuard
+    from evolve.guard_eval import report, side_by_side
 
     if not (split or data or attacks or benign):
         fail("give --split eval, or labelled files: --data, --attacks and/or --benign")
     if split and split not in SPLITS:
         fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     try:
-        ruleset = load_rules(rules, tracking_uri)
-    except RuleSetError as exc:
+        built = [build_guard(spec, lambda ref: load_rules(ref, tracking_uri)) for spec in (guards or [rules])]
+    except (RuleSetError, GuardSpecError) as exc:
         fail(str(exc))
     rows = []
     if split:
@@ -161,18 +170,63 @@ def evaluate_rules(
         except CorpusMissing as exc:
             fail(str(exc))
     rows += load_user_rows(data, None) + load_user_rows(attacks, ATTACK) + load_user_rows(benign, BENIGN)
-    guard = InputGuard(ruleset)
-    if as_json:
-        scored = score_rows(guard, rows)
-    else:
-        with console.status(f"scanning {len(rows):,} texts") as status:
-            scored = score_rows(guard, rows, lambda done, total: status.update(f"scanning: {done:,} of {total:,}"))
-    result = report(scored, worst=show_errors)
-    head = {"rules": {"ref": rules, "name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash}, "split": split, "texts": len(rows)}
+    scored = [_score(guard.spec, guard.scanner, rows, quiet=as_json) for guard in built]
+    if len(built) > 1:
+        lines = [{"guard": guard.spec, **side_by_side(result)} for guard, result in zip(built, scored, strict=True)]
+        if as_json:
+            typer.echo(json.dumps({"split": split, "texts": len(rows), "guards": lines}))
+        else:
+            _print_comparison(lines, len(rows), split)
+        return
+    (guard,) = built
+    result = report(scored[0], worst=show_errors)
+    ruleset = guard.ruleset
+    described = {"ref": guard.spec, "name": ruleset.name, "version": ruleset.version, "hash": ruleset.hash} if ruleset else {"ref": guard.spec, "name": guard.spec, "version": "-", "hash": "stage"}
+    head = {"rules": described, "split": split, "texts": len(rows)}
     if as_json:
         typer.echo(json.dumps({**head, **result.as_dict()}))
         return
     _print_report(head, result)
+
+
+def _score(spec: str, scanner, rows: list, quiet: bool) -> list:
+    from evolve.guard_eval import score_rows
+
+    if quiet:
+        return score_rows(scanner, rows)
+    with console.status(f"{spec}: scanning {len(rows):,} texts") as status:
+        return score_rows(scanner, rows, lambda done, total: status.update(f"{spec}: {done:,} of {total:,} texts"))
+
+
+def _print_comparison(lines: list[dict], texts: int, split: str | None) -> None:
+    summary = Table(
+        box=box.SIMPLE_HEAD,
+        title=f"{len(lines)} guards on the same {texts:,} texts" + (f" (split {split})" if split else ""),
+        caption="recall: attacks flagged or blocked; FPR: benign texts flagged or blocked (95 % intervals with --json); latency per text, in this process",
+        caption_justify="left",
+    )
+    for column in ("guard", "recall", "FPR", "p50 µs", "p99 µs", "texts/s"):
+        summary.add_column(column, justify="left" if column == "guard" else "right", no_wrap=column == "guard")
+    for line in lines:
+        recall = f"{line['recall']['rate']:.1%}" if line["attacks"] else "–"
+        fpr = f"{line['false_positive_rate']['rate']:.2%}" if line["benign"] else "–"
+        latency = line["latency_us"]
+        summary.add_row(Text(line["guard"]), recall, fpr, f"{latency['p50']:,.0f}", f"{latency['p99']:,.0f}", f"{line['texts_per_s']:,.0f}")
+    console.print(summary)
+    categories = sorted({c for line in lines for c in line["recall_by_category"]}, key=lambda c: -max(line["recall_by_category"].get(c, {}).get("n", 0) for line in lines))
+    if not categories:
+        return
+    by_category = Table(box=box.SIMPLE_HEAD, title="recall by attack category")
+    by_category.add_column("category", no_wrap=True)
+    by_category.add_column("n", justify="right")
+    for index, _line in enumerate(lines):
+        by_category.add_column(f"#{index + 1}", justify="right")
+    for category in categories:
+        n = max(line["recall_by_category"].get(category, {}).get("n", 0) for line in lines)
+        cells = [f"{line['recall_by_category'][category]['rate']:.1%}" if category in line["recall_by_category"] else "–" for line in lines]
+        by_category.add_row(Text(category), f"{n:,}", *cells)
+    console.print(by_category)
+    console.print(Text("  " + "; ".join(f"#{index + 1} {line['guard']}" for index, line in enumerate(lines))), overflow="fold")
 
 
 def _print_report(head: dict, result) -> None:

@@ -1,4 +1,4 @@
-"""`immune gateway ...`: serve the staging company's tools over MCP, and mint agent tokens for it."""
+"""`immune gateway ...`: serve the staging company's tools over MCP, and mint agent tokens for it; `immune agent serve`: the reference agent."""
 
 from __future__ import annotations
 
@@ -36,12 +36,7 @@ def serve(
         key = load_or_create_key(key_file)
     except (RuleSetError, ValueError, OSError) as exc:
         fail(str(exc))
-    try:
-        with socket.socket() as probe:  # a clear error now, rather than uvicorn's exit after the banner
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart is not refused for TIME_WAIT
-            probe.bind((host, port))
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    _check_port(host, port)
     gateway = ToolGateway(gateway_stack(ruleset, key))
     console.print(f"tool gateway on http://{host}:{port}/mcp — rules {ruleset.name} v{ruleset.version}; tokens: immune gateway token --key-file {key_file}")
     serve_mcp(gateway, host, port, window_s=window_s, out=out)
@@ -82,5 +77,47 @@ def pins(
     console.print(f"pinned {len(approved)} tools in {out}")
 
 
+agent_app = typer.Typer(no_args_is_help=True, help="The reference agent: the built-in agent loop as a chat-completions service, its tools over MCP.")
+
+
+@agent_app.command("serve")
+def agent_serve(
+    model_url: Annotated[str, typer.Option(help="The model server's OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (key: OPENAI_API_KEY).")],
+    model: Annotated[str, typer.Option(help="The model name to ask for.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8790,
+    max_steps: Annotated[int, typer.Option(min=1, max=16, help="Model calls per request.")] = 4,
+    tool_server: Annotated[str, typer.Option(help="A fixed MCP tool server (e.g. the gateway's http://127.0.0.1:8765/mcp), when requests name none.")] = "",
+    tool_token_env: Annotated[str, typer.Option(help="Environment variable holding the fixed tool server's bearer token.")] = "",
+    pins: Annotated[Path | None, typer.Option(help="Approved tool pins (immune gateway pins): tools failing the check are not offered.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Serve the reference agent at /v1/chat/completions: a model with the tool server's tools, called over MCP."""
+    setup_logging(verbose)
+    from pydantic import ValidationError
+
+    from targets.reference_agent import ReferenceAgentConfig
+    from targets.reference_agent import serve as serve_agent
+
+    try:
+        config = ReferenceAgentConfig(model_url=model_url, model=model, max_steps=max_steps, tool_server=tool_server, tool_token_env=tool_token_env, pins=pins)
+    except ValidationError as exc:
+        fail(f"agent settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    _check_port(host, port)
+    console.print(f"reference agent on http://{host}:{port}/v1 — model {model} at {model_url}")
+    serve_agent(config, host, port)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A clear error now, rather than uvicorn's exit after the banner."""
+    try:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart is not refused for TIME_WAIT
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(gateway_app, name="gateway")
+    app.add_typer(agent_app, name="agent")

@@ -16,13 +16,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from evolve.corpus.records import LabelledText
 from kosmoi.stats import wilson
-from kosmoi.types import Action
-from targets.input_guard import InputGuard
+from kosmoi.types import Action, Verdict
 
 FPR_POINTS = (0.001, 0.01, 0.05)
 LENGTH_BUCKETS = ((0, 256), (256, 1024), (1024, 4096), (4096, 16384), (16384, None))
@@ -42,7 +42,13 @@ class Scored:
         return self.action is not Action.ALLOW
 
 
-def score_rows(guard: InputGuard, rows: Sequence[LabelledText], progress: Callable[[int, int], None] | None = None) -> list[Scored]:
+class TextScanner(Protocol):
+    """Anything ``immune eval`` can measure: our input guard, one stage alone, another vendor's detector."""
+
+    def scan_uncached(self, text: str) -> Verdict: ...
+
+
+def score_rows(guard: TextScanner, rows: Sequence[LabelledText], progress: Callable[[int, int], None] | None = None) -> list[Scored]:
     """The guard's verdict on every row, with its latency."""
     out: list[Scored] = []
     for index, row in enumerate(rows):
@@ -178,3 +184,22 @@ def report(scored: Sequence[Scored], worst: int = WORST) -> GuardReport:
             values = buckets[name]
             result.latency_us[name] = {"texts": len(values), "p50": round(_percentile(values, 50), 1), "p99": round(_percentile(values, 99), 1)}
     return result
+
+
+def side_by_side(scored: Sequence[Scored]) -> dict[str, object]:
+    """One guard's line of the comparison table: recall overall and per category, false positives, latency, throughput."""
+    attacks = [s for s in scored if s.row.is_attack]
+    benign = [s for s in scored if not s.row.is_attack]
+    by_category: dict[str, list[Scored]] = defaultdict(list)
+    for s in attacks:
+        by_category[s.row.category].append(s)
+    latencies = [s.latency_us for s in scored]
+    return {
+        "attacks": len(attacks),
+        "benign": len(benign),
+        "recall": _rate(sum(s.caught for s in attacks), len(attacks)),
+        "false_positive_rate": _rate(sum(s.caught for s in benign), len(benign)),
+        "recall_by_category": {category: _rate(sum(s.caught for s in items), len(items)) for category, items in sorted(by_category.items())},
+        "latency_us": {"p50": round(_percentile(latencies, 50), 1), "p99": round(_percentile(latencies, 99), 1)},
+        "texts_per_s": round(len(latencies) / (sum(latencies) / 1e6), 1) if latencies and sum(latencies) else 0.0,
+    }

@@ -28,11 +28,11 @@ class Ref:
 
 
 class Registry(Generic[T]):
-    """Named entries of one kind; ``builtins`` names the module that registers the built-in ones."""
+    """Named entries of one kind; ``builtins`` names the module(s) that register the built-in ones."""
 
-    def __init__(self, kind: str, builtins: str | None = None) -> None:
+    def __init__(self, kind: str, builtins: str | tuple[str, ...] | None = None) -> None:
         self.kind = kind
-        self._builtins = builtins
+        self._builtins = (builtins,) if isinstance(builtins, str) else builtins or ()
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T) -> T:
@@ -50,8 +50,8 @@ class Registry(Generic[T]):
         return lambda entry: self.add(name, entry)
 
     def _loaded(self) -> dict[str, T]:
-        if self._builtins is not None:
-            importlib.import_module(self._builtins)
+        for module in self._builtins:
+            importlib.import_module(module)
         return self._entries
 
     def get(self, name: str) -> T:

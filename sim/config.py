@@ -28,6 +28,7 @@ from kosmoi.settings import Settings
 from kosmoi.types import Goal
 from targets.court import CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS, phone_detector
+from targets.endpoint import EndpointConfig
 from targets.input_guard import DEFAULT_STAGES
 from targets.llm_victim import LLMVictimConfig
 from targets.output_guard import BusinessPolicy
@@ -235,6 +236,7 @@ class TargetsConfig(_Strict):
 
     victim_profile: str = Field(default="typical", description="how capable and careful the simulated victim is (targets.victim.PROFILES)")
     llm_victim: LLMVictimConfig | None = None
+    endpoint: EndpointConfig | None = Field(default=None, description="a deployed agent to attack over HTTP (the 'endpoint' victim)")
     rule_engine: Literal["auto", "hyperscan", "re2"] = "auto"
     rules: str = Field(default="builtin:baseline", description="rule set: builtin:NAME or a JSON file")
     input_guard: InputGuardConfig = InputGuardConfig()
@@ -242,7 +244,7 @@ class TargetsConfig(_Strict):
     identity: IdentityConfig = IdentityConfig()
     sentinels: SentinelConfig = SentinelConfig()
     court: CourtConfig = CourtConfig()
-    victim: str | None = Field(default=None, description="a registered victim; default 'llm' when llm_victim is set, else 'simulated'")
+    victim: str | None = Field(default=None, description="a registered victim; default 'endpoint' or 'llm' when their settings are set, else 'simulated'")
     plugins: list[str] = Field(default_factory=list, description="modules to import that register your own guard stages, sentinels and victims")
 
     @field_validator("victim_profile")
@@ -266,6 +268,8 @@ class TargetsConfig(_Strict):
             _known(VICTIMS.names(), self.victim, "victim")
             if self.victim == "llm" and self.llm_victim is None:
                 raise ValueError("victim 'llm' needs the llm_victim settings (base_url, model)")
+            if self.victim == "endpoint" and self.endpoint is None:
+                raise ValueError("victim 'endpoint' needs the endpoint settings (url, format)")
         return self
 
 
@@ -321,6 +325,7 @@ class Experiment(_Strict):
 # before them keep their hash, hence their episode ids, and runs started before an upgrade resume.
 _LATER_FIELDS = (
     "targets.victim",
+    "targets.endpoint",
     "targets.plugins",
     "targets.input_guard.stages",
     "targets.output_guard.stages",

@@ -53,6 +53,7 @@ def stack_settings(exp: Experiment) -> StackSettings:
         court=t.court,
         customers=max(200, exp.benign.customers),
         llm_victim=t.llm_victim,
+        endpoint=t.endpoint,
         rule_engine=t.rule_engine,
         semantic=t.input_guard.semantic,
         input_stages=tuple(part.ref() for part in t.input_guard.stages),

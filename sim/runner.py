@@ -45,7 +45,7 @@ from results.store import write_json
 from sim.commit import Committer, ProgressCallback, read_checkpoint
 from sim.config import ConfigError, Experiment, load_experiment
 from sim.dispatch import WorkerPool
-from sim.environment import apply_defaults
+from sim.environment import apply_defaults, referenced_secrets
 from sim.gateway import start_gateway
 from sim.generation import check_provider_keys, start_shared_actors
 from sim.locks import experiment_lock
@@ -233,6 +233,7 @@ def run_experiment(
     ``targets.rules``), its number, the attackers' archive of inherited
     recipes and extra MLflow params/tags.
     """
+    referenced_secrets(exp)  # an unset variable the targets read is an error now, before a run directory exists
     run = _prepare_new(exp, options, ruleset, generation, archive_json)
     run.tracking_extra = tracking_extra or {}
     return _execute(run, options, progress)
@@ -336,13 +337,14 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
         gateway = start_gateway(ray, exp, shared, run.run_id)
         actor_cls = ray.remote(num_cpus=1)(SimulationWorker)
         config = exp.model_dump(mode="json")
+        secrets = referenced_secrets(exp)
         ruleset_json = run.ruleset.to_json()
         snapshots = read_checkpoint(run_dir, manifest.checkpoint, run.plan.replicas) if manifest.checkpoint is not None else {}
         archive_json = run.archive_json
 
         def spawn(replicas: list[int], from_snapshots: dict[int, bytes]) -> Any:
             snapshots_here = {r: from_snapshots[r] for r in replicas if r in from_snapshots}
-            return actor_cls.remote(config, run.seed, run.run_id, ruleset_json, replicas, manifest.generation, gateway, snapshots_here, archive_json)
+            return actor_cls.remote(config, run.seed, run.run_id, ruleset_json, replicas, manifest.generation, gateway, snapshots_here, archive_json, secrets)
 
         committer = Committer(
             run_dir, manifest, workers=n_workers, replicas=run.plan.replicas, segment_length=run.segment_length,

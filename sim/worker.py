@@ -9,6 +9,7 @@ out snapshots when asked.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from attackers.archive import Archive
-from kosmoi.redact import install_log_redaction
+from kosmoi.redact import install_log_redaction, register_secret
 from kosmoi.schemas import SCHEMAS, TABLES
 from sim.config import Experiment
 from sim.gateway import gateway_backends
@@ -53,8 +54,13 @@ class SimulationWorker:
         gateway: Any | None = None,
         snapshots: dict[int, bytes] | None = None,
         archive_json: str | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> None:
+        """``secrets``: environment variables the targets read (endpoint headers, keys), from the driver."""
         install_log_redaction()  # worker logs go to Ray's log files and the driver's stderr
+        for name, value in (secrets or {}).items():
+            register_secret(value)
+            os.environ[name] = value
         exp = Experiment.model_validate(experiment)
         ruleset = parse_ruleset(ruleset_json, "rule set from the driver")
         self.replicas = list(replicas)

@@ -21,9 +21,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from targets.gateway import ToolGateway
+from targets.gateway import GatewayResult, ToolGateway
 from targets.identity import AuthError
 from targets.tool_catalog import TOOL_NAMES, description, input_schema
 from targets.tool_manifest import ToolDescriptor
@@ -31,6 +31,18 @@ from targets.tool_manifest import ToolDescriptor
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+class ToolService(Protocol):
+    """What an MCP tool server serves: one tool call with the caller's bearer token (the gateway, or a run's episode router)."""
+
+    def call(self, token: str, name: str, arguments: Any, now: float) -> GatewayResult: ...
+
+
+class BearerCheck(Protocol):
+    """The SDK's ``TokenVerifier``: the access token behind a bearer string, or None to refuse it (401)."""
+
+    async def verify_token(self, token: str) -> Any: ...
 
 
 class BearerVerifier:
@@ -59,8 +71,8 @@ def listed_descriptors(result: Any) -> list[ToolDescriptor]:
     return [ToolDescriptor(str(tool.name), str(tool.description or ""), dict(tool.input_schema or {})) for tool in result.tools]
 
 
-def build_server(gateway: ToolGateway, clock: Clock = time.time) -> Any:
-    """The low-level MCP server: ``tools/list`` from the catalog, ``tools/call`` through the gateway."""
+def build_server(service: ToolService, clock: Clock = time.time) -> Any:
+    """The low-level MCP server: ``tools/list`` from the catalog, ``tools/call`` through ``service``."""
     import mcp_types as types
     from mcp.server.auth.middleware.auth_context import get_access_token
     from mcp.server.lowlevel import Server
@@ -73,7 +85,7 @@ def build_server(gateway: ToolGateway, clock: Clock = time.time) -> Any:
     async def call_tool(ctx: Any, params: Any) -> Any:
         access = get_access_token()
         token = access.token if access is not None else ""
-        result = gateway.call(token, params.name, params.arguments or {}, clock())
+        result = service.call(token, params.name, params.arguments or {}, clock())
         return types.CallToolResult(content=[types.TextContent(type="text", text=result.text)], is_error=not result.ok)
 
     return Server(
@@ -86,15 +98,23 @@ def build_server(gateway: ToolGateway, clock: Clock = time.time) -> Any:
     )
 
 
-def build_app(gateway: ToolGateway, url: str, clock: Clock = time.time) -> Any:
-    """The Starlette app serving the gateway at ``url`` (its ``/mcp`` path), bearer auth required."""
+def build_app(service: ToolService, url: str, clock: Clock = time.time, verifier: BearerCheck | None = None) -> Any:
+    """The Starlette app serving ``service`` at ``url`` (its ``/mcp`` path), bearer auth required.
+
+    ``verifier`` checks each request's bearer token; by default the gateway's identity layer (``service`` must be a
+    :class:`~targets.gateway.ToolGateway` then).
+    """
     from mcp.server.auth.settings import AuthSettings
     from pydantic import AnyHttpUrl
 
     host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
     auth = AuthSettings(issuer_url=AnyHttpUrl(url.rsplit("/", 1)[0]), resource_server_url=AnyHttpUrl(url), required_scopes=None, validate_token_resource=False)
-    server = build_server(gateway, clock)
-    return server.streamable_http_app(auth=auth, token_verifier=BearerVerifier(gateway, clock), host=host, json_response=True)
+    if verifier is None:
+        if not isinstance(service, ToolGateway):
+            raise TypeError("build_app needs a verifier for a tool service that is not a ToolGateway")
+        verifier = BearerVerifier(service, clock)
+    server = build_server(service, clock)
+    return server.streamable_http_app(auth=auth, token_verifier=verifier, host=host, json_response=True)
 
 
 async def _windows(gateway: ToolGateway, window_s: float, out: Path | None, clock: Clock) -> None:

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 from kosmoi.registry import Ref, load_plugins
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
-from targets.canonical import canonicalize, without_surrogates
+from targets.canonical import without_surrogates
 from targets.company import AGENTS, COMPANY_DOMAIN, Company
 from targets.court import Court, CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS
+from targets.endpoint import EndpointConfig
 from targets.eventlog import EventLog
+from targets.http_json import expand_env
 from targets.identity import AuthError, IdentityProvider, TokenVerifier
 from targets.input_guard import DEFAULT_MAX_BYTES, DEFAULT_STAGES, InputGuard
 from targets.llm_victim import LLMVictimConfig
@@ -56,19 +58,27 @@ class StackSettings:
     customers: int = 200
     attacker_accounts: int = 64
     llm_victim: LLMVictimConfig | None = None  # settings of the 'llm' victim
+    endpoint: EndpointConfig | None = None  # settings of the 'endpoint' victim (a deployed agent)
     rule_engine: Engine = "auto"
     semantic: bool = False  # add the optional embedding stage to the input guard
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS  # whose phone numbers the output guard redacts
     input_stages: tuple[Ref, ...] = tuple(Ref(name) for name in DEFAULT_STAGES)  # the input guard's pipeline
     output_stages: tuple[Ref, ...] = ()  # extra stages on the agent's reply, after the built-in output guard
     sentinels: tuple[Ref, ...] = DEFAULT_SENTINELS
-    victim: str = ""  # a registered victim; "" picks 'llm' when llm_victim is set, else 'simulated'
+    victim: str = ""  # a registered victim; "" picks 'endpoint' or 'llm' when their settings are set, else 'simulated'
     plugins: tuple[str, ...] = ()  # modules that register users' stages, sentinels and victims
 
     @property
     def victim_kind(self) -> str:
         """The registered victim this stack runs."""
-        return self.victim or ("llm" if self.llm_victim is not None else "simulated")
+        return self.victim or ("endpoint" if self.endpoint is not None else "llm" if self.llm_victim is not None else "simulated")
+
+
+def planted_canaries(settings: StackSettings) -> dict[str, str]:
+    """Canaries the user planted in a deployed agent's own context, by the environment variables that hold them."""
+    if settings.endpoint is None:
+        return {}
+    return {f"endpoint:{name}": expand_env("${" + name + "}", "targets.endpoint.canaries_env") for name in settings.endpoint.canaries_env}
 
 
 @dataclass(slots=True)
@@ -106,7 +116,7 @@ class StagingStack:
         self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic, settings.input_stages)
         self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine, phone_regions=settings.phone_regions)
         self.output_stages: tuple[GuardStage, ...] = build_stages(settings.output_stages, "output", StageBuild(ruleset, settings.rule_engine))
-        self.oracle = Oracle(self.company, settings.business.price_floor_usd)
+        self.oracle = Oracle(self.company, settings.business.price_floor_usd, planted_canaries(settings))
         self.sentinels: tuple[Sentinel, ...] = build_sentinels(settings.sentinels, self.company, settings)
         self.court = Court(settings.court, known_good=frozenset(f"agent:{name}" for name in AGENTS))
         make_victim = VICTIMS.get(settings.victim_kind)
@@ -219,7 +229,7 @@ class StagingStack:
         if self.settings.output_guard:
             verdict = self.output_guard.scan(turn.reply)
             if self.output_stages:
-                verdict = run_stages(self.output_stages, turn.reply, ScanContext(turn.reply, canonicalize(turn.reply), verdict=verdict))
+                verdict = run_stages(self.output_stages, turn.reply, ScanContext(turn.reply, verdict=verdict))
             delivered = verdict.text if verdict.text is not None else turn.reply
             run.screen.rules.extend(verdict.rule_ids)
             run.screen.action = stricter(run.screen.action, verdict.action)

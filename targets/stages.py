@@ -62,22 +62,35 @@ def merge_verdicts(first: Verdict, second: Verdict) -> Verdict:
 class ScanContext:
     """What the stages of one scan share: the text in its forms and the verdict so far.
 
-    ``derived`` (what obfuscation hides: decoded runs, ROT13, reversed, split
-    payloads, ciphers) is computed on first use, so a pipeline without a stage
-    that needs it never pays for it. ``judged_text`` is the text a model
+    ``canon`` and ``derived`` (what obfuscation hides: decoded runs, ROT13,
+    reversed, split payloads, ciphers) are computed on first use, so a
+    pipeline without a stage that needs them never pays for them. ``judged_text`` is the text a model
     stage should judge: the canonical text, or — when the rules stage found a
     benign quoted mention of an attack — the text around the quotes.
     """
 
     text: str
-    canon: Canonical
+    _canon: Canonical | None = None
     verdict: Verdict = field(default_factory=lambda: Verdict(Action.ALLOW))
-    judged_text: str = ""
+    _judged: str | None = None
     _derived: tuple[list[tuple[str, str]], bool] | None = None
 
-    def __post_init__(self) -> None:
-        if not self.judged_text:
-            self.judged_text = self.canon.text
+    @property
+    def canon(self) -> Canonical:
+        """The canonical text (computed on first use when the caller did not pass it)."""
+        if self._canon is None:
+            from targets.canonical import canonicalize
+
+            self._canon = canonicalize(self.text)
+        return self._canon
+
+    @property
+    def judged_text(self) -> str:
+        return self.canon.text if self._judged is None else self._judged
+
+    @judged_text.setter
+    def judged_text(self, value: str) -> None:
+        self._judged = value
 
     def _hidden(self) -> tuple[list[tuple[str, str]], bool]:
         if self._derived is None:
@@ -154,7 +167,7 @@ class StageSpec:
     factory: StageFactory
 
 
-STAGES: Registry[StageSpec] = Registry("guard stage", builtins="targets.input_stages")
+STAGES: Registry[StageSpec] = Registry("guard stage", builtins=("targets.input_stages", "targets.external_stages"))
 
 
 def register_stage(name: str, side: Side = "input") -> Callable[[StageFactory], StageFactory]:
@@ -185,3 +198,16 @@ def build_stages(refs: Sequence[Ref], side: Side, build: StageBuild) -> tuple[Gu
             raise TypeError(f"guard stage {ref.name!r} ({spec.factory!r}) has no name and scan(text, context)")
         stages.append(stage)
     return tuple(stages)
+
+
+class StageGuard:
+    """One stage alone as a guard (``scan_uncached(text) -> Verdict``), to measure a detector on its own."""
+
+    def __init__(self, stage: GuardStage) -> None:
+        self.stage = stage
+        self.name = stage.name
+
+    def scan_uncached(self, text: str) -> Verdict:
+        return self.stage.scan(text, ScanContext(text))
+
+    scan = scan_uncached

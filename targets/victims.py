@@ -1,8 +1,9 @@
 """The registry of victims: what plays the company's agents in a staging stack.
 
 Built in: ``simulated`` (the behavioural model of :mod:`targets.victim`, with
-the stack's victim profile) and ``llm`` (a real model behind an
-OpenAI-compatible endpoint, :mod:`targets.llm_victim`). A factory takes the
+the stack's victim profile), ``llm`` (a real model behind an
+OpenAI-compatible endpoint, :mod:`targets.llm_victim`) and ``endpoint`` (the
+user's own deployed agent over HTTP, :mod:`targets.endpoint_victim`). A factory takes the
 stack's settings and one agent's knowledge and returns a
 :class:`~targets.victim.VictimModel`; users register their own with
 :func:`register_victim` in a plugin module.
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kosmoi.registry import Registry
+from targets.endpoint_victim import EndpointVictim
 from targets.llm_victim import LLMVictim
 from targets.victim import PROFILES, Victim, VictimKnowledge, VictimModel
 
@@ -41,3 +43,10 @@ def _llm(settings: StackSettings, knowledge: VictimKnowledge) -> VictimModel:
     if settings.llm_victim is None:
         raise ValueError("the 'llm' victim needs targets.llm_victim (base_url and model)")
     return LLMVictim(settings.llm_victim, knowledge)
+
+
+@register_victim("endpoint")
+def _endpoint(settings: StackSettings, knowledge: VictimKnowledge) -> VictimModel:
+    if settings.endpoint is None:
+        raise ValueError("the 'endpoint' victim needs targets.endpoint (url, format)")
+    return EndpointVictim(settings.endpoint, knowledge)

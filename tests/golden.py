@@ -6,6 +6,13 @@ architecture change (issue 13); they pin behaviour, not code shape. A change tha
 dependency that changes training) re-records them with
 ``IMMUNE_RECORD_GOLDEN=1 pytest -m slow tests/test_run_e2e.py tests/test_evolve_e2e.py``
 and says why in its commit message.
+
+The digests hold what is discrete — every verdict, rule id, breach, case and
+warrant, and each rule set's rules — and leave out what floating point
+decides in its last bits: the learned stage's retrained weights and
+calibration, and the guard scores in the episodes and events tables. Those
+come out of BLAS and numpy's SIMD kernels, which differ between CPUs (AVX-512
+on one machine, AVX2 on the next), while the verdicts they lead to do not.
 """
 
 from __future__ import annotations
@@ -20,6 +27,12 @@ import pandas as pd
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 TABLE_KEYS = {"episodes": ["episode_id"], "events": ["replica", "event_id"], "cases": ["replica", "case_id"], "warrants": ["replica", "warrant_id"]}
+# Columns whose last bits depend on the CPU's floating-point kernels (the learned stage's probability;
+# guard events carry the score in amount_usd).
+CPU_DEPENDENT_COLUMNS = {"episodes": ["input_score"]}
+GUARD_EVENT_KINDS = ("guard_input", "guard_output")
+# The learned stage's fields that come out of floating-point training; its configuration stays in the digest.
+CLASSIFIER_STABLE_FIELDS = ("kind", "ngram_min", "ngram_max", "bits", "words", "window")
 # Summary fields that depend on the machine, the clock or the tracking store rather than on the simulation.
 VOLATILE_SUMMARY = frozenset(
     {"duration_s", "episodes_per_s", "machine", "mlflow_run_id", "mlflow_tracking_uri", "run_id", "snapshot_seconds", "stage_seconds", "startup_s", "workers"}
@@ -28,7 +41,9 @@ VOLATILE_SUMMARY = frozenset(
 
 def table_digest(run_dir: Path, name: str) -> dict[str, Any]:
     """Rows and a sha256 of one table, rows in a canonical order, the run id left out."""
-    frame = pd.read_parquet(run_dir / name).drop(columns=["run_id"], errors="ignore")
+    frame = pd.read_parquet(run_dir / name).drop(columns=["run_id", *CPU_DEPENDENT_COLUMNS.get(name, [])], errors="ignore")
+    if name == "events":
+        frame.loc[frame["kind"].isin(GUARD_EVENT_KINDS), "amount_usd"] = 0.0
     frame = frame.sort_values(TABLE_KEYS[name], kind="stable").reset_index(drop=True)
     text = frame.to_json(orient="records", lines=True, double_precision=12, date_format="iso")
     return {"rows": len(frame), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
@@ -69,8 +84,10 @@ def _difference(expected: dict[str, Any], actual: dict[str, Any], prefix: str = 
 
 
 def ruleset_digest(ruleset: dict[str, Any]) -> str:
-    """sha256 of a rule set without its seal and without the run ids in mined rules' provenance (those carry the clock)."""
+    """sha256 of a rule set without its seal, the run ids in mined rules' provenance (those carry the clock) and the learned stage's trained numbers."""
     content = {k: v for k, v in ruleset.items() if k != "hash"}
+    if isinstance(content.get("classifier"), dict):
+        content["classifier"] = {k: v for k, v in content["classifier"].items() if k in CLASSIFIER_STABLE_FIELDS}
     content["rules"] = [{**r, "provenance": {k: v for k, v in r.get("provenance", {}).items() if k != "run_id"}} for r in ruleset.get("rules", [])]
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 

@@ -16,21 +16,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, immune_cmd
+from tests.fakes.processes import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_run_against_a_local_head_node(tmp_path):
     ray_cli = Path(sys.executable).with_name("ray")
     if not ray_cli.exists():
         pytest.skip("the ray command is not installed next to this Python")
-    port = _free_port()
+    port = free_port()
     temp = Path("/tmp") / f"ray-test-{os.getpid()}"  # Ray's socket paths must stay short
     # A secured cluster, as in production: token authentication with a token both sides know.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}

@@ -95,7 +95,7 @@ def test_provider_errors_retry_then_record(caplog):
         stack = _stack(server)
         failed = _send(stack, "support", "hello", identity="cust-0001")
         assert not failed.task_completed and not failed.breached
-        assert "victim model call failed" in caplog.text
+        assert "agent model call failed for episode e1" in caplog.text
 
 
 def test_api_key_is_sent_but_never_logged(monkeypatch, caplog):

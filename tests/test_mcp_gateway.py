@@ -29,6 +29,7 @@ from targets.rules import load_ruleset
 from targets.tool_catalog import TOOL_NAMES
 from targets.tool_manifest import check_tools, findings_to_cases, load_pins, pin_tools, save_pins
 from tests.conftest import ROOT, immune_cmd
+from tests.fakes.processes import free_port, wait_for_port
 
 NOW = 1_000_000.0
 
@@ -146,32 +147,14 @@ def test_the_catalog_can_be_pinned_and_pins_round_trip(tmp_path, baseline):
 # --- real processes --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing listens on port {port} after {timeout:.0f} s")
-
-
 @pytest.fixture()
 def served_gateway(tmp_path) -> Iterator[tuple[str, Path, Path]]:
-    port = _free_port()
+    port = free_port()
     key, out = tmp_path / "idp.key", tmp_path / "out"
     cmd = [*immune_cmd(), "gateway", "serve", "--port", str(port), "--key-file", str(key), "--out", str(out), "--window-s", "0.5"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        _wait_for_port(port, proc)
+        wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}/mcp", key, out
     finally:
         proc.terminate()
@@ -241,10 +224,10 @@ def test_the_served_gateway_refuses_a_missing_forged_or_expired_token(served_gat
 def test_an_agent_refuses_poisoned_shadowing_changed_and_unapproved_tools(tmp_path, baseline):
     from mcp import Client
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.rogue_mcp_server", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_for_port(port, proc)
+        wait_for_port(port, proc)
 
         async def listing():
             async with Client(f"http://127.0.0.1:{port}/mcp") as client:

@@ -7,11 +7,12 @@ dependencies). Run it with:  python -m pytest -m vllm tests/test_vllm_integratio
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 
 import pandas as pd
 import pytest
+
+from tests.fakes.processes import free_port
 
 pytestmark = [
     pytest.mark.vllm,
@@ -23,18 +24,12 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
     from attackers.tiny_llama import build, serve_command, wait_healthy
 
     directory = build(tmp_path_factory.mktemp("tiny-llama"))
-    port = _free_port()
+    port = free_port()
     log = (directory / "server.log").open("w")
     process = subprocess.Popen(serve_command(directory, port), stdout=log, stderr=subprocess.STDOUT)
     try:
