@@ -44,6 +44,17 @@ def _fmt_rate(value: float) -> str:
     return f"{value:.2%}"
 
 
+def _owasp_line(owasp: dict[str, dict]) -> str:
+    """``LLM01 4.2 % · … · checked LLM03 · not exercised LLM04 …``: breach rate per attacked category."""
+    attacked = [f"{tag} {_fmt_rate(row['breach_rate'])}" for tag, row in owasp.items() if row["status"] == "attacked"]
+    parts = [", ".join(attacked) or "nothing attacked"]
+    for status in ("checked", "not attacked", "not exercised"):
+        tags = [tag for tag, row in owasp.items() if row["status"] == status]
+        if tags:
+            parts.append(f"{status} {' '.join(tags)}")
+    return " · ".join(parts)
+
+
 def _print_summary(summary: dict, run_dir: Path) -> None:
     table = Table(title=f"run {summary['run_id']} ({summary['experiment']})", show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
@@ -62,6 +73,8 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     table.add_row("attacks stopped by", stages)
     table.add_row("damage", f"${summary['damage_usd']:,.2f}, {summary['secrets_leaked']} secrets, {summary['records_exfiltrated']} records")
     table.add_row("warrants", f"{summary['warrants']} (false-warrant rate {_fmt_rate(summary['false_warrant_rate'])})")
+    if summary.get("coverage"):
+        table.add_row("OWASP LLM 2025", _owasp_line(summary["coverage"]["owasp"]))
     if summary.get("model_calls"):
         calls = ", ".join(f"{status} {count:,}" for status, count in summary["model_calls"].items())
         table.add_row("model calls", f"{calls}; ${summary['model_cost_usd']:,.4f}")
@@ -97,7 +110,7 @@ def run(
     setup_logging(verbose)
     if verbose:
         os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
-    from app.failif import parse_conditions
+    from kosmoi.conditions import parse_conditions
     from sim.locks import LockHeld
     from sim.runner import SUMMARY_METRICS, RunOptions, RunStorageError, resume_run, run_experiment
 
