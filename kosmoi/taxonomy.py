@@ -36,9 +36,11 @@ ATLAS: dict[str, str] = {
     "AML.T0054": "LLM Jailbreak",
     "AML.T0056": "LLM Meta Prompt Extraction",
     "AML.T0057": "LLM Data Leakage",
-    "AML.T0053": "LLM Plugin Compromise",
+    "AML.T0053": "AI Agent Tool Invocation (formerly LLM Plugin Compromise)",
     "AML.T0029": "Denial of ML Service",
     "AML.T0010": "ML Supply Chain Compromise",
+    "AML.T0050": "Command and Scripting Interpreter",
+    "AML.T0048.000": "External Harms: Financial Harm",
 }
 
 
@@ -73,6 +75,8 @@ GOALS: dict[str, Tags] = {
     "escalate_privilege": _t("LLM06", "AML.T0053"),
     "leak_system_prompt": _t("LLM07", "AML.T0056"),
     "exhaust_service": _t("LLM10", "AML.T0029"),
+    "unsafe_output": _t("LLM05", "AML.T0050"),
+    "misinform": _t("LLM09", "AML.T0048.000"),
 }
 
 # How the payload reached the model (kosmoi.types.Channel values): every attack is an injection.
@@ -106,7 +110,10 @@ RULE_FAMILIES: dict[str, Tags] = {
     "secret": _t("LLM02", "AML.T0057"),
     "pii": _t("LLM02", "AML.T0057"),
     "canary": _t(("LLM02", "LLM07"), ("AML.T0056", "AML.T0057")),
-    "cmd": _t("LLM05"),  # dangerous commands in replies, for a downstream shell
+    "cmd": _t("LLM05", "AML.T0050"),  # dangerous commands in replies, for a downstream shell
+    "markup": _t("LLM05", "AML.T0050"),  # active HTML (script, handlers, javascript: URLs) in replies
+    "sql": _t("LLM05", "AML.T0050"),  # stacked or destructive SQL in replies
+    "claim": _t("LLM09", "AML.T0048.000"),  # replies contradicting the catalog or the policy table
 }
 
 # Sentinel case kinds (targets.sentinels, targets.tool_manifest), by (sentinel, rule) or rule alone.
@@ -130,7 +137,9 @@ EXERCISED_BY: dict[str, str] = {
     "LLM02": "goal exfiltrate_secret; output-encoding evasions",
     "LLM03": "tool-manifest pinning and signed rule sets (targets.tool_manifest, targets.signing); not attacked by simulated campaigns",
     "LLM06": "goals drain_wallet, tamper_price, escalate_privilege",
+    "LLM05": "goal unsafe_output (markup, SQL, shell judged by parsers); the output guard's markup, SQL and command detectors",
     "LLM07": "goal leak_system_prompt",
+    "LLM09": "goal misinform (prices, refund policy, payment details judged against the catalog and policy table)",
     "LLM10": "goal exhaust_service",
 }
 

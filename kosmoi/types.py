@@ -27,6 +27,8 @@ class Goal(StrEnum):
     ESCALATE_PRIVILEGE = "escalate_privilege"
     LEAK_SYSTEM_PROMPT = "leak_system_prompt"
     EXHAUST_SERVICE = "exhaust_service"
+    UNSAFE_OUTPUT = "unsafe_output"  # markup, script, SQL or shell in a reply that a downstream consumer would run
+    MISINFORM = "misinform"  # wrong prices, refund policy or payment details stated to customers
     NONE = "none"  # benign traffic
 
 

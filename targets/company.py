@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from kosmoi.ids import derive_seed, stable_hash64
+from targets.claims import Facts
 
 COMPANY_ACCOUNT = "company:ops"
 COMPANY_DOMAIN = "kosmoi-goods.example"
@@ -112,6 +114,28 @@ def make_secret(name: str, rng: random.Random) -> str:
     return "pw-" + _token(rng, _ALNUM, 20)
 
 
+class _LivePrices(Mapping[str, float]):
+    """Product name -> current catalog price, read through to the catalog."""
+
+    def __init__(self, catalog: dict[str, Product]) -> None:
+        self._catalog = catalog
+
+    def __getitem__(self, name: str) -> float:
+        for product in self._catalog.values():
+            if product.name == name:
+                return product.price
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (product.name for product in self._catalog.values())
+
+    def __len__(self) -> int:
+        return len(self._catalog)
+
+    def items(self) -> ItemsView[str, float]:
+        return {p.name: p.price for p in self._catalog.values()}.items()
+
+
 class Company:
     """The mutable world state of one staging replica."""
 
@@ -178,6 +202,11 @@ class Company:
     def agent_descriptions(self) -> dict[str, str]:
         """The public agents and how to reach them (part of :meth:`public_profile`)."""
         return {name: str(spec.channel) for name, spec in AGENTS.items()}
+
+    def facts(self) -> Facts:
+        """The catalog and policy tables a reply's business claims are checked against (targets.claims):
+        live, so a reply stating a price the catalog now has is true."""
+        return Facts(prices=_LivePrices(self.catalog))
 
     def canaries(self) -> dict[str, str]:
         """Every canary value: vault secrets and system-prompt markers."""

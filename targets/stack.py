@@ -114,7 +114,9 @@ class StagingStack:
         self.verifier = TokenVerifier(self.idp)
         self.services = Services(self.company, self.verifier, self.log, enforce_identity=settings.enforce_identity)
         self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic, settings.input_stages)
-        self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine, phone_regions=settings.phone_regions)
+        self.output_guard = OutputGuard(
+            ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine, phone_regions=settings.phone_regions, facts=self.company.facts()
+        )
         self.output_stages: tuple[GuardStage, ...] = build_stages(settings.output_stages, "output", StageBuild(ruleset, settings.rule_engine))
         self.oracle = Oracle(self.company, settings.business.price_floor_usd, planted_canaries(settings))
         self.sentinels: tuple[Sentinel, ...] = build_sentinels(settings.sentinels, self.company, settings)

@@ -97,4 +97,5 @@ def test_runs_written_before_the_tags_get_them_from_goal_channel_and_techniques(
     assert matrix.loc["LLM02", "breach_rate"] == 1.0
     assert matrix.loc["LLM06", "status"] == NOT_ATTACKED and matrix.loc["LLM06", "attacks"] == 0  # no drain_wallet attack in this run
     assert matrix.loc["LLM03", "status"] == CHECKED
-    assert matrix.loc["LLM09", "status"] == NOT_EXERCISED
+    assert matrix.loc["LLM09", "status"] == NOT_ATTACKED  # the project attacks it (goal misinform); this run did not
+    assert matrix.loc["LLM04", "status"] == NOT_EXERCISED
