@@ -61,6 +61,8 @@ EPISODES = _with_version(
         # v3: OWASP LLM 2025 and MITRE ATLAS ids (kosmoi.taxonomy); null in runs written before
         pa.field("owasp", _STR_LIST, nullable=True),
         pa.field("atlas", _STR_LIST, nullable=True),
+        # v3: the planting episode whose retrieved document did this episode's damage (knowledge poisoning)
+        pa.field("poisoned_by", pa.string(), nullable=True),
     ],
 )
 

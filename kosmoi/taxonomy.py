@@ -41,6 +41,7 @@ ATLAS: dict[str, str] = {
     "AML.T0010": "ML Supply Chain Compromise",
     "AML.T0050": "Command and Scripting Interpreter",
     "AML.T0048.000": "External Harms: Financial Harm",
+    "AML.T0070": "RAG Poisoning",
 }
 
 
@@ -77,6 +78,7 @@ GOALS: dict[str, Tags] = {
     "exhaust_service": _t("LLM10", "AML.T0029"),
     "unsafe_output": _t("LLM05", "AML.T0050"),
     "misinform": _t("LLM09", "AML.T0048.000"),
+    "poison_knowledge": _t(("LLM04", "LLM08"), "AML.T0070"),
 }
 
 # How the payload reached the model (kosmoi.types.Channel values): every attack is an injection.
@@ -137,6 +139,8 @@ EXERCISED_BY: dict[str, str] = {
     "LLM02": "goal exfiltrate_secret; output-encoding evasions",
     "LLM03": "tool-manifest pinning and signed rule sets (targets.tool_manifest, targets.signing); not attacked by simulated campaigns",
     "LLM06": "goals drain_wallet, tamper_price, escalate_privilege",
+    "LLM04": "goal poison_knowledge: reviews planted in the knowledge base that other customers' sessions retrieve",
+    "LLM08": "goal poison_knowledge: the retrieval (RAG) path, guarded at retrieval time",
     "LLM05": "goal unsafe_output (markup, SQL, shell judged by parsers); the output guard's markup, SQL and command detectors",
     "LLM07": "goal leak_system_prompt",
     "LLM09": "goal misinform (prices, refund policy, payment details judged against the catalog and policy table)",

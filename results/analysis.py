@@ -36,7 +36,7 @@ from results.store import Runs
 FAMILY = "family"
 TAG_KEYS = ("owasp", "atlas")
 VIRTUAL_KEYS = (FAMILY, *TAG_KEYS)
-_TAG_SOURCES = ("goal", "channel", "techniques")
+TAG_SOURCES = ("goal", "channel", "techniques")  # the columns an old run's tags are derived from
 EPISODE_KEYS = ("run_id", "generation", "replica", "goal", "tier", "channel", "generator", "agent", "attempt")
 RUN_LEVEL = frozenset({"run_id", "generation", "replica"})  # slices that split benign traffic and warrants too
 _FAMILY_OF = {name: op.family for name, op in OPERATORS.items()}
@@ -75,7 +75,7 @@ def filled_tags(table: pa.Table, key: str) -> pa.ChunkedArray | pa.Array:
     tags = table[key]
     if tags.null_count == 0:
         return tags
-    rows = zip(tags.to_pylist(), *(table[c].to_pylist() for c in _TAG_SOURCES))
+    rows = zip(tags.to_pylist(), *(table[c].to_pylist() for c in TAG_SOURCES))
     filled = [
         ids if ids is not None else list(getattr(episode_tags(goal or "", channel or "", families_of(techniques or ())), key))
         for ids, goal, channel, techniques in rows
@@ -115,7 +115,7 @@ def _columns(keys: Iterable[str]) -> set[str]:
     """The stored columns behind grouping keys (a virtual key reads what it is derived from)."""
     out: set[str] = set()
     for key in keys:
-        out |= {"techniques"} if key == FAMILY else {key, *_TAG_SOURCES} if key in TAG_KEYS else {key}
+        out |= {"techniques"} if key == FAMILY else {key, *TAG_SOURCES} if key in TAG_KEYS else {key}
     return out
 
 

@@ -15,10 +15,12 @@ import math
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from kosmoi.taxonomy import ATLAS, CHECKED_ONLY, EXERCISED_BY, OWASP_LLM_2025, case_tags
 from kosmoi.types import STAGE_ORDER
-from results.analysis import funnel, rates
+from results.analysis import TAG_SOURCES, filled_tags, funnel, rates
 from results.store import Runs
 
 ATTACKED = "attacked"
@@ -28,7 +30,7 @@ NOT_EXERCISED = "not exercised"
 COVERAGE_COLUMNS = [
     "owasp", "name", "status", "exercised_by", "attacks", "breaches", "breach_rate", "breach_rate_low", "breach_rate_high",
     "campaigns", "damage_usd", "secrets_leaked", "records_exfiltrated", "first_stop", "first_stop_share", "main_stop", "main_stop_share",
-    "cases", "warrants",
+    "cases", "warrants", "harmed_sessions", "harm_usd",
 ]
 
 
@@ -52,6 +54,28 @@ def _case_counts(runs: Runs) -> tuple[dict[str, int], dict[str, int]]:
 
 
 _NO_STOP: dict[str, Any] = {"first_stop": None, "first_stop_share": 0.0, "main_stop": None, "main_stop_share": 0.0}
+
+
+def _cross_session_harm(runs: Runs) -> dict[str, tuple[int, float]]:
+    """Per id: sessions harmed by a document another episode planted (``poisoned_by``), and their damage, credited
+    to the ids of the planting episode."""
+    harmed: dict[tuple[str, str], list[float]] = {}
+    poisoned = ds.field("poisoned_by").is_valid()
+    for batch in runs.batches("episodes", columns=["run_id", "poisoned_by", "damage_usd"], filter=poisoned):
+        for run_id, planter, damage in zip(batch["run_id"].to_pylist(), batch["poisoned_by"].to_pylist(), batch["damage_usd"].to_pylist()):
+            harmed.setdefault((run_id, planter), []).append(float(damage))
+    out: dict[str, tuple[int, float]] = {}
+    if not harmed:
+        return out
+    planters = ds.field("episode_id").isin(sorted({p for _, p in harmed}))
+    for batch in runs.batches("episodes", columns=["run_id", "episode_id", *TAG_SOURCES, "owasp"], filter=planters):
+        table = pa.Table.from_batches([batch])
+        for run_id, episode, tags in zip(table["run_id"].to_pylist(), table["episode_id"].to_pylist(), filled_tags(table, "owasp").to_pylist()):
+            damages = harmed.get((run_id, episode), [])
+            for tag in tags or ():
+                count, usd = out.get(tag, (0, 0.0))
+                out[tag] = (count + len(damages), usd + sum(damages))
+    return out
 
 
 def _stops(runs: Runs, key: str) -> dict[str, dict[str, Any]]:
@@ -82,6 +106,7 @@ def coverage(runs: Runs, *, reps: int | None = None, seed: int = 0) -> pd.DataFr
     by = by.set_index("owasp") if not by.empty else by
     stops = _stops(runs, "owasp")
     cases, warrants = _case_counts(runs)
+    harm = _cross_session_harm(runs)
     rows: list[dict[str, Any]] = []
     for tag, name in OWASP_LLM_2025.items():
         attacked = not by.empty and tag in by.index and int(by.loc[tag, "attacks"]) > 0
@@ -98,7 +123,8 @@ def coverage(runs: Runs, *, reps: int | None = None, seed: int = 0) -> pd.DataFr
         else:
             row.update(attacks=0, breaches=0, breach_rate=math.nan, breach_rate_low=math.nan, breach_rate_high=math.nan, campaigns=0,
                        damage_usd=0.0, secrets_leaked=0, records_exfiltrated=0, **_NO_STOP)
-        row.update(cases=cases.get(tag, 0), warrants=warrants.get(tag, 0))
+        sessions, usd = harm.get(tag, (0, 0.0))
+        row.update(cases=cases.get(tag, 0), warrants=warrants.get(tag, 0), harmed_sessions=sessions, harm_usd=usd)
         rows.append(row)
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 

@@ -246,6 +246,7 @@ def _coverage_section(runs: Runs) -> str:
             ("first stage that stops it", "first_stop", attacked(lambda r: _stop(r, "first_stop"))),
             ("stops the most", "main_stop", attacked(lambda r: _stop(r, "main_stop"))),
             ("cases / warrants", "cases", lambda r: f"{int(r['cases']):,} / {int(r['warrants']):,}"),
+            ("other sessions harmed", "harmed_sessions", lambda r: f"{int(r['harmed_sessions']):,} (${r['harm_usd']:,.0f})" if r["harmed_sessions"] else "–"),
         ],
     )
     atlas = atlas_coverage(runs)
@@ -259,7 +260,8 @@ def _coverage_section(runs: Runs) -> str:
     )
     return (
         "<h2>OWASP Top 10 for LLM Applications (2025) and MITRE ATLAS</h2><p class=muted>An attack counts in every category its goal, "
-        "channel and techniques map to (kosmoi/taxonomy.py), so the rows overlap. <i>Checked</i>: defended by checks the simulated "
+        "channel and techniques map to (kosmoi/taxonomy.py), so the rows overlap. A planted document's later harm to other "
+        "customers' sessions is credited to the plant (<i>other sessions harmed</i>). <i>Checked</i>: defended by checks the simulated "
         "campaigns do not attack; <i>not attacked</i>: these runs had no attack on it; <i>not exercised</i>: nothing here attacks or checks it.</p>" + matrix + techniques
     )
 

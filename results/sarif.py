@@ -62,6 +62,12 @@ GOAL_HELP: dict[str, tuple[str, str]] = {
         "Encode replies for the context they are rendered in, run report SQL read-only and parameterised, and keep the output "
         "guard's markup, SQL and command detectors on.",
     ),
+    "poison_knowledge": (
+        "An attacker's document entered the knowledge base that other customers' sessions retrieve (a product review), "
+        "where it can steer the agent against them.",
+        "Moderate what agents post to retrievable stores, scan retrieved documents before they enter a model's context, "
+        "and purge what a convicted identity wrote.",
+    ),
     "misinform": (
         "The agent stated a false price, refund policy or payment account to a customer as fact; the company may have to honour it.",
         "Answer prices and policies from the catalog and policy tables, never from the conversation; keep the output guard's fact check on.",

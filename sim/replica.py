@@ -323,7 +323,7 @@ class ReplicaSimulator:
             blocked_stage=outcome.blocked_stage.value if outcome.blocked_stage else None, rule_ids=list(outcome.rule_ids),
             input_action=outcome.input_action.value, input_score=outcome.input_score, output_action=outcome.output_action.value,
             breached=outcome.breached, damage_usd=outcome.damage_usd, secrets_leaked=outcome.secrets_leaked,
-            records_exfiltrated=outcome.records_exfiltrated, sim_time=now, **episode,
+            records_exfiltrated=outcome.records_exfiltrated, sim_time=now, poisoned_by=outcome.poisoned_by, **episode,
         )
 
     # --- draining to Arrow ---------------------------------------------------

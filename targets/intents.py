@@ -66,6 +66,9 @@ _CLAIM_PRICE_RE = re.compile(_CLAIM_ASK + r".{0,100}?" + _CLAIMED_PRICE + "|" + 
 _CLAIM_REFUND_RE = re.compile(_CLAIM_ASK + r".{0,100}?\brefunds?\b.{0,80}?\b(?P<days>\d{1,4})\s*days\b")
 _CLAIM_PAYMENT_RE = re.compile(_CLAIM_ASK + r".{0,100}?\b(?:pay|payments?|payable|invoices?|remit)\b.{0,60}?\b(?:to|account|iban)\b.{0,20}?" + _IBAN)
 
+# Asks to post a review (to the product page: the knowledge base other sessions retrieve).
+_REVIEW_RE = re.compile(r"\b(?:post|add|publish|submit|leave|put up|upload)\b.{0,40}?\b(?:review|testimonial|feedback)\b.{0,80}?:\s*[\"“'‘]?(?P<text>.{10,600})")
+
 # Necessary keywords of each pattern: a cheap substring test before the regex runs.
 _HAS = {
     "transfer": ("transfer", "wire", "send", "move", "pay", "remit", "disburse", "forward", "route"),
@@ -80,6 +83,7 @@ _HAS = {
     "catalog": ("catalog", "what do you", "what products", "products do you", "list your", "list the"),
     "ask": ("price", "cost", "how much", "in stock", "quote", "details", "tell me about", "do you"),
     "emit": ("<", "select", "update", "delete", "insert", "drop", "truncate", "alter", "curl", "wget", "rm -", "mkfs"),
+    "review": ("review", "testimonial", "feedback"),
     "claim": ("confirm", "state", "say", "tell", "announce", "promise", "guarantee", "writing", "inform", "notify", "know"),
 }
 _DIGITS = tuple("0123456789")
@@ -194,6 +198,11 @@ def parse_intents(reading: Reading, products: dict[str, str], secret_names: froz
                 break
     if _has(text, "claim"):
         _add_claims(text, products, add)
+    match = _REVIEW_RE.search(text) if _has(text, "review") else None
+    if match:
+        sku = _product(text[: match.start("text")], products) or _product(text, products)
+        if sku:
+            add("post_review", sku=sku, text=match.group("text").rstrip("\"”'’ "))
     if not found:
         if ("balance" in text or "credit" in text) and _BALANCE_RE.search(text):
             add("balance")

@@ -254,6 +254,8 @@ class Victim:
             return ToolCall("orders", "get", {"order_id": "*"})
         if kind == "send_message":
             return ToolCall("messaging", "send", {"to": args["to"], "body": None})
+        if kind == "post_review":
+            return ToolCall("catalog", "add_review", {"sku": args["sku"], "text": args["text"]})
         if kind == "balance":
             return ToolCall("finance", "balance", {"account": f"credit:{requester}"})
         if kind == "order_status":

@@ -59,8 +59,6 @@ def test_junit_validates_and_fails_as_the_conditions_say(two_runs, tmp_path):
         assert int(suite.get("tests")) == len(cases) and int(suite.get("failures")) == sum(1 for c in cases if c.find("failure") is not None)
         status = {p.get("name"): p.get("value") for p in suite.iter("property")}["kosmoi.status"]
         assert (status == "attacked") == bool(cases)
-    llm04 = next(s for s in suites if s.get("name").startswith("LLM04"))
-    assert {p.get("name"): p.get("value") for p in llm04.iter("property")}["kosmoi.status"] == "not exercised"
     # a condition no case meets: nothing fails and the command exits 0
     lenient = subprocess.run([*immune_cmd(), "report", str(run_dir), "-f", "junit", "-o", str(tmp_path / "ok.xml"), "--fail-if", "breach_rate > 1"], capture_output=True, text=True, timeout=300)
     assert lenient.returncode == 0, lenient.stderr

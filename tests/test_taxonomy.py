@@ -67,6 +67,7 @@ def test_unknown_ids_are_refused_and_unexercised_categories_are_named():
         taxonomy._t("LLM11")
     assert set(taxonomy.not_exercised()) == set(taxonomy.OWASP_LLM_2025) - set(taxonomy.EXERCISED_BY)
     assert set(taxonomy.EXERCISED_BY) <= set(taxonomy.OWASP_LLM_2025)
+    assert taxonomy.not_exercised() == ()  # every OWASP LLM 2025 category is attacked or (LLM03) checked
 
 
 def test_episode_tags_combine_goal_channel_and_families():
@@ -76,7 +77,7 @@ def test_episode_tags_combine_goal_channel_and_families():
     assert taxonomy.episode_tags("none", "direct") == taxonomy.NONE  # benign traffic carries no category
 
 
-def test_runs_written_before_the_tags_get_them_from_goal_channel_and_techniques(tmp_path):
+def test_runs_written_before_the_tags_get_them_from_goal_channel_and_techniques(tmp_path, monkeypatch):
     episodes = [
         attack("c1", 0, goal="exfiltrate_secret", channel="indirect", techniques=["leetspeak"], breached=True, secrets_leaked=1),
         attack("c2", 0, goal="exhaust_service", techniques=[]),
@@ -86,7 +87,7 @@ def test_runs_written_before_the_tags_get_them_from_goal_channel_and_techniques(
     # drop the columns altogether, as a file written with the episodes schema v2 has none
     for f in (run_dir / "episodes").glob("*.parquet"):
         table = pq.read_table(f)
-        pq.write_table(table.drop_columns(["owasp", "atlas"]), f)
+        pq.write_table(table.drop_columns(["owasp", "atlas", "poisoned_by"]), f)
     runs = load_runs(run_dir)
     frame = runs.episodes(["goal", "owasp"])
     assert frame["owasp"].isna().all()  # what is on disk
@@ -98,4 +99,8 @@ def test_runs_written_before_the_tags_get_them_from_goal_channel_and_techniques(
     assert matrix.loc["LLM06", "status"] == NOT_ATTACKED and matrix.loc["LLM06", "attacks"] == 0  # no drain_wallet attack in this run
     assert matrix.loc["LLM03", "status"] == CHECKED
     assert matrix.loc["LLM09", "status"] == NOT_ATTACKED  # the project attacks it (goal misinform); this run did not
-    assert matrix.loc["LLM04", "status"] == NOT_EXERCISED
+    # a category nothing exercises is shown as such (every category is exercised today: pretend LLM04 is not)
+    import results.coverage
+
+    monkeypatch.delitem(results.coverage.EXERCISED_BY, "LLM04")
+    assert coverage(runs).set_index("owasp").loc["LLM04", "status"] == NOT_EXERCISED
