@@ -20,6 +20,7 @@ from app.cli_analysis import register as register_analysis_commands
 from app.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
 from app.cli_data import register as register_data_commands
 from app.cli_gateway import register as register_gateway_commands
+from kosmoi.taxonomy import rule_tags
 from sim.config import ConfigError, load_experiment
 from sim.environment import apply_defaults
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
@@ -210,6 +211,9 @@ def rules_show(
         data = json.loads(ruleset.to_json())
         if data.get("classifier"):
             data["classifier"] = {k: v for k, v in data["classifier"].items() if k not in ("indices", "weights")}
+        for rule in data.get("rules", []):  # derived from the id (kosmoi.taxonomy), not stored: the artifact's hash stays
+            tags = rule_tags(rule["id"])
+            rule["owasp"], rule["atlas"] = list(tags.owasp), list(tags.atlas)
         typer.echo(json.dumps(data, indent=2))
         return
     console.print(Text.assemble((ruleset.name, "bold"), f" v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}"))
@@ -219,8 +223,9 @@ def rules_show(
         source = str(rule.provenance.get("source", ""))
         if source == "mined":
             source += f" g{rule.provenance.get('generation')} ({rule.provenance.get('cluster_size')} attacks)"
-        rows.append([rule.id, f"{rule.kind}, {rule.action}, {rule.stage}", source, rule.pattern, rule.description])  # the whole pattern: it is what runs
-    show_records(f"{len(rows)} rules", ["id", "kind", "source", "pattern", "description"], rows, wide=("pattern", "description"))
+        tags = rule_tags(rule.id)
+        rows.append([rule.id, f"{rule.kind}, {rule.action}, {rule.stage}", " ".join((*tags.owasp, *tags.atlas)) or "-", source, rule.pattern, rule.description])  # the whole pattern: it is what runs
+    show_records(f"{len(rows)} rules", ["id", "kind", "owasp / atlas", "source", "pattern", "description"], rows, wide=("pattern", "description"))
 
 
 @rules_app.command("diff")

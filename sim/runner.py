@@ -469,6 +469,9 @@ def coverage_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
                 out.update({f"{group}.{tag}.attacks": float(row["attacks"]), f"{group}.{tag}.breach_rate": float(row["breach_rate"])})
                 if "damage_usd" in row:
                     out[f"{group}.{tag}.damage_usd"] = float(row["damage_usd"])
+                if row.get("harmed_sessions"):  # knowledge poisoning: harm in other customers' sessions
+                    out[f"{group}.{tag}.harmed_sessions"] = float(row["harmed_sessions"])
+                    out[f"{group}.{tag}.harm_usd"] = float(row["harm_usd"])
     return out
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from kosmoi.registry import Ref, load_plugins
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
 from targets.canonical import without_surrogates
-from targets.company import AGENTS, COMPANY_DOMAIN, Company, Review
+from targets.company import AGENTS, COMPANY_DOMAIN, REVIEWS_PER_PRODUCT, Company, Review
 from targets.court import Court, CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS
 from targets.endpoint import EndpointConfig
@@ -132,6 +132,7 @@ class StagingStack:
         self.timings: defaultdict[str, float] = defaultdict(float)  # seconds spent per stage (benchmarks)
         self._agent_tokens: dict[str, tuple[str, float]] = {}
         self.agent_tasks: deque[tuple[float, str, str, str]] = deque(maxlen=10_000)
+        self._retrieval_verdicts: dict[str, Verdict] = {}  # review text -> the retrieval guard's verdict
 
     # --- identity ------------------------------------------------------------
     def login(self, identity: str, now: float) -> str:
@@ -186,7 +187,11 @@ class StagingStack:
         review = self.company.retrieve(text)
         if review is None or not self.settings.input_guard:
             return review
-        verdict = self.input_guard.scan(review.text)
+        verdict = self._retrieval_verdicts.get(review.text)  # the verdict is a function of the text: scanned once, not per retrieval
+        if verdict is None:
+            if len(self._retrieval_verdicts) >= 4 * REVIEWS_PER_PRODUCT * len(self.company.catalog):
+                self._retrieval_verdicts.clear()  # bounded: more than the knowledge base can hold means most are gone
+            verdict = self._retrieval_verdicts[review.text] = self.input_guard.scan(review.text)
         if verdict.action is Action.ALLOW:
             return review
         self.log.emit(
