@@ -20,6 +20,7 @@ from app.cli_analysis import register as register_analysis_commands
 from app.cli_common import console, err, fail, load_rules, setup_logging, show_records, tracking_uri_for
 from app.cli_data import register as register_data_commands
 from app.cli_gateway import register as register_gateway_commands
+from kosmoi.taxonomy import rule_tags
 from sim.config import ConfigError, load_experiment
 from sim.environment import apply_defaults
 from targets.rules import RuleSetError, load_ruleset, parse_ruleset
@@ -44,6 +45,17 @@ def _fmt_rate(value: float) -> str:
     return f"{value:.2%}"
 
 
+def _owasp_line(owasp: dict[str, dict]) -> str:
+    """``LLM01 4.2 % · … · checked LLM03 · not exercised LLM04 …``: breach rate per attacked category."""
+    attacked = [f"{tag} {_fmt_rate(row['breach_rate'])}" for tag, row in owasp.items() if row["status"] == "attacked"]
+    parts = [", ".join(attacked) or "nothing attacked"]
+    for status in ("checked", "not attacked", "not exercised"):
+        tags = [tag for tag, row in owasp.items() if row["status"] == status]
+        if tags:
+            parts.append(f"{status} {' '.join(tags)}")
+    return " · ".join(parts)
+
+
 def _print_summary(summary: dict, run_dir: Path) -> None:
     table = Table(title=f"run {summary['run_id']} ({summary['experiment']})", show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
@@ -62,6 +74,8 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     table.add_row("attacks stopped by", stages)
     table.add_row("damage", f"${summary['damage_usd']:,.2f}, {summary['secrets_leaked']} secrets, {summary['records_exfiltrated']} records")
     table.add_row("warrants", f"{summary['warrants']} (false-warrant rate {_fmt_rate(summary['false_warrant_rate'])})")
+    if summary.get("coverage"):
+        table.add_row("OWASP LLM 2025", _owasp_line(summary["coverage"]["owasp"]))
     if summary.get("model_calls"):
         calls = ", ".join(f"{status} {count:,}" for status, count in summary["model_calls"].items())
         table.add_row("model calls", f"{calls}; ${summary['model_cost_usd']:,.4f}")
@@ -97,7 +111,7 @@ def run(
     setup_logging(verbose)
     if verbose:
         os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
-    from app.failif import parse_conditions
+    from kosmoi.conditions import parse_conditions
     from sim.locks import LockHeld
     from sim.runner import SUMMARY_METRICS, RunOptions, RunStorageError, resume_run, run_experiment
 
@@ -197,6 +211,9 @@ def rules_show(
         data = json.loads(ruleset.to_json())
         if data.get("classifier"):
             data["classifier"] = {k: v for k, v in data["classifier"].items() if k not in ("indices", "weights")}
+        for rule in data.get("rules", []):  # derived from the id (kosmoi.taxonomy), not stored: the artifact's hash stays
+            tags = rule_tags(rule["id"])
+            rule["owasp"], rule["atlas"] = list(tags.owasp), list(tags.atlas)
         typer.echo(json.dumps(data, indent=2))
         return
     console.print(Text.assemble((ruleset.name, "bold"), f" v{ruleset.version} (parent {ruleset.parent or '-'}) {ruleset.hash}"))
@@ -206,8 +223,9 @@ def rules_show(
         source = str(rule.provenance.get("source", ""))
         if source == "mined":
             source += f" g{rule.provenance.get('generation')} ({rule.provenance.get('cluster_size')} attacks)"
-        rows.append([rule.id, f"{rule.kind}, {rule.action}, {rule.stage}", source, rule.pattern, rule.description])  # the whole pattern: it is what runs
-    show_records(f"{len(rows)} rules", ["id", "kind", "source", "pattern", "description"], rows, wide=("pattern", "description"))
+        tags = rule_tags(rule.id)
+        rows.append([rule.id, f"{rule.kind}, {rule.action}, {rule.stage}", " ".join((*tags.owasp, *tags.atlas)) or "-", source, rule.pattern, rule.description])  # the whole pattern: it is what runs
+    show_records(f"{len(rows)} rules", ["id", "kind", "owasp / atlas", "source", "pattern", "description"], rows, wide=("pattern", "description"))
 
 
 @rules_app.command("diff")

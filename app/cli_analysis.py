@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -47,21 +48,66 @@ def runs(
     show_records(f"{len(frame)} run(s)", ["run", "experiment", "gen", "status", "episodes", "breach", "FPR", "utility", "rules"], rows, optional=("status", "gen", "rules"))
 
 
+class ReportFormat(StrEnum):
+    HTML = "html"
+    JUNIT = "junit"
+    SARIF = "sarif"
+
+
+_DEFAULT_OUTPUT = {ReportFormat.HTML: "report.html", ReportFormat.JUNIT: "results.xml", ReportFormat.SARIF: "results.sarif"}
+
+
 def report(
     paths: Annotated[list[Path], typer.Argument(help="Run directories, evolution directories, or directories holding runs.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("report.html"),
-    title: Annotated[str, typer.Option(help="Report title.")] = "Kosmoi Immune report",
-    top: Annotated[int, typer.Option(help="Surviving attacks to list.", min=1, max=1000)] = 25,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: report.html, results.xml or results.sarif).")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="html: the report for people; junit: a test suite per OWASP category for CI; sarif: surviving attacks for code-scanning dashboards.")] = ReportFormat.HTML,
+    title: Annotated[str, typer.Option(help="Report title (html).")] = "Kosmoi Immune report",
+    top: Annotated[int, typer.Option(help="Surviving attacks to list (html).", min=1, max=1000)] = 25,
+    fail_if: Annotated[str | None, typer.Option("--fail-if", help="junit: a test case (goal × technique family) fails when a condition on its figures holds, e.g. 'breach_rate > 0.05, damage_usd > 0' (default: 'breaches > 0'); the command then exits 3.")] = None,
+    uri: Annotated[str | None, typer.Option(help="sarif: the file results point at, relative to the repository root (default: the run's config.yaml, relative to the current directory).")] = None,
 ) -> None:
-    """Write a self-contained HTML report (plots embedded, no network) for one or more runs."""
-    setup_logging(False)
-    from results.report import write_report
+    """Write a report of one or more runs: self-contained HTML (plots embedded, no network), JUnit XML or SARIF 2.1.0.
 
-    found = _load(paths)
+    Exit codes: 0 written, 2 bad input, 3 (junit) a test case failed its --fail-if conditions.
+    """
+    setup_logging(False)
+    output = output or Path(_DEFAULT_OUTPUT[format])
+    if fail_if is not None and format is not ReportFormat.JUNIT:
+        fail("--fail-if applies to --format junit (for the run itself: immune run --fail-if)")
     if not output.parent.exists():
         fail(f"{output}: directory {output.parent} does not exist")
-    path = write_report(found, output, title, top)
-    console.print(f"report: {path} ({path.stat().st_size / 1024:,.0f} KiB, {len(found)} run(s))")
+    found = _load(paths)
+    if len(found) == 0:
+        fail(f"no runs found in {', '.join(map(str, paths))}")
+    if format is ReportFormat.HTML:
+        from results.report import write_report
+
+        path = write_report(found, output, title, top)
+        console.print(f"report: {path} ({path.stat().st_size / 1024:,.0f} KiB, {len(found)} run(s))")
+    elif format is ReportFormat.JUNIT:
+        from results.junit import DEFAULT_FAIL_IF, case_conditions, write_junit
+
+        try:
+            conditions = case_conditions(fail_if if fail_if is not None else DEFAULT_FAIL_IF)
+        except ValueError as exc:
+            fail(str(exc))
+        totals = write_junit(found, output, conditions)
+        console.print(f"junit: {output} ({totals['tests']} test cases, {totals['failures']} failed: {', '.join(map(str, conditions))})")
+        if totals["failures"]:
+            raise typer.Exit(3)
+    else:
+        from results.sarif import write_sarif
+
+        default_uri = _relative_uri(found.infos[0].path / "config.yaml")
+        counts = write_sarif(found, output, uri or default_uri)
+        console.print(f"sarif: {output} ({counts['results']} surviving attack families, {counts['rules']} rules)")
+
+
+def _relative_uri(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_uri()
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ import functools
 import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import base2048
@@ -379,6 +379,13 @@ OPERATORS: dict[str, Operator] = {
 }
 
 ENCODING_OPS = tuple(name for name, op in OPERATORS.items() if op.stage == ENCODING)
+
+
+def families_of(techniques: Iterable[str]) -> tuple[str, ...]:
+    """The technique families of operator names, in first-seen order (a name no operator has is family 'other')."""
+    return tuple(dict.fromkeys(OPERATORS[name].family if name in OPERATORS else "other" for name in techniques))
+
+
 # What the mutator adds when a defense stops it: framings (persuasion) or evasions (everything that
 # changes the text's surface: lexical, structure, nesting, obfuscation, encoding), in table order.
 FRAMING_OPS = tuple(name for name, op in OPERATORS.items() if op.family == "framing")

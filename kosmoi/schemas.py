@@ -14,7 +14,7 @@ import pyarrow as pa
 
 TABLES = ("episodes", "events", "cases", "warrants", "calls")
 
-SCHEMA_VERSIONS: dict[str, int] = {"episodes": 2, "events": 1, "cases": 1, "warrants": 1, "calls": 1}
+SCHEMA_VERSIONS: dict[str, int] = {"episodes": 3, "events": 1, "cases": 2, "warrants": 1, "calls": 1}
 CORPUS_SCHEMA_VERSION = 1  # the labelled-text corpora of evolve.corpus (not a run table)
 
 _STR_LIST = pa.list_(pa.string())
@@ -58,6 +58,11 @@ EPISODES = _with_version(
         pa.field("task_completed", pa.bool_(), nullable=True),
         pa.field("cost_usd", pa.float64(), nullable=False),
         pa.field("sim_time", pa.float64(), nullable=False),
+        # v3: OWASP LLM 2025 and MITRE ATLAS ids (kosmoi.taxonomy); null in runs written before
+        pa.field("owasp", _STR_LIST, nullable=True),
+        pa.field("atlas", _STR_LIST, nullable=True),
+        # v3: the planting episode whose retrieved document did this episode's damage (knowledge poisoning)
+        pa.field("poisoned_by", pa.string(), nullable=True),
     ],
 )
 
@@ -94,6 +99,9 @@ CASES = _with_version(
         pa.field("window_start", pa.float64(), nullable=False),
         pa.field("window_end", pa.float64(), nullable=False),
         pa.field("evidence", pa.list_(pa.int64()), nullable=False),
+        # v2: OWASP LLM 2025 and MITRE ATLAS ids (kosmoi.taxonomy); null in runs written before
+        pa.field("owasp", _STR_LIST, nullable=True),
+        pa.field("atlas", _STR_LIST, nullable=True),
     ],
 )
 

@@ -27,6 +27,9 @@ class Goal(StrEnum):
     ESCALATE_PRIVILEGE = "escalate_privilege"
     LEAK_SYSTEM_PROMPT = "leak_system_prompt"
     EXHAUST_SERVICE = "exhaust_service"
+    UNSAFE_OUTPUT = "unsafe_output"  # markup, script, SQL or shell in a reply that a downstream consumer would run
+    MISINFORM = "misinform"  # wrong prices, refund policy or payment details stated to customers
+    POISON_KNOWLEDGE = "poison_knowledge"  # plant a document other users' sessions retrieve
     NONE = "none"  # benign traffic
 
 
@@ -175,6 +178,7 @@ class Outcome:
     secrets_leaked: int = 0
     records_exfiltrated: int = 0
     task_completed: bool | None = None  # benign episodes: was the user's task done
+    poisoned_by: str | None = None  # the episode that planted the retrieved document that did this episode's damage
 
 
 @dataclass(slots=True)

@@ -10,7 +10,9 @@ cluster, so it works on runs far larger than memory.
 Grouping keys: any episode column that identifies a slice (``run_id``, ``generation``, ``replica``,
 ``goal``, ``tier``, ``channel``, ``generator``, ``agent``, ``attempt``) and the virtual ``family``:
 the technique families an attack used (an attack that stacked leetspeak and base64 counts in both
-families; one with no operator is ``plain``).
+families; one with no operator is ``plain``), and the virtual ``owasp`` and ``atlas``: the OWASP
+LLM 2025 and MITRE ATLAS ids an attack carries (``kosmoi.taxonomy``; an attack counts once in each of
+its ids; runs written before the tags existed get them from their goal, channel and techniques).
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from attackers.mutations import OPERATORS
+from attackers.mutations import OPERATORS, families_of
 from kosmoi.metrics import Tally, benign_guard_hits, bypass_rates, summary_metrics, tasks_completed, time_to_contain
 from kosmoi.stats import REPS, RateCI, cluster_bootstrap_pairs, wilson
+from kosmoi.taxonomy import episode_tags
 from kosmoi.types import STAGE_ORDER, EpisodeKind
 from results.store import Runs
 
 FAMILY = "family"
+TAG_KEYS = ("owasp", "atlas")
+VIRTUAL_KEYS = (FAMILY, *TAG_KEYS)
+TAG_SOURCES = ("goal", "channel", "techniques")  # the columns an old run's tags are derived from
 EPISODE_KEYS = ("run_id", "generation", "replica", "goal", "tier", "channel", "generator", "agent", "attempt")
 RUN_LEVEL = frozenset({"run_id", "generation", "replica"})  # slices that split benign traffic and warrants too
 _FAMILY_OF = {name: op.family for name, op in OPERATORS.items()}
@@ -43,9 +49,9 @@ _COMPACT_ROWS = 300_000
 
 def _check_keys(by: Sequence[str]) -> list[str]:
     keys = list(by)
-    unknown = [k for k in keys if k not in EPISODE_KEYS and k != FAMILY]
+    unknown = [k for k in keys if k not in EPISODE_KEYS and k not in VIRTUAL_KEYS]
     if unknown:
-        raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join((*EPISODE_KEYS, FAMILY))}")
+        raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join((*EPISODE_KEYS, *VIRTUAL_KEYS))}")
     return keys
 
 
@@ -62,6 +68,27 @@ def explode_families(table: pa.Table) -> pa.Table:
     labels = np.concatenate([pairs[FAMILY].to_numpy(dtype=object), np.array(["plain"] * len(plain), dtype=object)])
     order = np.argsort(rows, kind="stable")
     return table.take(pa.array(rows[order])).append_column(FAMILY, pa.array(labels[order], pa.string()))
+
+
+def filled_tags(table: pa.Table, key: str) -> pa.ChunkedArray | pa.Array:
+    """The ``owasp`` or ``atlas`` list column, with the taxonomy's ids where a run written before tags has nulls."""
+    tags = table[key]
+    if tags.null_count == 0:
+        return tags
+    rows = zip(tags.to_pylist(), *(table[c].to_pylist() for c in TAG_SOURCES))
+    filled = [
+        ids if ids is not None else list(getattr(episode_tags(goal or "", channel or "", families_of(techniques or ())), key))
+        for ids, goal, channel, techniques in rows
+    ]
+    return pa.array(filled, pa.list_(pa.string()))
+
+
+def explode_tags(table: pa.Table, key: str) -> pa.Table:
+    """One row per (episode, OWASP or ATLAS id it carries); episodes without ids (benign traffic) drop out."""
+    tags = filled_tags(table, key)
+    flat = pc.list_flatten(tags)
+    parents = pc.list_parent_indices(tags)
+    return table.drop_columns([key]).take(parents).append_column(key, flat)
 
 
 def _groups(table: pa.Table, keys: list[str]) -> list[tuple[tuple[Any, ...], pa.Table]]:
@@ -84,11 +111,22 @@ def _compact(partials: list[pa.Table], keys: list[str], sums: list[str]) -> list
     return [regrouped.rename_columns([c.removesuffix("_sum") for c in regrouped.column_names])]
 
 
-def _stream(runs: Runs, columns: Iterable[str], filter: ds.Expression | None, families: bool) -> Iterable[pa.Table]:
-    wanted = sorted(set(columns) | ({"techniques"} if families else set()))
+def _columns(keys: Iterable[str]) -> set[str]:
+    """The stored columns behind grouping keys (a virtual key reads what it is derived from)."""
+    out: set[str] = set()
+    for key in keys:
+        out |= {"techniques"} if key == FAMILY else {key, *TAG_SOURCES} if key in TAG_KEYS else {key}
+    return out
+
+
+def _stream(runs: Runs, columns: Iterable[str], filter: ds.Expression | None, keys: Sequence[str]) -> Iterable[pa.Table]:
+    virtual = [k for k in keys if k in VIRTUAL_KEYS]
+    wanted = sorted(_columns(columns) | _columns(virtual))
     for batch in runs.batches("episodes", columns=wanted, filter=filter):
         table = pa.Table.from_batches([batch])
-        yield explode_families(table) if families else table
+        for key in virtual:
+            table = explode_families(table) if key == FAMILY else explode_tags(table, key)
+        yield table
 
 
 def _interval(signatures: pd.DataFrame, hits: str, reps: int, seed: int) -> RateCI:
@@ -112,15 +150,14 @@ def rates(runs: Runs, by: Sequence[str] = (), *, filter: ds.Expression | None = 
     bytes each), not by the number of runs, episodes or the size of payloads.
     """
     keys = _check_keys(by)
-    families = FAMILY in keys
     tallies: dict[tuple[Any, ...], Tally] = {}
-    columns = {*(k for k in keys if k != FAMILY), *_TALLY_COLUMNS, "run_id", "campaign_id"}
+    columns = {*(k for k in keys if k not in VIRTUAL_KEYS), *_TALLY_COLUMNS, "run_id", "campaign_id"}
     group_keys = [*keys, "kind", "cluster"]
     sums = ["hits", "done", "n"]
     counted: dict[str, list[pa.Table]] = {"hits": [], "done": []}
     for info in runs.infos:  # clusters never span runs: a run's cluster state is dropped once the run is read
         partials: list[pa.Table] = []
-        for table in _stream(Runs([info]), columns, filter, families):
+        for table in _stream(Runs([info]), columns, filter, keys):
             for key, part in _groups(table, keys):
                 tallies.setdefault(key, Tally()).add_episodes(part)
             attack = pc.equal(table["kind"], EpisodeKind.ATTACK.value)
@@ -194,8 +231,8 @@ def funnel(runs: Runs, by: Sequence[str] = (), *, filter: ds.Expression | None =
     keys = _check_keys(by)
     attack_only = ds.field("kind") == EpisodeKind.ATTACK.value
     tallies: dict[tuple[Any, ...], Tally] = {}
-    columns = {*(k for k in keys if k != FAMILY), *_TALLY_COLUMNS}
-    for table in _stream(runs, columns, attack_only if filter is None else filter & attack_only, FAMILY in keys):
+    columns = {*(k for k in keys if k not in VIRTUAL_KEYS), *_TALLY_COLUMNS}
+    for table in _stream(runs, columns, attack_only if filter is None else filter & attack_only, keys):
         for key, part in _groups(table, keys):
             tallies.setdefault(key, Tally()).add_episodes(part)
     rows = []
@@ -216,7 +253,7 @@ def containment(runs: Runs, by: Sequence[str] = (), *, filter: ds.Expression | N
     breached = (ds.field("kind") == EpisodeKind.ATTACK.value) & (ds.field("breached") == True)  # noqa: E712 - a pyarrow expression
     partials: list[pa.Table] = []
     group_keys = list(dict.fromkeys([*keys, "run_id", "campaign_id", "identity"]))
-    for table in _stream(runs, {*(k for k in keys if k != FAMILY), "run_id", "campaign_id", "identity", "sim_time"}, breached if filter is None else filter & breached, FAMILY in keys):
+    for table in _stream(runs, {*(k for k in keys if k not in VIRTUAL_KEYS), "run_id", "campaign_id", "identity", "sim_time"}, breached if filter is None else filter & breached, keys):
         partials.append(table.group_by(group_keys).aggregate([("sim_time", "min")]))
     warrant_times: dict[tuple[str, str], list[float]] = {}
     identity_warrants = ds.field("subject_kind") == "identity"

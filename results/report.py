@@ -14,7 +14,6 @@ import datetime as dt
 import html
 import io
 import logging
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,17 +21,18 @@ import numpy as np
 import pandas as pd
 
 from results import analysis
+from results.coverage import atlas_coverage, coverage
+from results.display import printable
 from results.store import Runs
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_CHARS = 300
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-_INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000e0000-\U000e007f]")
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #d8dce5;padding-bottom:.3rem}
-.muted{color:#5d6678}.note{background:#fef5e7;padding:.4rem .6rem;border-left:3px solid #d68910}.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
+.muted{color:#5d6678}.warn{color:#a04000;font-weight:600}.note{background:#fef5e7;padding:.4rem .6rem;border-left:3px solid #d68910}.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
 .card{border:1px solid #d8dce5;border-radius:6px;padding:.6rem .9rem;min-width:10rem}.card b{display:block;font-size:1.25rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:12.5px}th,td{border-bottom:1px solid #e6e9ef;padding:.25rem .5rem;text-align:right;vertical-align:top}
 th{background:#f4f6fa}td.l,th.l{text-align:left}code,.payload{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
@@ -42,10 +42,7 @@ th{background:#f4f6fa}td.l,th.l{text-align:left}code,.payload{font-family:ui-mon
 
 def visible(text: str, limit: int = PAYLOAD_CHARS) -> str:
     """``text`` made safe to show: invisible/bidi characters as escapes, truncated, HTML-escaped."""
-    shown = _INVISIBLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}" if ord(m.group(0)) < 0x10000 else f"\\U{ord(m.group(0)):08x}", text)
-    if len(shown) > limit:
-        shown = shown[:limit] + f"… (+{len(text) - limit} chars)"
-    return html.escape(shown, quote=True)
+    return html.escape(printable(text, limit), quote=True)
 
 
 def _pct(value: float | None) -> str:
@@ -195,6 +192,7 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
         if trend_key == "generation":
             parts.append(_trend(by, trend_key))
         parts.append(_benign_table(by, trend_key))
+    parts.append(_coverage_section(runs))
     for key, heading in (("family", "By technique family"), ("goal", "By goal"), ("tier", "By tier"), ("channel", "By channel")):
         parts.append(_breakdown(runs, key, heading))
     funnel = analysis.funnel(runs)
@@ -218,6 +216,54 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
     parts.append(_survivors_section(runs, top))
     parts.append("<p class=muted>Kosmoi Immune · metric definitions: kosmoi/metrics.py · intervals: kosmoi/stats.py</p></body></html>")
     return "".join(parts)
+
+
+def _stop(row: pd.Series, which: str) -> str:
+    stage = row[which]
+    return "–" if stage is None or pd.isna(stage) else f"{html.escape(str(stage))} ({_pct(row[f'{which}_share'])})"
+
+
+def _coverage_section(runs: Runs) -> str:
+    """The OWASP LLM 2025 matrix (every category, attacked or not) and the ATLAS techniques exercised."""
+    owasp = coverage(runs)
+
+    def status(r: pd.Series) -> str:
+        css = {"attacked": "", "checked": " class=muted", "not attacked": " class=muted", "not exercised": " class=warn"}[r["status"]]
+        detail = f" — {html.escape(r['exercised_by'])}" if r["exercised_by"] and r["status"] != "attacked" else ""
+        return f"<span{css}>{html.escape(r['status'])}</span>{detail}"
+
+    def attacked(text: Callable[[pd.Series], str]) -> Callable[[pd.Series], str]:
+        return lambda r: text(r) if r["status"] == "attacked" else "–"
+
+    matrix = _table(
+        owasp,
+        [
+            ("OWASP LLM 2025", "owasp", lambda r: f"<b>{r['owasp']}</b> {html.escape(r['name'])}"),
+            ("status", "status", status),
+            ("attacks", "attacks", attacked(lambda r: f"{int(r['attacks']):,}")),
+            ("breach rate [95 % CI]", "breach_rate", attacked(lambda r: _ci(r, "breach_rate"))),
+            ("damage $", "damage_usd", attacked(lambda r: f"{r['damage_usd']:,.0f}")),
+            ("first stage that stops it", "first_stop", attacked(lambda r: _stop(r, "first_stop"))),
+            ("stops the most", "main_stop", attacked(lambda r: _stop(r, "main_stop"))),
+            ("cases / warrants", "cases", lambda r: f"{int(r['cases']):,} / {int(r['warrants']):,}"),
+            ("other sessions harmed", "harmed_sessions", lambda r: f"{int(r['harmed_sessions']):,} (${r['harm_usd']:,.0f})" if r["harmed_sessions"] else "–"),
+        ],
+    )
+    atlas = atlas_coverage(runs)
+    techniques = _table(
+        atlas,
+        [
+            ("MITRE ATLAS", "atlas", lambda r: f"<b>{r['atlas']}</b> {html.escape(r['name'])}"),
+            ("attacks", "attacks", lambda r: f"{int(r['attacks']):,}" if r["attacks"] else "not exercised"),
+            ("breach rate [95 % CI]", "breach_rate", lambda r: _ci(r, "breach_rate") if r["attacks"] else "–"),
+        ],
+    )
+    return (
+        "<h2>OWASP Top 10 for LLM Applications (2025) and MITRE ATLAS</h2><p class=muted>An attack counts in every category its goal, "
+        "channel and techniques map to (kosmoi/taxonomy.py), so the rows overlap. A planted document's later harm to other "
+        "customers' sessions is credited to the plant (<i>other sessions harmed</i>). <i>Checked</i>: defended by checks the simulated "
+        "campaigns do not attack; <i>not attacked</i>: these runs had no attack on it; <i>not exercised</i>: nothing here attacks or checks it.</p>" + matrix + techniques
+    )
 
 
 def _repeats_note(repeats: list[tuple[str, str]]) -> str:

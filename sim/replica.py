@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -24,9 +25,11 @@ from attackers.backends import GenerationBackend
 from attackers.bandit import BanditState
 from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec
 from attackers.generation import GenerationRequest, GenerationResult
+from attackers.mutations import families_of
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed, episode_id
 from kosmoi.schemas import CASES, WARRANTS, RowBuffer
+from kosmoi.taxonomy import case_tags, episode_tags
 from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Outcome, Request, SubjectKind, Tier, Warrant
 from sim.config import Experiment
 from sim.plan import CampaignSpec, ReplicaPlan
@@ -311,14 +314,16 @@ class ReplicaSimulator:
             payload=benign.document or benign.text, task_completed=outcome.task_completed, cost_usd=0.0,
         )
 
-    def _record(self, eid: str, campaign: _Campaign, outcome: Outcome, now: float, **episode: object) -> None:
+    def _record(self, eid: str, campaign: _Campaign, outcome: Outcome, now: float, **episode: Any) -> None:
         """One row of the episodes table: what the campaign sent (``episode``) and what the stack made of it."""
+        tags = episode_tags(episode["goal"], episode["channel"], families_of(episode["techniques"]))
         self._episodes.append(
+            owasp=list(tags.owasp), atlas=list(tags.atlas),
             episode_id=eid, campaign_id=campaign.spec.campaign_id, attempt=campaign.attempt, identity=campaign.spec.identity,
             blocked_stage=outcome.blocked_stage.value if outcome.blocked_stage else None, rule_ids=list(outcome.rule_ids),
             input_action=outcome.input_action.value, input_score=outcome.input_score, output_action=outcome.output_action.value,
             breached=outcome.breached, damage_usd=outcome.damage_usd, secrets_leaked=outcome.secrets_leaked,
-            records_exfiltrated=outcome.records_exfiltrated, sim_time=now, **episode,
+            records_exfiltrated=outcome.records_exfiltrated, sim_time=now, poisoned_by=outcome.poisoned_by, **episode,
         )
 
     # --- draining to Arrow ---------------------------------------------------
@@ -338,6 +343,7 @@ class ReplicaSimulator:
                     "run_id": self.run_id, "replica": self.replica, "case_id": f"r{self.replica}-{c.case_id}", "sentinel": c.sentinel,
                     "rule": c.rule, "subject": c.subject, "subject_kind": c.subject_kind.value, "severity": c.severity,
                     "confidence": c.confidence, "window_start": c.window_start, "window_end": c.window_end, "evidence": list(c.evidence),
+                    "owasp": list(case_tags(c.rule).owasp), "atlas": list(case_tags(c.rule).atlas),
                 }
                 for c in cases
             ],

@@ -29,7 +29,7 @@ import platform
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,6 +384,7 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
     summary = _summary(run, tally, duration_s, startup_s, n_workers, stage_seconds, status)
     if status == "complete":
         summary["intervals"] = _intervals(run_dir)
+        summary["coverage"] = _coverage(run_dir)
     if status == "complete" and tally.episodes != run.planned:
         raise RuntimeError(f"run {run.run_id} produced {tally.episodes} episodes, {run.planned} were planned")
     if status == "complete" and options.track and exp.tracking.enabled:
@@ -451,6 +452,29 @@ def _intervals(run_dir: Path) -> dict[str, Any]:
     return out
 
 
+def _coverage(run_dir: Path) -> dict[str, Any]:
+    """The OWASP LLM 2025 / MITRE ATLAS coverage matrix (results.coverage, over the files just written)."""
+    from results.coverage import coverage_summary
+    from results.store import load_runs
+
+    return coverage_summary(load_runs(run_dir))
+
+
+def coverage_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """MLflow metrics of the coverage matrix: per attacked OWASP category and ATLAS technique, attacks, breach rate, damage."""
+    out: dict[str, float] = {}
+    for group in ("owasp", "atlas"):
+        for tag, row in summary.get("coverage", {}).get(group, {}).items():
+            if row["attacks"]:
+                out.update({f"{group}.{tag}.attacks": float(row["attacks"]), f"{group}.{tag}.breach_rate": float(row["breach_rate"])})
+                if "damage_usd" in row:
+                    out[f"{group}.{tag}.damage_usd"] = float(row["damage_usd"])
+                if row.get("harmed_sessions"):  # knowledge poisoning: harm in other customers' sessions
+                    out[f"{group}.{tag}.harmed_sessions"] = float(row["harmed_sessions"])
+                    out[f"{group}.{tag}.harm_usd"] = float(row["harm_usd"])
+    return out
+
+
 def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[float, dict[str, float]]], options: RunOptions) -> None:
     tracking_uri, artifact_location = resolve_tracking_uri(run.tracking_extra.get("tracking_root") or (options.out if not run.manifest.resumes else run.run_dir.parent))
     summary["mlflow_tracking_uri"] = redact(tracking_uri)  # a URI may carry user:password
@@ -469,6 +493,7 @@ def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[
         metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = float(low), float(high)
     if summary["episodes_per_s"] is not None:
         metrics["episodes_per_s"] = float(summary["episodes_per_s"])
+    metrics.update(coverage_metrics(summary))
     steps = [(f"sim.{name}", value, int(sim_time)) for sim_time, values in series for name, value in values.items() if name in ("breach_rate", "false_positive_rate", "damage_usd", "cost_usd", "warrants")]
     summary["mlflow_run_id"] = log_run(
         tracking_uri=tracking_uri,
@@ -477,7 +502,10 @@ def _track(run: _Run, summary: dict[str, Any], tally: Tally, series: list[tuple[
         run_name=run.run_id,
         params=params,
         metrics=metrics,
-        tags={"kosmoi.run_id": run.run_id, "kosmoi.experiment": run.exp.name, "kosmoi.run_dir": str(run.run_dir.resolve()), **run.tracking_extra.get("tags", {})},
+        tags={
+            "kosmoi.run_id": run.run_id, "kosmoi.experiment": run.exp.name, "kosmoi.run_dir": str(run.run_dir.resolve()),
+            "kosmoi.owasp.not_exercised": ",".join(summary.get("coverage", {}).get("not_exercised", [])), **run.tracking_extra.get("tags", {}),
+        },
         artifacts=artifacts,
         metric_steps=steps,
     )

@@ -26,7 +26,7 @@ _DECODE_OPTIONS: jwt.types.Options = {"verify_exp": False, "verify_nbf": False, 
 SERVICE_SCOPES: dict[str, dict[str, str]] = {
     "chat": {"message": "chat"},
     "finance": {"balance": "finance.read", "history": "finance.read", "transfer": "finance.write", "refund": "finance.refund"},
-    "catalog": {"get": "catalog.read", "list": "catalog.read", "set_price": "catalog.write"},
+    "catalog": {"get": "catalog.read", "list": "catalog.read", "set_price": "catalog.write", "add_review": "catalog.review"},
     "orders": {"get": "orders.read"},
     "vault": {"read": "vault.read"},
     "messaging": {"send": "messaging.send"},

@@ -8,9 +8,11 @@ synonyms), independent of any attack generator. Patterns are bounded
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from targets.comprehension import Reading
+from targets.hazards import output_hazards
 
 _AMOUNT = r"\$?\s?(?P<amount>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*(?:usd|dollars|eur)?"
 _IBAN = r"(?P<account>[a-z]{2}\d{2}\s?(?:[a-z0-9]{4}\s?){2,7}[a-z0-9]{0,4})"
@@ -50,6 +52,23 @@ _ORDER_RE = re.compile(r"\b(?:order|package|shipment|delivery|parcel)\b\s*(?:#|n
 _CATALOG_RE = re.compile(r"\b(?:catalog|catalogue|what (?:do you|products)|products do you|list (?:your|the) products|what do you sell)\b")
 _PRICE_ASK_RE = re.compile(r"\b(?:price|cost|how much|in stock|quote|details|tell me about|do you (?:sell|have))\b")
 
+# Asks to put content in the reply verbatim (markup for the web view, SQL for a report, a runbook command).
+_EMIT_ASK_RE = re.compile(r"\b(?:include|add|insert|embed|paste|put|reply with|respond with|return|echo|format(?:ted)?|output|print|write|use|append)\b")
+_EMIT_CONTENT_RE = re.compile(
+    r"<\s*[a-z][^<>]{0,300}>(?:[^<]{0,300}</\s*[a-z]+\s*>)?"
+    r"|\b(?:select|update|delete|insert|drop|truncate|alter)\b[^;]{0,200};[^\n]{0,200}"
+    r"|\b(?:curl|wget)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?[a-z]{1,10}\b|\brm\s+-[a-z]{1,4}\s+\S{1,40}|\bmkfs\S{0,10}\s+\S{1,40}"
+)
+# Asks to state a business fact (to "confirm" a price, a refund window, where to pay).
+_CLAIM_ASK = r"\b(?:confirm|state|say|tell|announce|promise|guarantee|put in writing|inform|notify|let (?:me|them|customers|everyone) know)\b"
+_CLAIMED_PRICE = r"\b(?:costs?|priced at|price is|sells? for|is now|for only|now at)\s*\$\s?(?P<price>\d[\d,]{0,9}(?:\.\d{1,2})?)"
+_CLAIM_PRICE_RE = re.compile(_CLAIM_ASK + r".{0,100}?" + _CLAIMED_PRICE + "|" + _CLAIMED_PRICE.replace("price>", "price2>") + r".{0,100}?" + _CLAIM_ASK)
+_CLAIM_REFUND_RE = re.compile(_CLAIM_ASK + r".{0,100}?\brefunds?\b.{0,80}?\b(?P<days>\d{1,4})\s*days\b")
+_CLAIM_PAYMENT_RE = re.compile(_CLAIM_ASK + r".{0,100}?\b(?:pay|payments?|payable|invoices?|remit)\b.{0,60}?\b(?:to|account|iban)\b.{0,20}?" + _IBAN)
+
+# Asks to post a review (to the product page: the knowledge base other sessions retrieve).
+_REVIEW_RE = re.compile(r"\b(?:post|add|publish|submit|leave|put up|upload)\b.{0,40}?\b(?:review|testimonial|feedback)\b.{0,80}?:\s*[\"“'‘]?(?P<text>.{10,600})")
+
 # Necessary keywords of each pattern: a cheap substring test before the regex runs.
 _HAS = {
     "transfer": ("transfer", "wire", "send", "move", "pay", "remit", "disburse", "forward", "route"),
@@ -63,6 +82,9 @@ _HAS = {
     "order": ("order", "package", "shipment", "delivery", "parcel"),
     "catalog": ("catalog", "what do you", "what products", "products do you", "list your", "list the"),
     "ask": ("price", "cost", "how much", "in stock", "quote", "details", "tell me about", "do you"),
+    "emit": ("<", "select", "update", "delete", "insert", "drop", "truncate", "alter", "curl", "wget", "rm -", "mkfs"),
+    "review": ("review", "testimonial", "feedback"),
+    "claim": ("confirm", "state", "say", "tell", "announce", "promise", "guarantee", "writing", "inform", "notify", "know"),
 }
 _DIGITS = tuple("0123456789")
 
@@ -169,6 +191,18 @@ def parse_intents(reading: Reading, products: dict[str, str], secret_names: froz
     match = _SEND_RE.search(text) if "@" in text else None
     if match:
         add("send_message", to=match.group("email"))
+    if _has(text, "emit") and _EMIT_ASK_RE.search(text):
+        for content in _EMIT_CONTENT_RE.finditer(text):
+            if output_hazards(content.group(0)):  # only what a consumer would execute is worth a decision
+                add("emit", content=content.group(0))
+                break
+    if _has(text, "claim"):
+        _add_claims(text, products, add)
+    match = _REVIEW_RE.search(text) if _has(text, "review") else None
+    if match:
+        sku = _product(text[: match.start("text")], products) or _product(text, products)
+        if sku:
+            add("post_review", sku=sku, text=match.group("text").rstrip("\"”'’ "))
     if not found:
         if ("balance" in text or "credit" in text) and _BALANCE_RE.search(text):
             add("balance")
@@ -182,6 +216,22 @@ def parse_intents(reading: Reading, products: dict[str, str], secret_names: froz
             if sku:
                 add("product_info", sku=sku)
     return found
+
+
+def _add_claims(text: str, products: dict[str, str], add: Callable[..., None]) -> None:
+    if "$" in text:
+        match = _CLAIM_PRICE_RE.search(text)
+        sku = _product(text, products) if match else None
+        if match and sku:
+            add("assert_fact", claim="price", sku=sku, price=_amount(match.group("price") or match.group("price2")))
+    if "refund" in text:
+        match = _CLAIM_REFUND_RE.search(text)
+        if match:
+            add("assert_fact", claim="refund", days=int(match.group("days")))
+    if "pay" in text or "invoice" in text or "remit" in text:
+        match = _CLAIM_PAYMENT_RE.search(text)
+        if match:
+            add("assert_fact", claim="payment", account=match.group("account").replace(" ", "").upper())
 
 
 def detect_cues(texts: list[str]) -> frozenset[str]:

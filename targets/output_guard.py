@@ -20,6 +20,7 @@ from pydantic import Field
 from kosmoi.settings import Settings
 from kosmoi.types import Action, Verdict
 from targets.canonical import canonicalize, without_surrogates
+from targets.claims import Facts, false_claims
 from targets.decoding import decode_runs
 from targets.detectors import ALL_DETECTORS, DEFAULT_PHONE_REGIONS, DetectorBank, Finding, phone_detector, redact
 from targets.matcher import Engine, RuleMatcher
@@ -31,6 +32,7 @@ _COMMAND_REASONS = {d.id: d.reason for d in ALL_DETECTORS if d.category == "comm
 PRICE_FLOOR_RULE = "business.price-floor"
 TRANSFER_LIMIT_RULE = "business.transfer-limit"
 REFUND_LIMIT_RULE = "business.refund-limit"
+CLAIM_RULES = {"false_price": "claim.false-price", "false_policy": "claim.false-policy", "false_payment_details": "claim.false-payment-details"}
 
 
 class BusinessPolicy(Settings):
@@ -68,8 +70,11 @@ class OutputGuard:
         max_decoded_bytes: int = 64 * 1024,
         engine: Engine = "auto",
         phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+        facts: Facts | None = None,
     ) -> None:
+        """``facts``: the catalog and policy tables; replies that contradict them are blocked (misinformation)."""
         self.policy = policy or BusinessPolicy()
+        self.facts = facts
         self.redact_categories = redact_categories
         self.max_decode_depth = max_decode_depth
         self.max_decoded_bytes = max_decoded_bytes
@@ -106,6 +111,11 @@ class OutputGuard:
         fired = list(dict.fromkeys(f.detector for f in findings))
         reasons = [f"{f.detector}: {_COMMAND_REASONS[f.detector.split('@')[0]]}" for f in findings if f.category == "command"]
         block = any(f.category == "command" for f in findings)
+        for claim in false_claims(text, self.facts) if self.facts is not None and text else ():
+            claim_rule = CLAIM_RULES[claim.kind]
+            fired.append(claim_rule)
+            reasons.append(f"{claim_rule}: {claim.detail}")
+            block = True
         flag = any(f.category in self.redact_categories for f in findings)
         score = 1.0 if block else (0.7 if flag else 0.0)
         if len(self.matcher):

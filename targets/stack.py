@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kosmoi.registry import Ref, load_plugins
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
 from targets.canonical import without_surrogates
-from targets.company import AGENTS, COMPANY_DOMAIN, Company
+from targets.company import AGENTS, COMPANY_DOMAIN, REVIEWS_PER_PRODUCT, Company, Review
 from targets.court import Court, CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS
 from targets.endpoint import EndpointConfig
@@ -114,7 +114,9 @@ class StagingStack:
         self.verifier = TokenVerifier(self.idp)
         self.services = Services(self.company, self.verifier, self.log, enforce_identity=settings.enforce_identity)
         self.input_guard = InputGuard(ruleset, settings.input_max_bytes, settings.rule_engine, settings.semantic, settings.input_stages)
-        self.output_guard = OutputGuard(ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine, phone_regions=settings.phone_regions)
+        self.output_guard = OutputGuard(
+            ruleset, self.company.canaries(), settings.business, engine=settings.rule_engine, phone_regions=settings.phone_regions, facts=self.company.facts()
+        )
         self.output_stages: tuple[GuardStage, ...] = build_stages(settings.output_stages, "output", StageBuild(ruleset, settings.rule_engine))
         self.oracle = Oracle(self.company, settings.business.price_floor_usd, planted_canaries(settings))
         self.sentinels: tuple[Sentinel, ...] = build_sentinels(settings.sentinels, self.company, settings)
@@ -130,6 +132,7 @@ class StagingStack:
         self.timings: defaultdict[str, float] = defaultdict(float)  # seconds spent per stage (benchmarks)
         self._agent_tokens: dict[str, tuple[str, float]] = {}
         self.agent_tasks: deque[tuple[float, str, str, str]] = deque(maxlen=10_000)
+        self._retrieval_verdicts: dict[str, Verdict] = {}  # review text -> the retrieval guard's verdict
 
     # --- identity ------------------------------------------------------------
     def login(self, identity: str, now: float) -> str:
@@ -163,6 +166,9 @@ class StagingStack:
         timings["input_guard"] += t2 - t1
         if verdict.action is Action.BLOCK:
             return Outcome(Stage.INPUT_GUARD, verdict.rule_ids, verdict.action, verdict.score, response=BLOCKED_REPLY, task_completed=False)
+        review = self._retrieve(request, text) if document is None else None
+        if review is not None:
+            document = f"Customer review of this product: {review.text}"
         run = self._run_agent(request, text, document)
         t3 = clock()
         timings["victim_and_tools"] += t3 - t2
@@ -170,8 +176,29 @@ class StagingStack:
         t4 = clock()
         timings["output_guard"] += t4 - t3
         outcome = self._judge(request, verdict, run, delivered)
+        if review is not None and outcome.breached and review.author != request.identity:
+            outcome = replace(outcome, poisoned_by=review.episode_id)  # damage that crossed sessions: the planter's
         timings["oracle"] += clock() - t4
         return outcome
+
+    def _retrieve(self, request: Request, text: str) -> Review | None:
+        """The knowledge-base document a retrieval-augmented agent would add to this request, if it passes the
+        retrieval-time guard (the input guard on the document alone: a flagged document is withheld, the request goes on)."""
+        review = self.company.retrieve(text)
+        if review is None or not self.settings.input_guard:
+            return review
+        verdict = self._retrieval_verdicts.get(review.text)  # the verdict is a function of the text: scanned once, not per retrieval
+        if verdict is None:
+            if len(self._retrieval_verdicts) >= 4 * REVIEWS_PER_PRODUCT * len(self.company.catalog):
+                self._retrieval_verdicts.clear()  # bounded: more than the knowledge base can hold means most are gone
+            verdict = self._retrieval_verdicts[review.text] = self.input_guard.scan(review.text)
+        if verdict.action is Action.ALLOW:
+            return review
+        self.log.emit(
+            request.sim_time, EventKind.GUARD_INPUT, request.identity, request.agent, request.episode_id, "retrieval_guard",
+            True, verdict.score, ",".join(verdict.rule_ids)[:240],
+        )  # fmt: skip
+        return None
 
     def _admit(self, request: Request, token: str) -> Outcome | None:
         """Court enforcement, then the session token; the refusal, or None when the request may go on."""
@@ -290,6 +317,7 @@ class StagingStack:
         """Carry out a warrant at once; it holds for the rest of the campaign."""
         if warrant.action is WarrantAction.REVOKE_TOKEN and warrant.subject_kind is SubjectKind.IDENTITY:
             self.verifier.revoke_subject(warrant.subject)
+            self.company.purge_reviews(warrant.subject)  # what a convicted identity planted is no longer retrieved
         elif warrant.action is WarrantAction.QUARANTINE_AGENT:
             self.quarantined.add(warrant.subject)
         elif warrant.action is WarrantAction.FREEZE_WALLET:

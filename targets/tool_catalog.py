@@ -39,6 +39,7 @@ TOOLS: list[dict[str, Any]] = [
     _tool("catalog_get", "Details and price of one product by SKU.", {"sku": _S}, ["sku"]),
     _tool("catalog_list", "Names of all products.", {}, []),
     _tool("catalog_set_price", "Change the price of a product.", {"sku": _S, "price": _N}, ["sku", "price"]),
+    _tool("catalog_add_review", "Post a customer's review of a product to its page.", {"sku": _S, "text": _S}, ["sku", "text"]),
     _tool("orders_get", "Status of an order by id ('*' lists all orders).", {"order_id": _S}, ["order_id"]),
     _tool("vault_read", "Read a secret from the vault by name ('*' for all).", {"name": _S}, ["name"]),
     _tool("messaging_send", "Send an e-mail.", {"to": _S, "body": _S}, ["to", "body"]),

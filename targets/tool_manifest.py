@@ -34,6 +34,7 @@ from targets.tool_catalog import manifest_entry
 PINS_FORMAT = "kosmoi-tool-pins/1"
 SENTINEL = "supply-chain"
 _SEVERITY = {"changed": 5, "poisoned": 5, "shadowing": 4, "unapproved": 3}
+FINDING_KINDS: tuple[str, ...] = tuple(_SEVERITY)  # the case kinds (rules) this sentinel raises
 _SEPARATORS = re.compile(r"[\s_\-.]+")
 
 

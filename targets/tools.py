@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kosmoi.types import EventKind
-from targets.company import COMPANY_ACCOUNT, ROLES_PRIVILEGED, Company
+from targets.company import COMPANY_ACCOUNT, REVIEW_CHARS, ROLES_PRIVILEGED, Company, Review
 from targets.detectors import iban_ok
 from targets.eventlog import EventLog
 from targets.identity import AuthError, TokenVerifier, required_scope
@@ -53,6 +53,7 @@ class Effects:
     records_read: int = 0
     messages: list[tuple[str, str]] = field(default_factory=list)  # (to, body)
     crashed: list[str] = field(default_factory=list)
+    reviews_posted: list[str] = field(default_factory=list)  # skus this episode wrote a review for
     unauthorized: int = 0  # calls executed without the required scope (identity layer off)
 
 
@@ -173,6 +174,15 @@ class Services:
 
     def _catalog_list(self, args: dict[str, Any], now: float, eid: str, identity: str, agent: str, fx: Effects) -> ToolResult:
         return ToolResult(True, ", ".join(p.name for p in self.company.catalog.values()))
+
+    def _catalog_add_review(self, args: dict[str, Any], now: float, eid: str, identity: str, agent: str, fx: Effects) -> ToolResult:
+        product = self.company.catalog.get(str(args.get("sku", "")))
+        text = str(args.get("text", "")).strip()[:REVIEW_CHARS]
+        if product is None or not text:
+            return ToolResult(False, error="unknown product or empty review")
+        self.company.post_review(Review(product.sku, identity, text, eid, now))
+        fx.reviews_posted.append(product.sku)
+        return ToolResult(True, f"review of the {product.name} posted")
 
     def _catalog_set_price(self, args: dict[str, Any], now: float, eid: str, identity: str, agent: str, fx: Effects) -> ToolResult:
         product = self.company.catalog.get(str(args.get("sku", "")))

@@ -50,7 +50,7 @@ def test_smoke_prints_a_summary_quietly(smoke_run):
 def test_smoke_parquet_matches_the_summary(smoke_run):
     run_dir, summary, _ = smoke_run
     files = sorted((run_dir / "episodes").glob("*.parquet"))
-    assert files and schema_version(pq.read_schema(files[0])) == ("episodes", 2)
+    assert files and schema_version(pq.read_schema(files[0])) == ("episodes", 3)
     df = pd.read_parquet(run_dir / "episodes")
     assert set(EPISODES.names) <= set(df.columns)
     assert len(df) == summary["episodes"] >= 1000
@@ -64,6 +64,13 @@ def test_smoke_parquet_matches_the_summary(smoke_run):
     assert 0.05 * len(benign) < len(real) < 0.4 * len(benign) and real["payload"].str.len().mean() > 2 * benign[benign["generator"] == "traffic"]["payload"].str.len().mean()
     assert summary["blocked_by_stage"] == attacks["blocked_stage"].value_counts().to_dict()
     assert summary["damage_usd"] == pytest.approx(attacks["damage_usd"].sum())
+    # every attack carries its OWASP / ATLAS ids, benign traffic none; the summary's matrix counts them
+    assert attacks["owasp"].map(lambda ids: "LLM01" in ids).all() and benign["owasp"].map(len).eq(0).all()
+    coverage = summary["coverage"]["owasp"]
+    for tag, row in coverage.items():
+        mine = attacks[attacks["owasp"].map(lambda ids, tag=tag: tag in ids)]
+        assert row["attacks"] == len(mine) and row["breaches"] == int(mine["breached"].sum()), tag
+    assert set(summary["coverage"]["not_exercised"]) == {t for t, r in coverage.items() if r["status"] == "not exercised"}
     assert 0 < summary["breach_rate"] < 1 and summary["false_positive_rate"] < 0.2
     assert summary["episodes_per_s"] > 0 and summary["duration_s"] > 0
     for key in ("mlflow_tracking_uri", "mlflow_run_id", "seed", "config_hash"):
