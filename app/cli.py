@@ -225,7 +225,7 @@ def rules_show(
             source += f" g{rule.provenance.get('generation')} ({rule.provenance.get('cluster_size')} attacks)"
         tags = rule_tags(rule.id)
         rows.append([rule.id, f"{rule.kind}, {rule.action}, {rule.stage}", " ".join((*tags.owasp, *tags.atlas)) or "-", source, rule.pattern, rule.description])  # the whole pattern: it is what runs
-    show_records(f"{len(rows)} rules", ["id", "kind", "owasp / atlas", "source", "pattern", "description"], rows, wide=("pattern", "description"))
+    show_records(f"{len(rows)} rules", ["id", "kind", "owasp", "source", "pattern", "description"], rows, wide=("pattern", "description"))
 
 
 @rules_app.command("diff")

@@ -95,7 +95,8 @@ def test_listings_piped_are_tab_separated_and_whole(tmp_path):
     out = _run("rules", "show", _rules_file(tmp_path, PATTERNS))
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("id\t"))
-    assert lines[header].split("\t") == ["id", "kind", "source", "pattern", "description"]
+    assert lines[header].split("\t") == ["id", "kind", "owasp", "source", "pattern", "description"]
     records = [line.split("\t") for line in lines[header + 1 :]]
-    assert {r[0]: r[3] for r in records}["custom.approve"] == PATTERNS["custom.approve"][0]
-    assert all(len(r) == 5 for r in records)
+    assert {r[0]: r[4] for r in records}["custom.approve"] == PATTERNS["custom.approve"][0]
+    assert all(len(r) == 6 for r in records)
+    assert {r[0]: r[2] for r in records}["override.ignore-previous"] == "LLM01 AML.T0051.000"  # kosmoi.taxonomy, by the id's family
