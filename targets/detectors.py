@@ -155,8 +155,9 @@ COMMAND_DETECTORS: tuple[Detector, ...] = (
 
 # Active content for the consumers downstream of a reply (the web view, the reporting job): blocked like commands.
 MARKUP_DETECTORS: tuple[Detector, ...] = (
-    Detector("markup.script-tag", "command", r"<\s*(?:script|iframe|object|embed|frameset|base)\b", False, reason="embeds script or foreign content in HTML"),
-    Detector("markup.event-handler", "command", r"<\s*[a-z][a-z0-9-]{0,20}\b[^>]{0,300}?[\s/\"']on[a-z]{3,30}\s*=", False, reason="an HTML event handler runs script"),
+    # a tag starts with a letter right after '<' (browsers read "x < base" as text, so these do too)
+    Detector("markup.script-tag", "command", r"<(?:script|iframe|object|embed|frameset|base)\b", False, reason="embeds script or foreign content in HTML"),
+    Detector("markup.event-handler", "command", r"<[a-z][a-z0-9-]{0,20}\b[^<>]{0,300}?[\s/\"']on[a-z]{3,30}\s*=", False, reason="an HTML event handler runs script"),
     Detector("markup.script-url", "command", r"\b(?:href|src|action|formaction|data)\s*=\s*[\"']?\s*(?:java|vb)script\s*:", False, reason="a javascript: URL runs script"),
     Detector("sql.stacked-write", "command", r";\s*(?:drop\s+(?:table|database|schema)|delete\s+from|truncate\s|alter\s+table|update\s+\S{1,60}\s+set|insert\s+into|grant\s)", False, reason="a stacked statement writes or destroys data"),
 )

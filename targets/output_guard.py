@@ -12,6 +12,7 @@ the same redaction of message bodies. Nothing is ever executed here.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 
 import re2
@@ -27,6 +28,7 @@ from targets.matcher import Engine, RuleMatcher
 from targets.rules import RuleSet
 from targets.tools import ToolCall
 
+_URL_IGNORED = str.maketrans("", "", "\t\n\r")
 _COMMAND_REASONS = {d.id: d.reason for d in ALL_DETECTORS if d.category == "command"}
 
 PRICE_FLOOR_RULE = "business.price-floor"
@@ -96,6 +98,14 @@ class OutputGuard:
         findings = self.bank.find(text)
         for _secret, pattern in self._spaced:
             findings.extend(Finding("canary.spaced", "canary", m.start(), m.end()) for m in pattern.finditer(text))
+        if "<" in text and ("&" in text or "\t" in text or "\n" in text):
+            # as a browser reads a tag: entities decoded, and tabs and newlines dropped from URLs (java&#x09;script: runs)
+            unescaped = html.unescape(text).translate(_URL_IGNORED)
+            if unescaped != text:
+                findings.extend(
+                    Finding(f"{hidden.detector}@html-entities", hidden.category, 0, len(text))
+                    for hidden in self.bank.find(unescaped) if hidden.detector.startswith("markup.")
+                )
         for run in decode_runs(text, max_depth=self.max_decode_depth, max_bytes=self.max_decoded_bytes):
             for hidden in self.bank.find(run.decoded):
                 if hidden.category == "pii":

@@ -125,6 +125,17 @@ def test_every_seed_breaches_a_naive_victim_and_the_output_guard_blocks_the_repl
         assert guard.scan(reply).action is Action.BLOCK, (seed.seed_id, reply)
 
 
+def test_the_output_guard_reads_markup_as_a_browser_does():
+    company = _company()
+    guard = OutputGuard(load_ruleset("builtin:baseline"), company.canaries(), facts=company.facts())
+    evasive = '<a href="java&#x09;script:fetch(1)">track order</a>'  # the tab entity hides the scheme from a plain regex
+    assert active_markup(evasive)  # what the oracle (a real HTML tokenizer) sees
+    verdict = guard.scan(evasive)
+    assert verdict.action is Action.BLOCK and "markup.script-url@html-entities" in verdict.rule_ids
+    assert guard.scan("Tom &amp; Jerry <b>mugs</b> are in stock &mdash; $12 each").action is Action.ALLOW
+    assert guard.scan("if price < base:\n    discount = 0  # code in a reply is not a tag").action is Action.ALLOW
+
+
 def test_routine_replies_are_neither_hazards_nor_false_claims():
     company = _company()
     oracle = Oracle(company)
