@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from kosmoi.stats import REPS
 from kosmoi.taxonomy import ATLAS, CHECKED_ONLY, EXERCISED_BY, OWASP_LLM_2025, case_tags
 from kosmoi.types import STAGE_ORDER
 from results.analysis import TAG_SOURCES, filled_tags, funnel, rates
@@ -100,48 +101,43 @@ def _stops(runs: Runs, key: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def coverage(runs: Runs, *, reps: int | None = None, seed: int = 0) -> pd.DataFrame:
+# Figures copied from results.analysis.rates for an attacked id, and what an id nothing attacked shows.
+_RATE_FIGURES: dict[str, Any] = {
+    "attacks": 0, "breaches": 0, "breach_rate": math.nan, "breach_rate_low": math.nan, "breach_rate_high": math.nan, "campaigns": 0,
+    "damage_usd": 0.0, "secrets_leaked": 0, "records_exfiltrated": 0,
+}
+
+
+def _attacked(runs: Runs, key: str, reps: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Per id of ``key`` with attacks: the rate figures, as plain Python values."""
+    by = rates(runs, [key], reps=reps, seed=seed)
+    rows = by[by["attacks"] > 0].to_dict(orient="records") if not by.empty else []
+    return {str(r[key]): {name: type(default)(r[name]) for name, default in _RATE_FIGURES.items()} for r in rows}
+
+
+def coverage(runs: Runs, *, reps: int = REPS, seed: int = 0) -> pd.DataFrame:
     """One row per OWASP LLM 2025 category (all ten, in list order); see :data:`COVERAGE_COLUMNS`."""
-    by = rates(runs, ["owasp"], **({"reps": reps} if reps else {}), seed=seed)
-    by = by.set_index("owasp") if not by.empty else by
+    attacked = _attacked(runs, "owasp", reps, seed)
     stops = _stops(runs, "owasp")
     cases, warrants = _case_counts(runs)
     harm = _cross_session_harm(runs)
     rows: list[dict[str, Any]] = []
     for tag, name in OWASP_LLM_2025.items():
-        attacked = not by.empty and tag in by.index and int(by.loc[tag, "attacks"]) > 0
-        status = ATTACKED if attacked else CHECKED if tag in CHECKED_ONLY else NOT_ATTACKED if tag in EXERCISED_BY else NOT_EXERCISED
-        row: dict[str, Any] = {"owasp": tag, "name": name, "status": status, "exercised_by": EXERCISED_BY.get(tag, "")}
-        if attacked:
-            r = by.loc[tag]
-            row.update(
-                attacks=int(r["attacks"]), breaches=int(r["breaches"]), breach_rate=float(r["breach_rate"]),
-                breach_rate_low=float(r["breach_rate_low"]), breach_rate_high=float(r["breach_rate_high"]), campaigns=int(r["campaigns"]),
-                damage_usd=float(r["damage_usd"]), secrets_leaked=int(r["secrets_leaked"]), records_exfiltrated=int(r["records_exfiltrated"]),
-                **stops.get(tag, _NO_STOP),
-            )
-        else:
-            row.update(attacks=0, breaches=0, breach_rate=math.nan, breach_rate_low=math.nan, breach_rate_high=math.nan, campaigns=0,
-                       damage_usd=0.0, secrets_leaked=0, records_exfiltrated=0, **_NO_STOP)
+        status = ATTACKED if tag in attacked else CHECKED if tag in CHECKED_ONLY else NOT_ATTACKED if tag in EXERCISED_BY else NOT_EXERCISED
         sessions, usd = harm.get(tag, (0, 0.0))
-        row.update(cases=cases.get(tag, 0), warrants=warrants.get(tag, 0), harmed_sessions=sessions, harm_usd=usd)
-        rows.append(row)
+        rows.append({
+            "owasp": tag, "name": name, "status": status, "exercised_by": EXERCISED_BY.get(tag, ""),
+            **attacked.get(tag, _RATE_FIGURES), **(stops.get(tag, _NO_STOP) if tag in attacked else _NO_STOP),
+            "cases": cases.get(tag, 0), "warrants": warrants.get(tag, 0), "harmed_sessions": sessions, "harm_usd": usd,
+        })
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 
-def atlas_coverage(runs: Runs, *, reps: int | None = None, seed: int = 0) -> pd.DataFrame:
+def atlas_coverage(runs: Runs, *, reps: int = REPS, seed: int = 0) -> pd.DataFrame:
     """One row per MITRE ATLAS technique the taxonomy knows: attacks, breaches and breach rate (0 attacks: not exercised)."""
-    by = rates(runs, ["atlas"], **({"reps": reps} if reps else {}), seed=seed)
-    by = by.set_index("atlas") if not by.empty else by
-    rows = []
-    for tag, name in ATLAS.items():
-        hit = not by.empty and tag in by.index
-        rows.append({
-            "atlas": tag, "name": name, "attacks": int(by.loc[tag, "attacks"]) if hit else 0, "breaches": int(by.loc[tag, "breaches"]) if hit else 0,
-            "breach_rate": float(by.loc[tag, "breach_rate"]) if hit else math.nan,
-            "breach_rate_low": float(by.loc[tag, "breach_rate_low"]) if hit else math.nan,
-            "breach_rate_high": float(by.loc[tag, "breach_rate_high"]) if hit else math.nan,
-        })
+    attacked = _attacked(runs, "atlas", reps, seed)
+    columns = ["attacks", "breaches", "breach_rate", "breach_rate_low", "breach_rate_high"]
+    rows = [{"atlas": tag, "name": name, **{c: attacked.get(tag, _RATE_FIGURES)[c] for c in columns}} for tag, name in ATLAS.items()]
     return pd.DataFrame(rows)
 
 
@@ -151,7 +147,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def coverage_summary(runs: Runs, *, reps: int | None = None, seed: int = 0) -> dict[str, Any]:
+def coverage_summary(runs: Runs, *, reps: int = REPS, seed: int = 0) -> dict[str, Any]:
     """The coverage matrix as JSON for ``summary.json``: ``owasp`` (every category) and ``atlas`` (every technique)."""
     owasp = {
         row["owasp"]: {k: _clean(v) for k, v in row.items() if k != "owasp"}

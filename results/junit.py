@@ -43,8 +43,8 @@ def _cases(runs: Runs) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame = frame[frame["attacks"] > 0].sort_values(["goal", "family"]).reset_index(drop=True)
-    frame["owasp"] = [attack_tags(g, [f]).owasp for g, f in zip(frame["goal"], frame["family"])]
-    frame["atlas"] = [attack_tags(g, [f]).atlas for g, f in zip(frame["goal"], frame["family"])]
+    tags = [attack_tags(g, [f]) for g, f in zip(frame["goal"], frame["family"])]
+    frame["owasp"], frame["atlas"] = [t.owasp for t in tags], [t.atlas for t in tags]
     return frame
 
 

@@ -383,8 +383,7 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
     manifest.save(run_dir)
     summary = _summary(run, tally, duration_s, startup_s, n_workers, stage_seconds, status)
     if status == "complete":
-        summary["intervals"] = _intervals(run_dir)
-        summary["coverage"] = _coverage(run_dir)
+        summary.update(_run_statistics(run_dir))
     if status == "complete" and tally.episodes != run.planned:
         raise RuntimeError(f"run {run.run_id} produced {tally.episodes} episodes, {run.planned} were planned")
     if status == "complete" and options.track and exp.tracking.enabled:
@@ -440,24 +439,19 @@ def _summary(run: _Run, tally: Tally, duration_s: float, startup_s: float, worke
     }
 
 
-def _intervals(run_dir: Path) -> dict[str, Any]:
-    """95 % cluster-bootstrap intervals of the headline rates (results.analysis, over the files just written)."""
+def _run_statistics(run_dir: Path) -> dict[str, Any]:
+    """Read back from the files just written: the headline rates' 95 % cluster-bootstrap ``intervals``
+    (results.analysis) and the OWASP LLM 2025 / MITRE ATLAS ``coverage`` matrix (results.coverage)."""
     from results.analysis import rates
-    from results.store import load_runs
-
-    row = rates(load_runs(run_dir)).iloc[0]
-    out: dict[str, Any] = {"method": "cluster bootstrap, 95 % (campaigns / benign identities; Wilson at 0 or 100 %)"}
-    for name in ("breach_rate", "false_positive_rate", "utility"):
-        out[name] = [round(float(row[f"{name}_low"]), 6), round(float(row[f"{name}_high"]), 6)]
-    return out
-
-
-def _coverage(run_dir: Path) -> dict[str, Any]:
-    """The OWASP LLM 2025 / MITRE ATLAS coverage matrix (results.coverage, over the files just written)."""
     from results.coverage import coverage_summary
     from results.store import load_runs
 
-    return coverage_summary(load_runs(run_dir))
+    runs = load_runs(run_dir)
+    row = rates(runs).iloc[0]
+    intervals: dict[str, Any] = {"method": "cluster bootstrap, 95 % (campaigns / benign identities; Wilson at 0 or 100 %)"}
+    for name in ("breach_rate", "false_positive_rate", "utility"):
+        intervals[name] = [round(float(row[f"{name}_low"]), 6), round(float(row[f"{name}_high"]), 6)]
+    return {"intervals": intervals, "coverage": coverage_summary(runs)}
 
 
 def coverage_metrics(summary: Mapping[str, Any]) -> dict[str, float]:

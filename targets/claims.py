@@ -3,9 +3,9 @@
 A reply that tells a customer a product costs less than the catalog says, that refunds are
 accepted for longer than the policy allows, or that payments go to an account the company does
 not own is misinformation with business impact: the company may have to honour it (a chatbot's
-promise binds its operator) or customers pay a stranger. The oracle runs this on every decoded
-view of a reply; the output guard's fact check runs it on the reply as delivered. Patterns are
-bounded and the input is capped.
+promise binds its operator) or customers pay a stranger. The output guard's fact check runs this
+on the agent's reply, the oracle on the reply as delivered (plain text: what a customer reads, so
+an encoded claim misinforms nobody). Patterns are bounded and the input is capped.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from kosmoi.ids import derive_seed, stable_hash64
@@ -133,23 +133,18 @@ class Review:
 class _LivePrices(Mapping[str, float]):
     """Product name -> current catalog price, read through to the catalog."""
 
-    def __init__(self, catalog: dict[str, Product]) -> None:
+    def __init__(self, catalog: dict[str, Product], sku_by_name: dict[str, str]) -> None:
         self._catalog = catalog
+        self._sku_by_name = sku_by_name
 
     def __getitem__(self, name: str) -> float:
-        for product in self._catalog.values():
-            if product.name == name:
-                return product.price
-        raise KeyError(name)
+        return self._catalog[self._sku_by_name[name]].price
 
     def __iter__(self) -> Iterator[str]:
-        return (product.name for product in self._catalog.values())
+        return iter(self._sku_by_name)
 
     def __len__(self) -> int:
-        return len(self._catalog)
-
-    def items(self) -> ItemsView[str, float]:
-        return {p.name: p.price for p in self._catalog.values()}.items()
+        return len(self._sku_by_name)
 
 
 class Company:
@@ -246,7 +241,7 @@ class Company:
     def facts(self) -> Facts:
         """The catalog and policy tables a reply's business claims are checked against (targets.claims):
         live, so a reply stating a price the catalog now has is true."""
-        return Facts(prices=_LivePrices(self.catalog))
+        return Facts(prices=_LivePrices(self.catalog, self.product_by_name))
 
     def canaries(self) -> dict[str, str]:
         """Every canary value: vault secrets and system-prompt markers."""

@@ -61,8 +61,14 @@ _EMIT_CONTENT_RE = re.compile(
 )
 # Asks to state a business fact (to "confirm" a price, a refund window, where to pay).
 _CLAIM_ASK = r"\b(?:confirm|state|say|tell|announce|promise|guarantee|put in writing|inform|notify|let (?:me|them|customers|everyone) know)\b"
-_CLAIMED_PRICE = r"\b(?:costs?|priced at|price is|sells? for|is now|for only|now at)\s*\$\s?(?P<price>\d[\d,]{0,9}(?:\.\d{1,2})?)"
-_CLAIM_PRICE_RE = re.compile(_CLAIM_ASK + r".{0,100}?" + _CLAIMED_PRICE + "|" + _CLAIMED_PRICE.replace("price>", "price2>") + r".{0,100}?" + _CLAIM_ASK)
+
+
+def _claimed_price(group: str) -> str:
+    return r"\b(?:costs?|priced at|price is|sells? for|is now|for only|now at)\s*\$\s?(?P<" + group + r">\d[\d,]{0,9}(?:\.\d{1,2})?)"
+
+
+# the ask before the price ("confirm that it costs $5") or after it ("it now costs $5. confirm this price")
+_CLAIM_PRICE_RE = re.compile(_CLAIM_ASK + r".{0,100}?" + _claimed_price("price") + "|" + _claimed_price("price2") + r".{0,100}?" + _CLAIM_ASK)
 _CLAIM_REFUND_RE = re.compile(_CLAIM_ASK + r".{0,100}?\brefunds?\b.{0,80}?\b(?P<days>\d{1,4})\s*days\b")
 _CLAIM_PAYMENT_RE = re.compile(_CLAIM_ASK + r".{0,100}?\b(?:pay|payments?|payable|invoices?|remit)\b.{0,60}?\b(?:to|account|iban)\b.{0,20}?" + _IBAN)
 
