@@ -228,14 +228,24 @@ _LOWER = string.ascii_lowercase
 _ROT = [str.maketrans(_LOWER + _LOWER.upper(), _LOWER[k:] + _LOWER[:k] + _LOWER.upper()[k:] + _LOWER.upper()[:k]) for k in range(26)]
 _ATBASH = str.maketrans(_LOWER + _LOWER.upper(), _LOWER[::-1] + _LOWER.upper()[::-1])
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
-_LEET_WORD = re.compile(r"[a-z0-9@$!|+]*[0-9@$!|+][a-z0-9@$!|+]*")
+_LEET_RUN = re.compile(r"[a-z0-9@$!|+]+")  # maximal runs: no backtracking, linear
 _DIGIT = re.compile(r"[0-9]")
-_SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher", re.IGNORECASE)
-_ATBASH_HINT = re.compile(r"atbash|mirror(?:ed)? alphabet|reversed alphabet", re.IGNORECASE)
+# Searched in the case-folded text (case-insensitive regexes cost several times more per character).
+_SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher")
+_ATBASH_HINT = re.compile(r"atbash|mirror(?:ed)? alphabet|reversed alphabet")
+_LETTERS = string.ascii_lowercase
+
+
+def _leet_run(match: re.Match[str]) -> str:
+    """A run of letters, digits and leet symbols: decoded when it holds a letter and a digit or symbol."""
+    run = match.group(0)
+    if run.strip(_LETTERS) and any(c.isalpha() for c in run):
+        return run.translate(_LEET)
+    return run
 
 
 def _leet_heavy(text: str) -> str:
-    return _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET) if any(c.isalpha() for c in m.group(0)) else m.group(0), text)
+    return _LEET_RUN.sub(_leet_run, text)
 
 
 # Common English words as each substitution writes them: a text is scored by one pass over its own words.
@@ -265,25 +275,54 @@ def cipher_variants(text: str, wanted: frozenset[str] | None = None) -> list[tup
     return _all_variants(text)
 
 
-# The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all).
+def _may_be_morse(text: str) -> bool:
+    """Necessary for a Morse run: five separators (space, slash, bar) directly before a dot or dash (str.count: C speed)."""
+    if "." not in text or "-" not in text:
+        return False
+    return sum(text.count(sep + mark) for sep in " /|" for mark in ".-") >= 5
+
+
+# Every character the exotic decoders read: Braille cells, tag characters, variation selectors, emoji letters,
+# runes. All lie at or above U+16A0, so a text whose largest character is below that has none (max(): C speed).
+_EXOTIC_FLOOR = "\u16a0"
+_EXOTIC = re.compile(
+    "[\u16a0-\u16f8\u2800-\u28ff\ufe00-\ufe0f\U000e0020-\U000e007e\U000e0100-\U000e01ef"
+    + "".join(f"{chr(start)}-{chr(start + 25)}" for start in EMOJI_LETTER_BLOCKS)
+    + "]"
+)
+
+
+def _has_exotic(text: str) -> bool:
+    """Whether any exotic decoder has a character to read (a necessary condition for each of them)."""
+    return not text.isascii() and max(text) >= _EXOTIC_FLOOR and _EXOTIC.search(text) is not None
+
+
+# The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all — each
+# test is implied by what its decoder needs, so skipping a decoder never changes what is found).
 _SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], bool]], ...] = (
-    ("morse", _morse, lambda text: "." in text and "-" in text),
-    ("braille", _braille, lambda text: not text.isascii()),
-    ("tags", _tag_bytes, lambda text: not text.isascii()),
-    ("variation-selectors", _selector_bytes, lambda text: not text.isascii()),
+    ("morse", _morse, _may_be_morse),
+    ("braille", _braille, _has_exotic),
+    ("tags", _tag_bytes, _has_exotic),
+    ("variation-selectors", _selector_bytes, _has_exotic),
     ("nato", _nato, lambda text: True),
-    ("binary", _binary, lambda text: "0" in text),
+    ("binary", _binary, lambda text: "0" in text and text.count("0") + text.count("1") >= 32),  # four octets at least
     ("escapes", _escapes, lambda text: "\\" in text),
-    ("emoji-letters", _emoji_letters, lambda text: not text.isascii()),
-    ("runic", _runic, lambda text: not text.isascii()),
+    ("emoji-letters", _emoji_letters, _has_exotic),
+    ("runic", _runic, _has_exotic),
     ("base2048", _base2048, lambda text: not text.isascii()),
 )
 
 
 def _self_evident(text: str, names: frozenset[str] | None = None) -> list[tuple[str, str]]:
     found = []
+    answers: dict[Callable[[str], bool], bool] = {}  # each precheck runs once per text (the exotic one is shared)
     for how, decoder, possible in _SELF_EVIDENT:
-        if (names is None or how in names) and possible(text):
+        if names is not None and how not in names:
+            continue
+        can = answers.get(possible)
+        if can is None:
+            can = answers[possible] = possible(text)
+        if can:
             decoded = decoder(text)
             if decoded:
                 found.append((how, decoded))
@@ -305,8 +344,9 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
     words = _WORDS.findall(lowered)
     distinct = set(words)
     base = len(distinct & _COMMON)
-    hinted = _SHIFT_HINT.search(text) is not None
-    atbash_hinted = _ATBASH_HINT.search(text) is not None
+    folded = lowered if text.isascii() else text.casefold()
+    hinted = _SHIFT_HINT.search(folded) is not None
+    atbash_hinted = _ATBASH_HINT.search(folded) is not None
     if atbash_hinted:  # named: decoded whatever it reads like
         found.append(("atbash", _decode("atbash", lowered)))
     if hinted:  # a shift is named: the shift that yields the most common words (if any does)
