@@ -228,18 +228,19 @@ _LOWER = string.ascii_lowercase
 _ROT = [str.maketrans(_LOWER + _LOWER.upper(), _LOWER[k:] + _LOWER[:k] + _LOWER.upper()[k:] + _LOWER.upper()[:k]) for k in range(26)]
 _ATBASH = str.maketrans(_LOWER + _LOWER.upper(), _LOWER[::-1] + _LOWER.upper()[::-1])
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
-_LEET_RUN = re.compile(r"[a-z0-9@$!|+]+")  # maximal runs: no backtracking, linear
+# A whole run of letters, digits and leet symbols that holds a digit or symbol. It starts only where a run
+# starts (the lookbehind) and its letters are taken possessively, so each run is read once: linear.
+_LEET_RUN = re.compile(r"(?<![a-z0-9@$!|+])[a-z]*+[0-9@$!|+][a-z0-9@$!|+]*")
 _DIGIT = re.compile(r"[0-9]")
 # Searched in the case-folded text (case-insensitive regexes cost several times more per character).
 _SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher")
 _ATBASH_HINT = re.compile(r"atbash|mirror(?:ed)? alphabet|reversed alphabet")
-_LETTERS = string.ascii_lowercase
 
 
 def _leet_run(match: re.Match[str]) -> str:
-    """A run of letters, digits and leet symbols: decoded when it holds a letter and a digit or symbol."""
+    """A run of letters, digits and leet symbols holding a digit or symbol: decoded when it holds a letter too."""
     run = match.group(0)
-    if run.strip(_LETTERS) and any(c.isalpha() for c in run):
+    if any(c.isalpha() for c in run):
         return run.translate(_LEET)
     return run
 

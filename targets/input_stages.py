@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import re2
@@ -210,9 +210,26 @@ class ClassifierStage:
         self._flag_threshold = build.ruleset.thresholds.flag
 
     def scan(self, text: str, context: ScanContext) -> Verdict:
-        if self.classifier is None or context.blocked:
-            return _ALLOW
-        probability = max(self.classifier.probability(t) for t in (context.judged_text, *(hidden for _, hidden in context.derived)))
+        return self.scan_many((text,), (context,))[0]
+
+    def scan_many(self, texts: Sequence[str], contexts: Sequence[ScanContext]) -> list[Verdict]:
+        """:meth:`scan` of many texts: every judged text and hidden variant of the batch is scored in one call."""
+        if self.classifier is None:
+            return [_ALLOW] * len(contexts)
+        judged: list[str] = []
+        spans: list[tuple[int, int] | None] = []
+        for context in contexts:
+            if context.blocked:
+                spans.append(None)
+                continue
+            start = len(judged)
+            judged.append(context.judged_text)
+            judged.extend(hidden for _, hidden in context.derived)
+            spans.append((start, len(judged)))
+        scores = self.classifier.probabilities(judged)
+        return [_ALLOW if span is None else self._verdict(max(scores[span[0] : span[1]])) for span in spans]
+
+    def _verdict(self, probability: float) -> Verdict:
         if probability >= self._flag_threshold:
             return Verdict(Action.ALLOW, (CLASSIFIER_RULE,), probability, reasons=(f"classifier p={probability:.2f}",))
         return Verdict(Action.ALLOW, (), probability)

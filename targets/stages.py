@@ -149,6 +149,29 @@ class StageBuild:
         return RuleMatcher(self.ruleset.for_stage("input"), self.engine)
 
 
+@runtime_checkable
+class BatchGuardStage(GuardStage, Protocol):
+    """A stage that can also judge many texts in one call (a model stage vectorising its work, say).
+
+    ``scan_many(texts, contexts)[i]`` must equal ``scan(texts[i], contexts[i])``; stages without it are
+    run text by text inside a batch.
+    """
+
+    def scan_many(self, texts: Sequence[str], contexts: Sequence[ScanContext]) -> list[Verdict]:
+        """This stage's verdict on each text, in order."""
+        ...
+
+
+def run_stages_many(stages: Sequence[GuardStage], texts: Sequence[str], contexts: Sequence[ScanContext]) -> list[Verdict]:
+    """:func:`run_stages` over a batch, stage by stage (batch stages get the whole batch at once)."""
+    for stage in stages:
+        scan_many = getattr(stage, "scan_many", None)
+        verdicts = scan_many(texts, contexts) if scan_many is not None else [stage.scan(t, c) for t, c in zip(texts, contexts, strict=True)]
+        for context, verdict in zip(contexts, verdicts, strict=True):
+            context.verdict = merge_verdicts(context.verdict, verdict)
+    return [context.verdict for context in contexts]
+
+
 def run_stages(stages: Sequence[GuardStage], text: str, context: ScanContext) -> Verdict:
     """Each stage in order on ``text``, its verdict merged into ``context.verdict``; the merged verdict."""
     for stage in stages:
