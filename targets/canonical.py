@@ -26,6 +26,10 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
+
+from targets import codepoints
+
 # Characters that render as nothing (or only steer rendering) and are used to
 # break up keywords or smuggle hidden instructions.
 _ZERO_WIDTH = [0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E, 0x00AD, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0]
@@ -37,7 +41,8 @@ INVISIBLE: frozenset[int] = frozenset(_ZERO_WIDTH + _BIDI + _VARIATION + _TAGS)
 TAG_CHARS: frozenset[int] = frozenset(_TAGS)
 BIDI_CHARS: frozenset[int] = frozenset(_BIDI)
 
-_DROP_INVISIBLE = dict.fromkeys(INVISIBLE)  # str.translate table deleting them (C speed)
+_DROP_INVISIBLE = dict.fromkeys(INVISIBLE)  # str.translate table deleting them
+_INVISIBLE_SET = codepoints.CharSet(INVISIBLE)  # the same deletion, vectorised
 # Joiners and presentation selectors that scripts and emoji use as they should: ZWNJ/ZWJ between two
 # non-ASCII characters (Persian, Hindi, Malayalam, emoji sequences) and a variation selector after a
 # non-ASCII character (text/emoji style). Removed for matching like any invisible character, but not
@@ -46,10 +51,10 @@ _LEGIT_JOINER = re.compile("(?<=[^\x00-\x7f])(?:[\u200c\u200d](?=[^\x00-\x7f])|[
 
 # Leetspeak: characters that stand for letters inside words.
 _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
-# The precheck "a letter next to a leet symbol" as two literal searches on a class-mapped copy
-# (letters -> 'a', the symbols -> '0'): str.translate and str.__contains__ run at C speed, where
-# a two-character alternation regex cost ~50 µs per KB.
-_LEET_CLASSES = str.maketrans("abcdefghijklmnopqrstuvwxyz0134578@$!|+", "a" * 26 + "0" * 12)
+# The precheck "a letter next to a leet symbol" as two literal searches on a class-mapped byte copy
+# (letters -> 'a', the symbols -> '0', other characters '?'): encode, bytes.translate and the searches
+# run at C speed, where a two-character alternation regex cost ~50 µs per KB.
+_LEET_CLASSES = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz0134578@$!|+", b"a" * 26 + b"0" * 12)
 _DROP_LETTERS = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 _DROP_LEET = str.maketrans("", "", "0123456789@$!|+")
 
@@ -95,22 +100,23 @@ def decode_leet(text: str) -> str | None:
     at least two letters and no more digits and symbols than letters. One pass
     over the words: linear time.
     """
-    classes = text.translate(_LEET_CLASSES)
-    if "a0" not in classes and "0a" not in classes:
+    classes = text.encode("ascii", "replace").translate(_LEET_CLASSES)  # one byte per character: neighbours kept
+    if b"a0" not in classes and b"0a" not in classes:
         return None
-    words = text.split(" ")
-    changed = False
-    for index, word in enumerate(words):
-        if not word or word.isalpha():
-            continue
-        symbols = len(word) - len(word.translate(_DROP_LEET))
-        letters = len(word) - len(word.translate(_DROP_LETTERS))
-        if symbols and letters >= 2 and symbols <= letters:
-            decoded = word.translate(_LEET_TABLE)
-            if decoded != word:
-                words[index] = decoded
-                changed = True
-    return " ".join(words) if changed else None
+    decoded = _LEET_WORD.sub(_decode_leet_word, text)
+    return decoded if decoded != text else None
+
+
+# A space-separated word holding a symbol the leet table maps: anchored at the word's start and
+# possessive, so each word is read once (linear); words without one are never handed to Python.
+_LEET_WORD = re.compile(r"(?<![^ ])[^ 0134578@$!|+]*+[0134578@$!|+][^ ]*+")
+
+
+def _decode_leet_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    symbols = len(word) - len(word.translate(_DROP_LEET))
+    letters = len(word) - len(word.translate(_DROP_LETTERS))
+    return word.translate(_LEET_TABLE) if letters >= 2 and symbols <= letters else word
 
 
 def canonicalize(text: str) -> Canonical:
@@ -119,16 +125,30 @@ def canonicalize(text: str) -> Canonical:
     if not text.isascii():
         mixed = count_mixed_script_words(text)
         text = without_surrogates(text)
-        stripped = text.translate(_DROP_INVISIBLE)
+        stripped = strip_invisible(text)
         if len(stripped) != len(text):
             invisible = len(text) - len(stripped) - len(_LEGIT_JOINER.findall(text))
             tags = sum(1 for ch in text if ord(ch) in TAG_CHARS)
             bidi = sum(1 for ch in text if ord(ch) in BIDI_CHARS)
         text = unicodedata.normalize("NFKC", stripped).casefold()
         if not text.isascii():
-            text = strip_marks(text.translate(confusable_table()))
+            text = strip_marks(_fold_confusables()(text))
     text = " ".join(text.lower().split())
     return Canonical(text, decode_leet(text), invisible, tags, bidi, mixed)
+
+
+@functools.lru_cache(maxsize=1)
+def _fold_confusables() -> codepoints.Translation:
+    """``str.translate(confusable_table())``, vectorised."""
+    return codepoints.Translation(confusable_table())
+
+
+@functools.lru_cache(maxsize=1)
+def _foreign_confusables() -> np.ndarray:
+    """True for the confusables at or above U+0250 (look-alikes from other scripts, not accented Latin)."""
+    table = np.zeros(codepoints.TABLE_SIZE, dtype=bool)
+    table[[code for code in confusable_table() if code >= 0x250]] = True
+    return table
 
 
 _WORD_RE = re.compile(r"\w+")
@@ -142,8 +162,11 @@ def count_mixed_script_words(text: str) -> int:
 
     Accented Latin letters (below U+0250) do not count, so ``café`` is fine.
     """
-    text = text.translate(_DROP_INVISIBLE)
-    if max(text, default=" ") < "\u0250" or _ASCII_NEXT_TO_OTHER.search(text) is None:
+    text = strip_invisible(text)
+    counted = codepoints.mixed_words(text, _foreign_confusables())
+    if counted is not None:
+        return counted
+    if _ASCII_NEXT_TO_OTHER.search(text) is None:
         return 0
     table = confusable_table()
     mixed = 0
@@ -161,8 +184,7 @@ def strip_marks(text: str) -> str:
     """NFKD and drop combining marks: ``ïgnörê`` -> ``ignore`` (for matching only)."""
     if text.isascii():
         return text
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return codepoints.drop_combining(unicodedata.normalize("NFKD", text))
 
 
 def without_surrogates(text: str) -> str:
@@ -178,12 +200,12 @@ def without_surrogates(text: str) -> str:
 
 def strip_invisible(text: str) -> str:
     """Remove invisible characters only (what a capable reader ignores)."""
-    return text if text.isascii() else text.translate(_DROP_INVISIBLE)
+    return text if text.isascii() else _INVISIBLE_SET.drop(text)
 
 
 def fold_confusables(text: str) -> str:
     """Invisible-strip, NFKC, casefold and confusable-fold (no whitespace change)."""
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKC", text.translate(_DROP_INVISIBLE)).casefold()
+    text = unicodedata.normalize("NFKC", strip_invisible(text)).casefold()
     return text if text.isascii() else text.translate(confusable_table())

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import base2048
 
 from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, EMOJI_LETTER_BLOCKS, MORSE, NATO, NATO_VARIANTS
+from targets import codepoints
 
 MAX_CHARS = 20_000
 MIN_COMMON_WORDS = 3
@@ -232,9 +233,18 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 # starts (the lookbehind) and its letters are taken possessively, so each run is read once: linear.
 _LEET_RUN = re.compile(r"(?<![a-z0-9@$!|+])[a-z]*+[0-9@$!|+][a-z0-9@$!|+]*")
 _DIGIT = re.compile(r"[0-9]")
-# Searched in the case-folded text (case-insensitive regexes cost several times more per character).
+# Searched in the case-folded text (case-insensitive regexes cost several times more per character),
+# and only where a literal they need occurs (str.__contains__ runs at C speed; an alternation does not).
 _SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher")
 _ATBASH_HINT = re.compile(r"atbash|mirror(?:ed)? alphabet|reversed alphabet")
+
+
+def _shift_hinted(folded: str) -> bool:
+    return "caesar" in folded or "shift" in folded or "cipher" in folded or ("rot" in folded and _SHIFT_HINT.search(folded) is not None)
+
+
+def _atbash_hinted(folded: str) -> bool:
+    return "atbash" in folded or ("alphabet" in folded and _ATBASH_HINT.search(folded) is not None)
 
 
 def _leet_run(match: re.Match[str]) -> str:
@@ -284,18 +294,16 @@ def _may_be_morse(text: str) -> bool:
 
 
 # Every character the exotic decoders read: Braille cells, tag characters, variation selectors, emoji letters,
-# runes. All lie at or above U+16A0, so a text whose largest character is below that has none (max(): C speed).
-_EXOTIC_FLOOR = "\u16a0"
-_EXOTIC = re.compile(
-    "[\u16a0-\u16f8\u2800-\u28ff\ufe00-\ufe0f\U000e0020-\U000e007e\U000e0100-\U000e01ef"
-    + "".join(f"{chr(start)}-{chr(start + 25)}" for start in EMOJI_LETTER_BLOCKS)
-    + "]"
+# runes — one vectorised set, so non-ASCII text is tested for all of them in one lookup.
+_EXOTIC = codepoints.CharSet(
+    [*range(0x16A0, 0x16F9), *range(0x2800, 0x2900), *range(0xFE00, 0xFE10), *range(0xE0020, 0xE007F), *range(0xE0100, 0xE01F0)]
+    + [start + offset for start in EMOJI_LETTER_BLOCKS for offset in range(26)]
 )
 
 
 def _has_exotic(text: str) -> bool:
     """Whether any exotic decoder has a character to read (a necessary condition for each of them)."""
-    return not text.isascii() and max(text) >= _EXOTIC_FLOOR and _EXOTIC.search(text) is not None
+    return not text.isascii() and _EXOTIC.any(text)
 
 
 # The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all — each
@@ -314,11 +322,19 @@ _SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], boo
 )
 
 
-def _self_evident(text: str, names: frozenset[str] | None = None) -> list[tuple[str, str]]:
+# A NATO token is a whole [a-z-] run; all but "x-ray" are letters only, so a text whose words include
+# none of them (and no "x-ray") has no run of NATO tokens.
+_NATO_PLAIN = frozenset(word for word in _NATO if word.isalpha())
+
+
+def _self_evident(text: str, names: frozenset[str] | None = None, words: set[str] | None = None) -> list[tuple[str, str]]:
+    """The self-evident encodings ``text`` holds; ``words``: the distinct [a-z] runs of its lower case, when known."""
     found = []
     answers: dict[Callable[[str], bool], bool] = {}  # each precheck runs once per text (the exotic one is shared)
     for how, decoder, possible in _SELF_EVIDENT:
         if names is not None and how not in names:
+            continue
+        if how == "nato" and words is not None and words.isdisjoint(_NATO_PLAIN) and "x-ray" not in text.lower():
             continue
         can = answers.get(possible)
         if can is None:
@@ -340,14 +356,13 @@ def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]
 
 def _all_variants(text: str) -> list[tuple[str, str]]:
     text = text[:MAX_CHARS]
-    found = _self_evident(text)
     lowered = text.lower()
-    words = _WORDS.findall(lowered)
-    distinct = set(words)
+    distinct = set(_WORDS.findall(lowered))
+    found = _self_evident(text, words=distinct)
     base = len(distinct & _COMMON)
     folded = lowered if text.isascii() else text.casefold()
-    hinted = _SHIFT_HINT.search(folded) is not None
-    atbash_hinted = _ATBASH_HINT.search(folded) is not None
+    hinted = _shift_hinted(folded)
+    atbash_hinted = _atbash_hinted(folded)
     if atbash_hinted:  # named: decoded whatever it reads like
         found.append(("atbash", _decode("atbash", lowered)))
     if hinted:  # a shift is named: the shift that yields the most common words (if any does)
@@ -363,8 +378,7 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
         score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
-    if _DIGIT.search(lowered):
-        candidate = _leet_heavy(lowered)
+    if _DIGIT.search(lowered) and (candidate := _leet_heavy(lowered)) != lowered:  # unchanged: its score is the base
         score = len(set(_WORDS.findall(candidate)) & _COMMON)
         if score >= MIN_COMMON_WORDS and score > base:
             found.append(("leet", candidate))

