@@ -23,6 +23,7 @@ for ROT-n) over them, so work is linear in the input.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -32,6 +33,8 @@ import base2048
 
 from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, EMOJI_LETTER_BLOCKS, MORSE, NATO, NATO_VARIANTS
 from targets import codepoints
+from targets.matcher import RuleMatcher
+from targets.rules import Rule
 
 MAX_CHARS = 20_000
 MIN_COMMON_WORDS = 3
@@ -327,14 +330,14 @@ _SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], boo
 _NATO_PLAIN = frozenset(word for word in _NATO if word.isalpha())
 
 
-def _self_evident(text: str, names: frozenset[str] | None = None, words: set[str] | None = None) -> list[tuple[str, str]]:
-    """The self-evident encodings ``text`` holds; ``words``: the distinct [a-z] runs of its lower case, when known."""
+def _self_evident(text: str, names: frozenset[str] | None = None, nato: bool = True) -> list[tuple[str, str]]:
+    """The self-evident encodings ``text`` holds; ``nato=False``: it is known to hold no NATO word."""
     found = []
     answers: dict[Callable[[str], bool], bool] = {}  # each precheck runs once per text (the exotic one is shared)
     for how, decoder, possible in _SELF_EVIDENT:
         if names is not None and how not in names:
             continue
-        if how == "nato" and words is not None and words.isdisjoint(_NATO_PLAIN) and "x-ray" not in text.lower():
+        if how == "nato" and not nato:
             continue
         can = answers.get(possible)
         if can is None:
@@ -354,17 +357,56 @@ def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]
     return found
 
 
+@functools.lru_cache(maxsize=1)
+def _word_gate() -> tuple[RuleMatcher, dict[str, frozenset[int]]]:
+    """One multi-pattern matcher for the words the letter-substitution and NATO decoders need.
+
+    Pattern ids by what they stand for: the common words as ROT13, Atbash and reversal write them, and
+    the NATO words. A word counts as an [a-z] run of its own (``_WORDS``), so each pattern is bounded
+    by non-letters. One linear pass over a text says whether a substitution could score
+    ``MIN_COMMON_WORDS`` and whether the NATO decoder has anything to read.
+    """
+    groups = {how: sorted(_ENCIPHERED[how]) for how in ("rot13", "atbash", "reverse")} | {"nato": sorted(_NATO_PLAIN)}
+    rules: list[Rule] = []
+    ids: dict[str, frozenset[int]] = {}
+    for how, words in groups.items():
+        start = len(rules)
+        rules.extend(Rule(id=f"cipher-word.{how}.{word}", kind="regex", pattern=f"(?:^|[^a-z]){word}(?:[^a-z]|$)") for word in words)
+        ids[how] = frozenset(range(start, len(rules)))
+    return RuleMatcher(rules), ids
+
+
+_LEET_NEIGHBOURS = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz0123456789@$!|+", b"a" * 26 + b"0" * 15)
+
+
+def _leet_decoded(lowered: str) -> str | None:
+    """``lowered`` with its leet runs decoded, or None when nothing changes (no digit, or no letter beside a symbol)."""
+    if not _DIGIT.search(lowered):
+        return None
+    classes = lowered.encode("ascii", "replace").translate(_LEET_NEIGHBOURS)  # a run with both has such a pair
+    if b"a0" not in classes and b"0a" not in classes:
+        return None
+    candidate = _leet_heavy(lowered)
+    return candidate if candidate != lowered else None
+
+
 def _all_variants(text: str) -> list[tuple[str, str]]:
     text = text[:MAX_CHARS]
     lowered = text.lower()
-    distinct = set(_WORDS.findall(lowered))
-    found = _self_evident(text, words=distinct)
-    base = len(distinct & _COMMON)
+    matcher, ids = _word_gate()
+    present = matcher.match_indices((lowered,))
+    found = _self_evident(text, nato=not present.isdisjoint(ids["nato"]) or "x-ray" in lowered)
     folded = lowered if text.isascii() else text.casefold()
     hinted = _shift_hinted(folded)
     atbash_hinted = _atbash_hinted(folded)
     if atbash_hinted:  # named: decoded whatever it reads like
         found.append(("atbash", _decode("atbash", lowered)))
+    substitutions = [how for how in ("rot13", "atbash", "reverse") if len(present & ids[how]) >= MIN_COMMON_WORDS]
+    leet = _leet_decoded(lowered)
+    if not hinted and not substitutions and leet is None:
+        return found  # no shift named, no substitution can score, leetspeak changes nothing: nothing more to find
+    distinct = set(_WORDS.findall(lowered))
+    base = len(distinct & _COMMON)
     if hinted:  # a shift is named: the shift that yields the most common words (if any does)
         scores = [(len(distinct & _ENCIPHERED[f"rot{k}"]), -k) for k in range(1, 26)]
         best, neg_k = max(scores)
@@ -378,10 +420,10 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
         score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
-    if _DIGIT.search(lowered) and (candidate := _leet_heavy(lowered)) != lowered:  # unchanged: its score is the base
-        score = len(set(_WORDS.findall(candidate)) & _COMMON)
+    if leet is not None:  # unchanged text would score the base
+        score = len(set(_WORDS.findall(leet)) & _COMMON)
         if score >= MIN_COMMON_WORDS and score > base:
-            found.append(("leet", candidate))
+            found.append(("leet", leet))
     return found
 
 

@@ -144,8 +144,11 @@ class Rules:
         score = 0.0
         block = flag = False
         hits = matcher.match_indices(canon.variants())
+        derived = context.derived
+        if not hits and not derived and not context.too_deep:
+            return _ALLOW  # nothing fired and nothing is hidden (most texts)
         surface_hits = set(hits)  # what the text says in plain sight (quoted mentions are judged on these only)
-        for how, hidden in context.derived:
+        for how, hidden in derived:
             new = matcher.match_indices((hidden,)) - hits
             if new:
                 hits |= new

@@ -49,6 +49,8 @@ def stricter(first: Action, second: Action) -> Action:
 
 def merge_verdicts(first: Verdict, second: Verdict) -> Verdict:
     """The stricter action, the union of rules and reasons (first seen first), the higher score."""
+    if second.action is Action.ALLOW and not second.rule_ids and not second.reasons and second.text is None and second.score <= first.score:
+        return first  # the second adds nothing (the common case: a stage with nothing to say)
     return Verdict(
         stricter(first.action, second.action),
         tuple(dict.fromkeys(first.rule_ids + second.rule_ids)),
