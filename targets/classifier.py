@@ -28,6 +28,7 @@ reproducibly from the data the project ships.
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import re
 import zlib
@@ -217,6 +218,9 @@ class Classifier:
     def _text_logits(self, pieces: list[str], owners: list[int], first: int, out: np.ndarray) -> None:
         """Window logits of one batch, reduced to each owner text's largest (written to ``out``)."""
         window_logits = self._compiled_window_logits(pieces) if self.compiled else self._window_logits(pieces)
+        if owners[0] == owners[-1]:  # one text (the one-text path): no reduction needed
+            out[owners[0]] = window_logits.max()
+            return
         owner = np.asarray(owners, dtype=np.int64)
         starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
         out[owner[starts]] = np.maximum.reduceat(window_logits, starts)
@@ -225,12 +229,10 @@ class Classifier:
         """``bias + w·x`` per window, by the compiled kernel (:mod:`targets.classifier_jit`)."""
         spec = self.spec
         encoded = [(" " + piece + " ").encode("utf-8", "replace") for piece in pieces]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+        offsets = np.fromiter(itertools.accumulate(map(len, encoded), initial=0), dtype=np.int64, count=len(encoded) + 1)
         data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         kernel = classifier_jit.window_logits_kernel()
-        counts = classifier_jit.scratch_counts(spec.bits)
-        return cast(np.ndarray, kernel(data, offsets, self._weights, counts, classifier_jit.CRC_TABLE, self._bias, spec.bits, spec.ngram_min, spec.ngram_max, spec.words))
+        return cast(np.ndarray, kernel(data, offsets, self._weights, classifier_jit.CRC_TABLE, self._bias, spec.bits, spec.ngram_min, spec.ngram_max, spec.words))
 
     def _window_logits(self, pieces: list[str]) -> np.ndarray:
         """``bias + w·x`` per window, x the window's L2-normalised feature counts (at most _BATCH_WINDOWS windows)."""

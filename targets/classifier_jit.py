@@ -4,10 +4,10 @@ For every window of a batch this kernel makes the same hashed features as
 :func:`targets.classifier.features` — character n-grams packed big-endian and
 tagged with their length, words (runs of ASCII word bytes or bytes >= 0x80)
 identified by CRC-32 and length, word bigrams — and sums their weights while it
-counts them: a dense scratch array holds each bucket's count in the current
-window, so the squared L2 norm grows by ``2c + 1`` per occurrence and no sort is
-needed. Touched buckets are reset after each window. Work is linear in the
-bytes of the batch.
+counts them: a small open-addressing table (it stays in the CPU cache) holds
+each bucket's count in the current window, so the squared L2 norm grows by
+``2c + 1`` per occurrence and no sort is needed; the table is emptied after
+each window. Work is linear in the bytes of the batch.
 
 numba compiles the kernel on first use and caches the machine code next to
 this module (``cache=True``); without numba, :mod:`targets.classifier` scores
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -41,23 +40,10 @@ def _crc_table() -> np.ndarray:
 
 
 CRC_TABLE = _crc_table()
-_scratch = threading.local()
-
-
-def scratch_counts(bits: int) -> np.ndarray:
-    """This thread's zeroed per-bucket counter (the kernel leaves it zeroed again)."""
-    counts: np.ndarray | None = getattr(_scratch, "counts", None)
-    if counts is None or len(counts) != 1 << bits:
-        counts = np.zeros(1 << bits, dtype=np.int32)
-        _scratch.counts = counts
-    return counts
-
-
 def _window_logits_kernel(
     data: np.ndarray,
     offsets: np.ndarray,
     weights: np.ndarray,
-    counts: np.ndarray,
     crc_table: np.ndarray,
     bias: float,
     bits: int,
@@ -75,34 +61,33 @@ def _window_logits_kernel(
     longest = 0
     for w in range(windows):
         longest = max(longest, offsets[w + 1] - offsets[w])
-    touched = np.empty(longest * (ngram_max - max(ngram_min, 1) + 1) + longest + 1, dtype=np.int64)  # n-grams, words, bigrams
+    features = np.empty(longest * (ngram_max - max(ngram_min, 1) + 1) + longest + 1, dtype=np.int64)  # n-grams, words, bigrams
+    size = 16
+    while size < 2 * len(features):
+        size *= 2
+    mask = size - 1
+    keys = np.full(size, -1, dtype=np.int64)  # open addressing: a window's distinct buckets and their counts
+    counts = np.zeros(size, dtype=np.int64)
+    used = np.empty(len(features), dtype=np.int64)
     for w in range(windows):
         start = offsets[w]
         end = offsets[w + 1]
-        total = 0.0
-        squares = 0
-        used = 0
+        found = 0
         for n in range(max(ngram_min, 1), ngram_max + 1):
             tag = np.uint64(n) << np.uint64(56)
             for p in range(start, end - n + 1):
                 gram = np.uint64(0)
                 for k in range(n):
                     gram = (gram << np.uint64(8)) | np.uint64(data[p + k])
-                bucket = np.int64(((gram | tag) * golden) >> shift)
-                c = counts[bucket]
-                squares += 2 * c + 1
-                counts[bucket] = c + 1
-                total += weights[bucket]
-                touched[used] = bucket
-                used += 1
+                features[found] = np.int64(((gram | tag) * golden) >> shift)
+                found += 1
         if words:
             previous = np.uint64(0)
             have_previous = False
             p = start
             while p < end:
                 byte = data[p]
-                is_word = byte >= 0x80 or (48 <= byte <= 57) or (65 <= byte <= 90) or (97 <= byte <= 122) or byte == 95
-                if not is_word:
+                if not (byte >= 0x80 or (48 <= byte <= 57) or (65 <= byte <= 90) or (97 <= byte <= 122) or byte == 95):
                     p += 1
                     continue
                 crc = np.uint32(0xFFFFFFFF)
@@ -115,26 +100,33 @@ def _window_logits_kernel(
                     length += 1
                     p += 1
                 ident = np.uint64(crc ^ np.uint32(0xFFFFFFFF)) | (np.uint64(length) << np.uint64(32))
-                bucket = np.int64(((ident | word_tag) * golden) >> shift)
-                c = counts[bucket]
-                squares += 2 * c + 1
-                counts[bucket] = c + 1
-                total += weights[bucket]
-                touched[used] = bucket
-                used += 1
+                features[found] = np.int64(((ident | word_tag) * golden) >> shift)
+                found += 1
                 if have_previous:
                     pair = (((previous * golden) ^ ident) & low56) | bigram_tag
-                    bucket = np.int64((pair * golden) >> shift)
-                    c = counts[bucket]
-                    squares += 2 * c + 1
-                    counts[bucket] = c + 1
-                    total += weights[bucket]
-                    touched[used] = bucket
-                    used += 1
+                    features[found] = np.int64((pair * golden) >> shift)
+                    found += 1
                 previous = ident
                 have_previous = True
-        for i in range(used):
-            counts[touched[i]] = 0
+        total = 0.0
+        squares = 0
+        distinct = 0
+        for i in range(found):
+            bucket = features[i]
+            total += weights[bucket]
+            slot = np.int64((np.uint64(bucket) * golden) >> np.uint64(40)) & mask
+            while keys[slot] != bucket and keys[slot] != -1:
+                slot = (slot + 1) & mask
+            if keys[slot] == -1:
+                keys[slot] = bucket
+                used[distinct] = slot
+                distinct += 1
+            c = counts[slot]
+            squares += 2 * c + 1  # (c + 1)^2 - c^2: the squared norm grows with each occurrence
+            counts[slot] = c + 1
+        for i in range(distinct):
+            keys[used[i]] = -1
+            counts[used[i]] = 0
         out[w] = bias + total / np.sqrt(np.float64(squares)) if squares else bias
     return out
 
