@@ -296,12 +296,14 @@ def _may_be_morse(text: str) -> bool:
     return sum(text.count(sep + mark) for sep in " /|" for mark in ".-") >= 5
 
 
-# Every character the exotic decoders read: Braille cells, tag characters, variation selectors, emoji letters,
-# runes — one vectorised set, so non-ASCII text is tested for all of them in one lookup.
-_EXOTIC = codepoints.CharSet(
-    [*range(0x16A0, 0x16F9), *range(0x2800, 0x2900), *range(0xFE00, 0xFE10), *range(0xE0020, 0xE007F), *range(0xE0100, 0xE01F0)]
-    + [start + offset for start in EMOJI_LETTER_BLOCKS for offset in range(26)]
-)
+# The characters each exotic decoder reads, as vectorised sets. A decoder answers only from a minimum
+# number of its characters, so counting them first (C speed) is exact and spares the per-character loop.
+_BRAILLE_CELLS = codepoints.CharSet(range(0x2800, 0x2900))
+_TAG_BYTES = codepoints.CharSet(range(0xE0020, 0xE007F))
+_SELECTORS = codepoints.CharSet([*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+_EMOJI_LETTERS = codepoints.CharSet(start + offset for start in EMOJI_LETTER_BLOCKS for offset in range(26))
+_RUNE_LETTERS = codepoints.CharSet(range(0x16A0, 0x16F9))
+_EXOTIC = codepoints.CharSet(_BRAILLE_CELLS.members | _TAG_BYTES.members | _SELECTORS.members | _EMOJI_LETTERS.members | _RUNE_LETTERS.members)
 
 
 def _has_exotic(text: str) -> bool:
@@ -309,18 +311,25 @@ def _has_exotic(text: str) -> bool:
     return not text.isascii() and _EXOTIC.any(text)
 
 
+def _at_least(chars: codepoints.CharSet, needed: int) -> Callable[[str], bool]:
+    return lambda text: chars.count(text) >= needed
+
+
+_EXOTIC_DECODERS = frozenset({"braille", "tags", "variation-selectors", "emoji-letters", "runic"})  # tried only when _has_exotic
+
+
 # The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all — each
 # test is implied by what its decoder needs, so skipping a decoder never changes what is found).
 _SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], bool]], ...] = (
     ("morse", _morse, _may_be_morse),
-    ("braille", _braille, _has_exotic),
-    ("tags", _tag_bytes, _has_exotic),
-    ("variation-selectors", _selector_bytes, _has_exotic),
+    ("braille", _braille, _at_least(_BRAILLE_CELLS, 4)),
+    ("tags", _tag_bytes, _at_least(_TAG_BYTES, 4)),
+    ("variation-selectors", _selector_bytes, _at_least(_SELECTORS, 8)),
     ("nato", _nato, lambda text: True),
     ("binary", _binary, lambda text: "0" in text and text.count("0") + text.count("1") >= 32),  # four octets at least
     ("escapes", _escapes, lambda text: "\\" in text),
-    ("emoji-letters", _emoji_letters, _has_exotic),
-    ("runic", _runic, _has_exotic),
+    ("emoji-letters", _emoji_letters, _at_least(_EMOJI_LETTERS, 6)),
+    ("runic", _runic, _at_least(_RUNE_LETTERS, 6)),
     ("base2048", _base2048, lambda text: not text.isascii()),
 )
 
@@ -333,10 +342,16 @@ _NATO_PLAIN = frozenset(word for word in _NATO if word.isalpha())
 def _self_evident(text: str, names: frozenset[str] | None = None, nato: bool = True) -> list[tuple[str, str]]:
     """The self-evident encodings ``text`` holds; ``nato=False``: it is known to hold no NATO word."""
     found = []
-    answers: dict[Callable[[str], bool], bool] = {}  # each precheck runs once per text (the exotic one is shared)
+    answers: dict[Callable[[str], bool], bool] = {}  # each precheck runs once per text
+    exotic: bool | None = None
     for how, decoder, possible in _SELF_EVIDENT:
         if names is not None and how not in names:
             continue
+        if how in _EXOTIC_DECODERS:
+            if exotic is None:
+                exotic = _has_exotic(text)
+            if not exotic:
+                continue
         if how == "nato" and not nato:
             continue
         can = answers.get(possible)

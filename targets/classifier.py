@@ -190,11 +190,12 @@ class Classifier:
         return self._bias + float(self._weights[found].sum()) / math.sqrt(len(found))
 
     def logits(self, canonical_texts: Sequence[str]) -> np.ndarray:
-        """:meth:`logit` of many texts at once (float64): kind /3 featurises, sorts and sums whole batches in numpy.
+        """:meth:`logit` of many texts at once (float64); kind /3 scores whole batches of windows.
 
-        The same features, counts and norms as the one-text path; sums accumulate in float64 instead of
-        float32, so a logit may differ from :meth:`logit` in the seventh significant digit (the verdicts
-        over the corpora are identical — ``tests/test_batch_scan.py``).
+        The compiled kernel (:mod:`targets.classifier_jit`) or, without numba, a vectorised numpy batch:
+        the same features, counts and norms as :meth:`logit`, with sums in float64 instead of float32, so
+        a logit may differ from it in the seventh significant digit (the verdicts over the corpus are
+        identical, ``tests/test_batch_scan.py``). A text's logit does not depend on its batch.
         """
         if self.spec.kind != WINDOW_KIND:
             return np.array([self.logit(text) for text in canonical_texts], dtype=np.float64)
@@ -202,20 +203,19 @@ class Classifier:
         owners: list[int] = []
         pieces: list[str] = []
         budget = 0
-        first = 0
         for index, text in enumerate(canonical_texts):
             for window in windows(text, self.spec.window):
                 pieces.append(window)
                 owners.append(index)
                 budget += len(window)
             if budget >= _BATCH_CHARS or len(pieces) >= _BATCH_WINDOWS - MAX_WINDOWS:
-                self._text_logits(pieces, owners, first, out)
-                pieces, owners, budget, first = [], [], 0, index + 1
+                self._text_logits(pieces, owners, out)
+                pieces, owners, budget = [], [], 0
         if pieces:
-            self._text_logits(pieces, owners, first, out)
+            self._text_logits(pieces, owners, out)
         return out
 
-    def _text_logits(self, pieces: list[str], owners: list[int], first: int, out: np.ndarray) -> None:
+    def _text_logits(self, pieces: list[str], owners: list[int], out: np.ndarray) -> None:
         """Window logits of one batch, reduced to each owner text's largest (written to ``out``)."""
         window_logits = self._compiled_window_logits(pieces) if self.compiled else self._window_logits(pieces)
         if owners[0] == owners[-1]:  # one text (the one-text path): no reduction needed

@@ -35,7 +35,8 @@ def from_code_points(points: np.ndarray) -> str:
 
 def _index(points: np.ndarray) -> np.ndarray:
     """Table positions: code points beyond the tables read the last entry, which is neither mark nor confusable."""
-    return np.minimum(points, TABLE_SIZE - 1)
+    index: np.ndarray = np.minimum(points, TABLE_SIZE - 1)
+    return index
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,6 +104,13 @@ class CharSet:
         if points is None:
             return any(ord(ch) in self.members for ch in text)
         return bool(self.table[points].any())
+
+    def count(self, text: str) -> int:
+        """How many characters of ``text`` are members."""
+        points = code_points(text)
+        if points is None:
+            return sum(1 for ch in text if ord(ch) in self.members)
+        return int(np.count_nonzero(self.table[points]))
 
     def drop(self, text: str) -> str:
         """``text`` without the members (``text.translate(dict.fromkeys(members))``)."""
