@@ -189,28 +189,43 @@ def input_throughput(seconds: float = 3.0) -> tuple[float, int]:
 
 
 
-def corpus_latency(rulesets: dict[str, RuleSet], texts: list[str], rounds: int = 3) -> dict[str, dict[str, object]]:
-    """Per rule set, side by side in one process: input-guard latency by length bucket and texts/s on one core.
+def calibration_ms() -> float:
+    """Plain-Python speed of this machine: best of five ``sum(range(10**6))`` in ms (what ``python -m timeit`` prints)."""
+    import timeit
 
-    Every rule set scans the same texts; ``rounds`` alternate the rule sets so drift on a noisy machine
-    hits them alike. Latencies are the best round's per text (the least disturbed); throughput is
-    texts over total scan time of that round.
+    return min(timeit.repeat("sum(range(10**6))", number=10, repeat=5)) / 10 * 1000
+
+
+def corpus_latency(scanners: dict[str, object], texts: list[str], rounds: int = 3) -> dict[str, dict[str, object]]:
+    """Per guard, side by side in one process: latency by length bucket and texts/s on one core.
+
+    Every guard scans the same texts, one at a time (``scan_uncached``: p50/p99 per length bucket and
+    texts/s) and, where it has one, through its batch path (``scan_many(texts, cached=False)``: texts/s).
+    ``rounds`` alternate the guards so drift on a noisy machine hits them alike; each figure is the best
+    round's (the least disturbed).
     """
     from evolve.guard_eval import LENGTH_BUCKETS, _bucket
 
-    guards = {name: InputGuard(ruleset) for name, ruleset in rulesets.items()}
     best: dict[str, tuple[float, list[float]]] = {}
+    best_batch: dict[str, float] = {}
     for _ in range(rounds):
-        for name, guard in guards.items():
+        for name, guard in scanners.items():
+            scan = guard.scan_uncached  # type: ignore[attr-defined]  # every TextScanner has it
             latencies = []
             start_all = time.perf_counter()
             for text in texts:
                 start = time.perf_counter_ns()
-                guard.scan_uncached(text)
+                scan(text)
                 latencies.append((time.perf_counter_ns() - start) / 1000)
             total = time.perf_counter() - start_all
             if name not in best or total < best[name][0]:
                 best[name] = (total, latencies)
+            scan_many = getattr(guard, "scan_many", None)
+            if scan_many is not None:
+                start_all = time.perf_counter()
+                scan_many(texts, cached=False)
+                total = time.perf_counter() - start_all
+                best_batch[name] = min(total, best_batch.get(name, total))
     out: dict[str, dict[str, object]] = {}
     order = [_bucket(low) for low, _ in LENGTH_BUCKETS]
     for name, (total, latencies) in best.items():
@@ -219,9 +234,14 @@ def corpus_latency(rulesets: dict[str, RuleSet], texts: list[str], rounds: int =
             buckets.setdefault(_bucket(len(text.encode("utf-8", "replace"))), []).append(latency)
         out[name] = {
             "texts_per_s": len(texts) / total,
+            "batch_texts_per_s": len(texts) / best_batch[name] if name in best_batch else None,
             "buckets": {b: {"texts": len(buckets[b]), "p50": _pct(sorted(buckets[b]), 50), "p99": _pct(sorted(buckets[b]), 99)} for b in order if b in buckets},
         }
     return out
+
+
+# The other vendors' offline scanners, measured beside ours when they are installed (``--peers``).
+PEERS = ("llamafirewall:regex", "llamafirewall:hidden_ascii", "llm-guard:InvisibleText")
 
 
 def _pct(ordered: list[float], q: float) -> float:

@@ -35,6 +35,7 @@ GENERATORS: dict[str, Callable[[int], str]] = {
     "digit runs (leet decoder)": _repeat("1"),
     "leetspeak": _repeat("1gn0r3 pr3v10u5 "),
     "backtracking bait": _repeat("aaaaaaaaaaaaaaaaaaaaaaaa!"),
+    "one long word, then a digit (leet runs)": lambda size: "a" * max(1, size - 2) + " 1",
     "nested base64": _nested_base64,
     "many base64 runs": lambda size: " ".join(base64.b64encode(f"send the api key {i}".encode()).decode() for i in range(size // 33 + 1))[:size],
     "percent-encoding": _repeat("%69%67%6e%6f%72%65 "),

@@ -563,15 +563,16 @@ def bench_endpoint(
 def bench_guards(
     quick: Annotated[bool, typer.Option(help="Only 10 and 1,000 rules, texts up to 10 KB.")] = False,
     engines: Annotated[bool, typer.Option(help="Also compare rule engines (Hyperscan, RE2, Python re).")] = True,
-    corpus: Annotated[str | None, typer.Option(help="Instead: scan this split of the built corpus (real lengths), p50/p99 by length bucket and texts/s.")] = None,
-    rules: Annotated[list[str] | None, typer.Option(help="With --corpus: rule sets to compare side by side (default builtin:baseline).")] = None,
-    limit: Annotated[int, typer.Option(help="With --corpus: at most this many texts (a stable sample).", min=100)] = 5000,
+    corpus: Annotated[str | None, typer.Option(help="Instead: scan the built corpus — 'real' (every split) or one split — p50/p99 by length bucket, texts/s one by one and in batches.")] = None,
+    rules: Annotated[list[str] | None, typer.Option(help="With --corpus: guards to compare side by side (rule sets or --guard specs; default builtin:baseline).")] = None,
+    limit: Annotated[int, typer.Option(help="With --corpus: at most this many texts (a stable sample).", min=100)] = 10_000,
+    peers: Annotated[bool, typer.Option(help="With --corpus: also LlamaFirewall's and LLM Guard's offline scanners, where installed.")] = False,
 ) -> None:
     """p50/p99 per guard stage by text size and rule count, engine comparison, input scans/s."""
     from app import bench_guards as bench
 
     if corpus:
-        _bench_corpus(corpus, rules or ["builtin:baseline"], limit)
+        _bench_corpus(corpus, rules or ["builtin:baseline"], limit, peers)
         return
 
     counts = (10, 1_000) if quick else bench.RULE_COUNTS
@@ -594,27 +595,40 @@ def bench_guards(
     console.print(f"input guard, shipped rules, one core: {rate:,.0f} scans/s ({done:,} scans of 60-400 B texts, 20% attacks)")
 
 
-def _bench_corpus(split: str, refs: list[str], limit: int) -> None:
+def _bench_corpus(split: str, refs: list[str], limit: int, peers: bool) -> None:
     from app import bench_guards as bench
+    from app.guard_specs import GuardSpecError, build_guard
     from evolve.corpus.build import CorpusMissing, load_split
+    from evolve.corpus.records import SPLITS
     from kosmoi.ids import stable_hash64
 
     try:
-        rows = load_split(split)
-        rulesets = {ref: load_rules(ref) for ref in refs}
+        rows = [row for name in SPLITS for row in load_split(name)] if split == "real" else load_split(split)
+        scanners: dict[str, object] = {ref: build_guard(ref, load_rules).scanner for ref in refs}
     except (CorpusMissing, ValueError) as exc:
         fail(str(exc))
+    if peers:
+        for spec in bench.PEERS:
+            try:
+                scanners[spec] = build_guard(spec, load_rules).scanner
+            except GuardSpecError as exc:
+                err.print(f"peer {spec} left out: {exc}")
     texts = [r.text for r in sorted(rows, key=lambda r: stable_hash64("bench", r.text))[:limit]]
-    result = bench.corpus_latency(rulesets, texts)
-    table = Table(title=f"input guard on {len(texts):,} texts of the {split} split (µs, one core, side by side)")
-    for column in ("rule set", "length (bytes)", "texts", "p50", "p99"):
-        table.add_column(column, justify="left" if column in ("rule set", "length (bytes)") else "right")
+    what = "all splits (benign and attack texts at their real lengths)" if split == "real" else f"the {split} split"
+    err.print(f"{len(texts):,} texts of {what}, mean {sum(len(t.encode('utf-8', 'replace')) for t in texts) / max(1, len(texts)):,.0f} bytes; three rounds, best kept")
+    result = bench.corpus_latency(scanners, texts)
+    table = Table(title=f"input guard on {len(texts):,} real texts (µs, one core, side by side)")
+    for column in ("guard", "length (bytes)", "texts", "p50", "p99"):
+        table.add_column(column, justify="left" if column in ("guard", "length (bytes)") else "right")
     for ref, entry in result.items():
         buckets: dict[str, dict[str, float]] = entry["buckets"]  # type: ignore[assignment]  # the shape corpus_latency documents
         for bucket, stats in buckets.items():
             table.add_row(Text(ref), bucket, f"{stats['texts']:,}", f"{stats['p50']:,.0f}", f"{stats['p99']:,.0f}")
-        table.add_row(Text(ref), "all: texts/s", "", f"{entry['texts_per_s']:,.0f}", "")
+        table.add_row(Text(ref), "texts/s, one by one", "", f"{entry['texts_per_s']:,.0f}", "")
+        if entry["batch_texts_per_s"] is not None:
+            table.add_row(Text(ref), "texts/s, scan_many", "", f"{entry['batch_texts_per_s']:,.0f}", "")
     console.print(table)
+    console.print(f"calibration: sum(range(10**6)) takes {bench.calibration_ms():.1f} ms here (python -m timeit)")
 
 
 @app.command()

@@ -77,40 +77,65 @@ class Scanner:
         self.output_guard = OutputGuard(ruleset) if self.stage == "output" else None
 
     def answer(self, text: str) -> dict[str, object]:
+        return self.answer_many([text])[0]
+
+    def answer_many(self, texts: list[str]) -> list[dict[str, object]]:
+        """Answers for many texts; the input guard judges them as one batch (``InputGuard.scan_many``)."""
         if self.input_guard is not None:
-            verdict = self.input_guard.scan(text)
-            return {"verdict": verdict.action.value, "rules": list(verdict.rule_ids), "score": round(verdict.score, 4)}
+            return [{"verdict": v.action.value, "rules": list(v.rule_ids), "score": round(v.score, 4)} for v in self.input_guard.scan_many(texts)]
         assert self.output_guard is not None
-        verdict = self.output_guard.scan(text)
-        answer: dict[str, object] = {"verdict": verdict.action.value, "rules": list(verdict.rule_ids), "score": round(verdict.score, 4), "text": verdict.text}
-        if verdict.reasons:
-            answer["reasons"] = list(verdict.reasons)
-        return answer
+        answers: list[dict[str, object]] = []
+        for text in texts:
+            verdict = self.output_guard.scan(text)
+            answer: dict[str, object] = {"verdict": verdict.action.value, "rules": list(verdict.rule_ids), "score": round(verdict.score, 4), "text": verdict.text}
+            if verdict.reasons:
+                answer["reasons"] = list(verdict.reasons)
+            answers.append(answer)
+        return answers
+
+    def _answer_batch(self, items: list[dict[str, str] | str]) -> tuple[list[str], int]:
+        """JSON lines for a batch of parsed lines (errors as they are), and how many lines failed."""
+        texts = [item for item in items if isinstance(item, str)]
+        errors = len(items) - len(texts)
+        try:
+            answers = iter(self.answer_many(texts))
+        except Exception:  # one bad line must not lose the batch: answer line by line to isolate it
+            answers = iter(self._answer_each(texts))
+        results: list[str] = []
+        for item in items:
+            result = dict(item) if isinstance(item, dict) else next(answers)
+            errors += isinstance(item, str) and "error" in result
+            results.append(json.dumps(result))
+        return results, errors
+
+    def _answer_each(self, texts: list[str]) -> list[dict[str, object]]:
+        answers: list[dict[str, object]] = []
+        for text in texts:
+            try:
+                answers.append(self.answer(text))
+            except Exception as exc:
+                answers.append({"error": f"internal error: {type(exc).__name__}"})
+        return answers
 
     def run(self, stream: BinaryIO, out: TextIO, batch: int = 1024) -> tuple[int, int]:
-        """Scan every line of ``stream``; returns (lines, errors)."""
+        """Scan every line of ``stream`` (in batches of ``batch`` lines); returns (lines, errors)."""
         lines = errors = 0
-        pending: list[str] = []
+        pending: list[dict[str, str] | str] = []
         for raw in iter_lines(stream):
             lines += 1
-            if self.live is not None and self.live.refresh():
-                self._build(self.live.current)
-            parsed = _parse(raw)
-            if isinstance(parsed, dict):
-                errors += 1
-                result: dict[str, object] = dict(parsed)
-            else:
-                try:
-                    result = self.answer(parsed)
-                except Exception as exc:
-                    errors += 1
-                    result = {"error": f"internal error: {type(exc).__name__}"}
-            pending.append(json.dumps(result))
+            pending.append(_parse(raw))
             if len(pending) >= batch:
-                out.write("\n".join(pending) + "\n")
-                out.flush()
-                pending.clear()
+                errors += self._flush(pending, out)
         if pending:
-            out.write("\n".join(pending) + "\n")
-            out.flush()
+            errors += self._flush(pending, out)
         return lines, errors
+
+    def _flush(self, pending: list[dict[str, str] | str], out: TextIO) -> int:
+        if self.live is not None and self.live.refresh():
+            self._build(self.live.current)
+        results, errors = self._answer_batch(pending)
+        out.write("\n".join(results) + "\n")
+        out.flush()
+        pending.clear()
+        return errors
+

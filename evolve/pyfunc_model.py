@@ -29,7 +29,7 @@ class GuardrailModel(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if "text" not in model_input.columns:
             raise ValueError('the model expects a DataFrame with a "text" column')
-        verdicts = [self.guard.scan(text if isinstance(text, str) else "") for text in model_input["text"]]
+        verdicts = self.guard.scan_many(text if isinstance(text, str) else "" for text in model_input["text"])
         return pd.DataFrame(
             {
                 "verdict": [v.action.value for v in verdicts],

@@ -26,6 +26,10 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
+
+from targets import codepoints
+
 # Characters that render as nothing (or only steer rendering) and are used to
 # break up keywords or smuggle hidden instructions.
 _ZERO_WIDTH = [0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E, 0x00AD, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0]
@@ -37,7 +41,8 @@ INVISIBLE: frozenset[int] = frozenset(_ZERO_WIDTH + _BIDI + _VARIATION + _TAGS)
 TAG_CHARS: frozenset[int] = frozenset(_TAGS)
 BIDI_CHARS: frozenset[int] = frozenset(_BIDI)
 
-_DROP_INVISIBLE = dict.fromkeys(INVISIBLE)  # str.translate table deleting them (C speed)
+_DROP_INVISIBLE = dict.fromkeys(INVISIBLE)  # str.translate table deleting them
+_INVISIBLE_SET = codepoints.CharSet(INVISIBLE)  # the same deletion, vectorised
 # Joiners and presentation selectors that scripts and emoji use as they should: ZWNJ/ZWJ between two
 # non-ASCII characters (Persian, Hindi, Malayalam, emoji sequences) and a variation selector after a
 # non-ASCII character (text/emoji style). Removed for matching like any invisible character, but not
@@ -46,8 +51,10 @@ _LEGIT_JOINER = re.compile("(?<=[^\x00-\x7f])(?:[\u200c\u200d](?=[^\x00-\x7f])|[
 
 # Leetspeak: characters that stand for letters inside words.
 _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
-# A precheck with two-character alternatives: constant work per position, so Python's re is linear.
-_LEET_IN_WORD_RE = re.compile(r"[a-z][0134578@$!|+]|[0134578@$!|+][a-z]")
+# The precheck "a letter next to a leet symbol" as two literal searches on a class-mapped byte copy
+# (letters -> 'a', the symbols -> '0', other characters '?'): encode, bytes.translate and the searches
+# run at C speed, where a two-character alternation regex cost ~50 µs per KB.
+_LEET_CLASSES = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz0134578@$!|+", b"a" * 26 + b"0" * 12)
 _DROP_LETTERS = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 _DROP_LEET = str.maketrans("", "", "0123456789@$!|+")
 
@@ -77,7 +84,6 @@ class Canonical:
     invisible: int  # invisible characters removed
     tags: int  # Unicode tag characters among them
     bidi: int  # bidi controls among them
-    confusables: int  # characters folded by the confusables table
     mixed_script: int  # words mixing ASCII letters with non-Latin look-alikes
 
     def variants(self) -> tuple[str, ...]:
@@ -94,46 +100,61 @@ def decode_leet(text: str) -> str | None:
     at least two letters and no more digits and symbols than letters. One pass
     over the words: linear time.
     """
-    if not _LEET_IN_WORD_RE.search(text):
+    classes = text.encode("ascii", "replace").translate(_LEET_CLASSES)  # one byte per character: neighbours kept
+    if b"a0" not in classes and b"0a" not in classes:
         return None
-    words = text.split(" ")
-    changed = False
-    for index, word in enumerate(words):
-        if not word or word.isalpha():
-            continue
-        symbols = len(word) - len(word.translate(_DROP_LEET))
-        letters = len(word) - len(word.translate(_DROP_LETTERS))
-        if symbols and letters >= 2 and symbols <= letters:
-            decoded = word.translate(_LEET_TABLE)
-            if decoded != word:
-                words[index] = decoded
-                changed = True
-    return " ".join(words) if changed else None
+    decoded = _LEET_WORD.sub(_decode_leet_word, text)
+    return decoded if decoded != text else None
+
+
+# A space-separated word holding a symbol the leet table maps: anchored at the word's start and
+# possessive, so each word is read once (linear); words without one are never handed to Python.
+_LEET_WORD = re.compile(r"(?<![^ ])[^ 0134578@$!|+]*+[0134578@$!|+][^ ]*+")
+
+
+def _decode_leet_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    symbols = len(word) - len(word.translate(_DROP_LEET))
+    letters = len(word) - len(word.translate(_DROP_LETTERS))
+    return word.translate(_LEET_TABLE) if letters >= 2 and symbols <= letters else word
 
 
 def canonicalize(text: str) -> Canonical:
     """Canonicalise ``text`` for matching (see module docstring)."""
-    invisible = tags = bidi = confusables = mixed = 0
+    invisible = tags = bidi = mixed = 0
     if not text.isascii():
         mixed = count_mixed_script_words(text)
         text = without_surrogates(text)
-        stripped = text.translate(_DROP_INVISIBLE)
+        stripped = strip_invisible(text)
         if len(stripped) != len(text):
             invisible = len(text) - len(stripped) - len(_LEGIT_JOINER.findall(text))
             tags = sum(1 for ch in text if ord(ch) in TAG_CHARS)
             bidi = sum(1 for ch in text if ord(ch) in BIDI_CHARS)
         text = unicodedata.normalize("NFKC", stripped).casefold()
         if not text.isascii():
-            table = confusable_table()
-            folded = text.translate(table)
-            if folded != text:
-                confusables = sum(1 for ch in text if ord(ch) in table)
-            text = strip_marks(folded)
+            text = strip_marks(_fold_confusables()(text))
     text = " ".join(text.lower().split())
-    return Canonical(text, decode_leet(text), invisible, tags, bidi, confusables, mixed)
+    return Canonical(text, decode_leet(text), invisible, tags, bidi, mixed)
+
+
+@functools.lru_cache(maxsize=1)
+def _fold_confusables() -> codepoints.Translation:
+    """``str.translate(confusable_table())``, vectorised."""
+    return codepoints.Translation(confusable_table())
+
+
+@functools.lru_cache(maxsize=1)
+def _foreign_confusables() -> np.ndarray:
+    """True for the confusables at or above U+0250 (look-alikes from other scripts, not accented Latin)."""
+    table = np.zeros(codepoints.TABLE_SIZE, dtype=bool)
+    table[[code for code in confusable_table() if code >= 0x250]] = True
+    return table
 
 
 _WORD_RE = re.compile(r"\w+")
+# Inside a word, an ASCII word character next to a character at or above U+0250: every word that mixes
+# the two has such a pair, so a text without one has no mixed word (one C-speed search decides).
+_ASCII_NEXT_TO_OTHER = re.compile(r"[0-9A-Za-z_][^\x00-\u024f]|[^\x00-\u024f][0-9A-Za-z_]")
 
 
 def count_mixed_script_words(text: str) -> int:
@@ -141,9 +162,15 @@ def count_mixed_script_words(text: str) -> int:
 
     Accented Latin letters (below U+0250) do not count, so ``café`` is fine.
     """
+    text = strip_invisible(text)
+    counted = codepoints.mixed_words(text, _foreign_confusables())
+    if counted is not None:
+        return counted
+    if _ASCII_NEXT_TO_OTHER.search(text) is None:
+        return 0
     table = confusable_table()
     mixed = 0
-    for match in _WORD_RE.finditer(text.translate(_DROP_INVISIBLE)):
+    for match in _WORD_RE.finditer(text):
         word = match.group(0)
         if word.isascii():
             continue
@@ -157,8 +184,7 @@ def strip_marks(text: str) -> str:
     """NFKD and drop combining marks: ``ïgnörê`` -> ``ignore`` (for matching only)."""
     if text.isascii():
         return text
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return codepoints.drop_combining(unicodedata.normalize("NFKD", text))
 
 
 def without_surrogates(text: str) -> str:
@@ -174,12 +200,12 @@ def without_surrogates(text: str) -> str:
 
 def strip_invisible(text: str) -> str:
     """Remove invisible characters only (what a capable reader ignores)."""
-    return text if text.isascii() else text.translate(_DROP_INVISIBLE)
+    return text if text.isascii() else _INVISIBLE_SET.drop(text)
 
 
 def fold_confusables(text: str) -> str:
     """Invisible-strip, NFKC, casefold and confusable-fold (no whitespace change)."""
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKC", text.translate(_DROP_INVISIBLE)).casefold()
+    text = unicodedata.normalize("NFKC", strip_invisible(text)).casefold()
     return text if text.isascii() else text.translate(confusable_table())

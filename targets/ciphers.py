@@ -23,6 +23,7 @@ for ROT-n) over them, so work is linear in the input.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -31,6 +32,9 @@ from collections.abc import Callable
 import base2048
 
 from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, EMOJI_LETTER_BLOCKS, MORSE, NATO, NATO_VARIANTS
+from targets import codepoints
+from targets.matcher import RuleMatcher
+from targets.rules import Rule
 
 MAX_CHARS = 20_000
 MIN_COMMON_WORDS = 3
@@ -228,14 +232,34 @@ _LOWER = string.ascii_lowercase
 _ROT = [str.maketrans(_LOWER + _LOWER.upper(), _LOWER[k:] + _LOWER[:k] + _LOWER.upper()[k:] + _LOWER.upper()[:k]) for k in range(26)]
 _ATBASH = str.maketrans(_LOWER + _LOWER.upper(), _LOWER[::-1] + _LOWER.upper()[::-1])
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
-_LEET_WORD = re.compile(r"[a-z0-9@$!|+]*[0-9@$!|+][a-z0-9@$!|+]*")
+# A whole run of letters, digits and leet symbols that holds a digit or symbol. It starts only where a run
+# starts (the lookbehind) and its letters are taken possessively, so each run is read once: linear.
+_LEET_RUN = re.compile(r"(?<![a-z0-9@$!|+])[a-z]*+[0-9@$!|+][a-z0-9@$!|+]*")
 _DIGIT = re.compile(r"[0-9]")
-_SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher", re.IGNORECASE)
-_ATBASH_HINT = re.compile(r"atbash|mirror(?:ed)? alphabet|reversed alphabet", re.IGNORECASE)
+# Searched in the case-folded text (case-insensitive regexes cost several times more per character),
+# and only where a literal they need occurs (str.__contains__ runs at C speed; an alternation does not).
+_SHIFT_HINT = re.compile(r"caesar|shift|rot-?\d|rotat|cipher")
+_ATBASH_HINT = re.compile(r"atbash|mirror(?:ed)? alphabet|reversed alphabet")
+
+
+def _shift_hinted(folded: str) -> bool:
+    return "caesar" in folded or "shift" in folded or "cipher" in folded or ("rot" in folded and _SHIFT_HINT.search(folded) is not None)
+
+
+def _atbash_hinted(folded: str) -> bool:
+    return "atbash" in folded or ("alphabet" in folded and _ATBASH_HINT.search(folded) is not None)
+
+
+def _leet_run(match: re.Match[str]) -> str:
+    """A run of letters, digits and leet symbols holding a digit or symbol: decoded when it holds a letter too."""
+    run = match.group(0)
+    if any(c.isalpha() for c in run):
+        return run.translate(_LEET)
+    return run
 
 
 def _leet_heavy(text: str) -> str:
-    return _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET) if any(c.isalpha() for c in m.group(0)) else m.group(0), text)
+    return _LEET_RUN.sub(_leet_run, text)
 
 
 # Common English words as each substitution writes them: a text is scored by one pass over its own words.
@@ -265,25 +289,75 @@ def cipher_variants(text: str, wanted: frozenset[str] | None = None) -> list[tup
     return _all_variants(text)
 
 
-# The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all).
+def _may_be_morse(text: str) -> bool:
+    """Necessary for a Morse run: five separators (space, slash, bar) directly before a dot or dash (str.count: C speed)."""
+    if "." not in text or "-" not in text:
+        return False
+    return sum(text.count(sep + mark) for sep in " /|" for mark in ".-") >= 5
+
+
+# The characters each exotic decoder reads, as vectorised sets. A decoder answers only from a minimum
+# number of its characters, so counting them first (C speed) is exact and spares the per-character loop.
+_BRAILLE_CELLS = codepoints.CharSet(range(0x2800, 0x2900))
+_TAG_BYTES = codepoints.CharSet(range(0xE0020, 0xE007F))
+_SELECTORS = codepoints.CharSet([*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+_EMOJI_LETTERS = codepoints.CharSet(start + offset for start in EMOJI_LETTER_BLOCKS for offset in range(26))
+_RUNE_LETTERS = codepoints.CharSet(range(0x16A0, 0x16F9))
+_EXOTIC = codepoints.CharSet(_BRAILLE_CELLS.members | _TAG_BYTES.members | _SELECTORS.members | _EMOJI_LETTERS.members | _RUNE_LETTERS.members)
+
+
+def _has_exotic(text: str) -> bool:
+    """Whether any exotic decoder has a character to read (a necessary condition for each of them)."""
+    return not text.isascii() and _EXOTIC.any(text)
+
+
+def _at_least(chars: codepoints.CharSet, needed: int) -> Callable[[str], bool]:
+    return lambda text: chars.count(text) >= needed
+
+
+_EXOTIC_DECODERS = frozenset({"braille", "tags", "variation-selectors", "emoji-letters", "runic"})  # tried only when _has_exotic
+
+
+# The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all — each
+# test is implied by what its decoder needs, so skipping a decoder never changes what is found).
 _SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], bool]], ...] = (
-    ("morse", _morse, lambda text: "." in text and "-" in text),
-    ("braille", _braille, lambda text: not text.isascii()),
-    ("tags", _tag_bytes, lambda text: not text.isascii()),
-    ("variation-selectors", _selector_bytes, lambda text: not text.isascii()),
+    ("morse", _morse, _may_be_morse),
+    ("braille", _braille, _at_least(_BRAILLE_CELLS, 4)),
+    ("tags", _tag_bytes, _at_least(_TAG_BYTES, 4)),
+    ("variation-selectors", _selector_bytes, _at_least(_SELECTORS, 8)),
     ("nato", _nato, lambda text: True),
-    ("binary", _binary, lambda text: "0" in text),
+    ("binary", _binary, lambda text: "0" in text and text.count("0") + text.count("1") >= 32),  # four octets at least
     ("escapes", _escapes, lambda text: "\\" in text),
-    ("emoji-letters", _emoji_letters, lambda text: not text.isascii()),
-    ("runic", _runic, lambda text: not text.isascii()),
+    ("emoji-letters", _emoji_letters, _at_least(_EMOJI_LETTERS, 6)),
+    ("runic", _runic, _at_least(_RUNE_LETTERS, 6)),
     ("base2048", _base2048, lambda text: not text.isascii()),
 )
 
 
-def _self_evident(text: str, names: frozenset[str] | None = None) -> list[tuple[str, str]]:
+# A NATO token is a whole [a-z-] run; all but "x-ray" are letters only, so a text whose words include
+# none of them (and no "x-ray") has no run of NATO tokens.
+_NATO_PLAIN = frozenset(word for word in _NATO if word.isalpha())
+
+
+def _self_evident(text: str, names: frozenset[str] | None = None, nato: bool = True) -> list[tuple[str, str]]:
+    """The self-evident encodings ``text`` holds; ``nato=False``: it is known to hold no NATO word."""
     found = []
+    answers: dict[Callable[[str], bool], bool] = {}  # each precheck runs once per text
+    exotic: bool | None = None
     for how, decoder, possible in _SELF_EVIDENT:
-        if (names is None or how in names) and possible(text):
+        if names is not None and how not in names:
+            continue
+        if how in _EXOTIC_DECODERS:
+            if exotic is None:
+                exotic = _has_exotic(text)
+            if not exotic:
+                continue
+        if how == "nato" and not nato:
+            continue
+        can = answers.get(possible)
+        if can is None:
+            can = answers[possible] = possible(text)
+        if can:
             decoded = decoder(text)
             if decoded:
                 found.append((how, decoded))
@@ -298,17 +372,56 @@ def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]
     return found
 
 
+@functools.lru_cache(maxsize=1)
+def _word_gate() -> tuple[RuleMatcher, dict[str, frozenset[int]]]:
+    """One multi-pattern matcher for the words the letter-substitution and NATO decoders need.
+
+    Pattern ids by what they stand for: the common words as ROT13, Atbash and reversal write them, and
+    the NATO words. A word counts as an [a-z] run of its own (``_WORDS``), so each pattern is bounded
+    by non-letters. One linear pass over a text says whether a substitution could score
+    ``MIN_COMMON_WORDS`` and whether the NATO decoder has anything to read.
+    """
+    groups = {how: sorted(_ENCIPHERED[how]) for how in ("rot13", "atbash", "reverse")} | {"nato": sorted(_NATO_PLAIN)}
+    rules: list[Rule] = []
+    ids: dict[str, frozenset[int]] = {}
+    for how, words in groups.items():
+        start = len(rules)
+        rules.extend(Rule(id=f"cipher-word.{how}.{word}", kind="regex", pattern=f"(?:^|[^a-z]){word}(?:[^a-z]|$)") for word in words)
+        ids[how] = frozenset(range(start, len(rules)))
+    return RuleMatcher(rules), ids
+
+
+_LEET_NEIGHBOURS = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz0123456789@$!|+", b"a" * 26 + b"0" * 15)
+
+
+def _leet_decoded(lowered: str) -> str | None:
+    """``lowered`` with its leet runs decoded, or None when nothing changes (no digit, or no letter beside a symbol)."""
+    if not _DIGIT.search(lowered):
+        return None
+    classes = lowered.encode("ascii", "replace").translate(_LEET_NEIGHBOURS)  # a run with both has such a pair
+    if b"a0" not in classes and b"0a" not in classes:
+        return None
+    candidate = _leet_heavy(lowered)
+    return candidate if candidate != lowered else None
+
+
 def _all_variants(text: str) -> list[tuple[str, str]]:
     text = text[:MAX_CHARS]
-    found = _self_evident(text)
     lowered = text.lower()
-    words = _WORDS.findall(lowered)
-    distinct = set(words)
-    base = len(distinct & _COMMON)
-    hinted = _SHIFT_HINT.search(text) is not None
-    atbash_hinted = _ATBASH_HINT.search(text) is not None
+    matcher, ids = _word_gate()
+    present = matcher.match_indices((lowered,))
+    found = _self_evident(text, nato=not present.isdisjoint(ids["nato"]) or "x-ray" in lowered)
+    folded = lowered if text.isascii() else text.casefold()
+    hinted = _shift_hinted(folded)
+    atbash_hinted = _atbash_hinted(folded)
     if atbash_hinted:  # named: decoded whatever it reads like
         found.append(("atbash", _decode("atbash", lowered)))
+    substitutions = [how for how in ("rot13", "atbash", "reverse") if len(present & ids[how]) >= MIN_COMMON_WORDS]
+    leet = _leet_decoded(lowered)
+    if not hinted and not substitutions and leet is None:
+        return found  # no shift named, no substitution can score, leetspeak changes nothing: nothing more to find
+    distinct = set(_WORDS.findall(lowered))
+    base = len(distinct & _COMMON)
     if hinted:  # a shift is named: the shift that yields the most common words (if any does)
         scores = [(len(distinct & _ENCIPHERED[f"rot{k}"]), -k) for k in range(1, 26)]
         best, neg_k = max(scores)
@@ -322,11 +435,10 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
         score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
-    if _DIGIT.search(lowered):
-        candidate = _leet_heavy(lowered)
-        score = len(set(_WORDS.findall(candidate)) & _COMMON)
+    if leet is not None:  # unchanged text would score the base
+        score = len(set(_WORDS.findall(leet)) & _COMMON)
         if score >= MIN_COMMON_WORDS and score > base:
-            found.append(("leet", candidate))
+            found.append(("leet", leet))
     return found
 
 

@@ -49,6 +49,8 @@ def stricter(first: Action, second: Action) -> Action:
 
 def merge_verdicts(first: Verdict, second: Verdict) -> Verdict:
     """The stricter action, the union of rules and reasons (first seen first), the higher score."""
+    if second.action is Action.ALLOW and not second.rule_ids and not second.reasons and second.text is None and second.score <= first.score:
+        return first  # the second adds nothing (the common case: a stage with nothing to say)
     return Verdict(
         stricter(first.action, second.action),
         tuple(dict.fromkeys(first.rule_ids + second.rule_ids)),
@@ -147,6 +149,29 @@ class StageBuild:
         from targets.matcher import RuleMatcher
 
         return RuleMatcher(self.ruleset.for_stage("input"), self.engine)
+
+
+@runtime_checkable
+class BatchGuardStage(GuardStage, Protocol):
+    """A stage that can also judge many texts in one call (a model stage vectorising its work, say).
+
+    ``scan_many(texts, contexts)[i]`` must equal ``scan(texts[i], contexts[i])``; stages without it are
+    run text by text inside a batch.
+    """
+
+    def scan_many(self, texts: Sequence[str], contexts: Sequence[ScanContext]) -> list[Verdict]:
+        """This stage's verdict on each text, in order."""
+        ...
+
+
+def run_stages_many(stages: Sequence[GuardStage], texts: Sequence[str], contexts: Sequence[ScanContext]) -> list[Verdict]:
+    """:func:`run_stages` over a batch, stage by stage (batch stages get the whole batch at once)."""
+    for stage in stages:
+        scan_many = getattr(stage, "scan_many", None)
+        verdicts = scan_many(texts, contexts) if scan_many is not None else [stage.scan(t, c) for t, c in zip(texts, contexts, strict=True)]
+        for context, verdict in zip(contexts, verdicts, strict=True):
+            context.verdict = merge_verdicts(context.verdict, verdict)
+    return [context.verdict for context in contexts]
 
 
 def run_stages(stages: Sequence[GuardStage], text: str, context: ScanContext) -> Verdict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Hermetic corpus: a corpus built on this machine (`immune data build`) must not change what the tests
+# train, gate and measure on; they use the committed sample, as on a fresh machine (and the goldens do).
+os.environ["IMMUNE_CACHE"] = tempfile.mkdtemp(prefix="immune-test-cache-")
 
 
 def immune_cmd() -> list[str]:

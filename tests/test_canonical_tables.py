@@ -1,0 +1,70 @@
+"""The vectorised character tables (targets/codepoints.py) answer exactly as their per-character definitions."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import pytest
+
+from evolve.corpus.sample import load_sample
+from targets import canonical, codepoints
+
+ALL_TABLED = "".join(chr(code) for code in range(codepoints.TABLE_SIZE) if not 0xD800 <= code <= 0xDFFF)
+BEYOND = "".join(chr(code) for code in (0x20000, 0x2A6D6, 0xE0001, 0xE0041, 0xE0100, 0xE01EF, 0xF0000, 0x10FFFD))
+
+
+def test_combining_marks_are_unicodedatas():
+    table = codepoints.combining_table()
+    expected = np.array([bool(unicodedata.combining(chr(code))) for code in range(codepoints.TABLE_SIZE)])
+    assert np.array_equal(table, expected)
+    assert not any(unicodedata.combining(ch) for ch in BEYOND)  # the last entry stands for everything beyond
+    text = ALL_TABLED + BEYOND
+    assert codepoints.drop_combining(text) == "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def test_word_characters_are_res():
+    table = codepoints.word_table()
+    pattern = re.compile(r"\w")
+    assert all(table[ord(ch)] == bool(pattern.match(ch)) for ch in ALL_TABLED)
+
+
+@pytest.mark.parametrize("chunk", range(0, len(ALL_TABLED), 16_384))
+def test_confusable_folding_is_str_translate(chunk):
+    text = ALL_TABLED[chunk : chunk + 16_384] + BEYOND
+    assert canonical._fold_confusables()(text) == text.translate(canonical.confusable_table())
+
+
+def test_invisible_characters_are_dropped_as_str_translate_drops_them():
+    text = ALL_TABLED + BEYOND + "".join(chr(code) for code in sorted(canonical.INVISIBLE))
+    assert canonical.strip_invisible(text) == text.translate(dict.fromkeys(canonical.INVISIBLE))
+    assert canonical.strip_invisible("a\ud800b\u200bc") == "a\ud800bc"  # lone surrogates: the per-character path
+
+
+def _mixed_slowly(text: str) -> int:
+    table = canonical.confusable_table()
+    mixed = 0
+    for word in re.findall(r"\w+", text.translate(dict.fromkeys(canonical.INVISIBLE))):
+        if not word.isascii() and any(ch.isascii() and ch.isalpha() for ch in word) and any(ord(ch) >= 0x250 and ord(ch) in table for ch in word):
+            mixed += 1
+    return mixed
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["pаypal and gооgle", "café naïve", "Пример text", "mixеd_word ok", "日本語のtext", "a\u200bа", "𠀀abc а", "x" * 50 + "\u0430"],
+)
+def test_mixed_script_words_are_counted_as_word_by_word(text):
+    assert canonical.count_mixed_script_words(text) == _mixed_slowly(text)
+
+
+def test_canonical_forms_of_the_sample_are_unchanged_by_vectorising():
+    for row in load_sample():
+        text = canonical.without_surrogates(row.text)
+        assert canonical.count_mixed_script_words(text) == _mixed_slowly(text)
+        if not text.isascii():
+            stripped = text.translate(dict.fromkeys(canonical.INVISIBLE))
+            folded = unicodedata.normalize("NFKC", stripped).casefold().translate(canonical.confusable_table())
+            slow = "".join(ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch))
+            assert canonical.canonicalize(text).text == " ".join(slow.lower().split())
