@@ -16,9 +16,10 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from evolve.guard_eval import TextScanner
 from targets.canonical import canonicalize
 from targets.input_guard import InputGuard
 from targets.matcher import RuleMatcher, hyperscan_available
@@ -196,7 +197,7 @@ def calibration_ms() -> float:
     return min(timeit.repeat("sum(range(10**6))", number=10, repeat=5)) / 10 * 1000
 
 
-def corpus_latency(scanners: dict[str, object], texts: list[str], rounds: int = 3) -> dict[str, dict[str, object]]:
+def corpus_latency(scanners: Mapping[str, TextScanner], texts: list[str], rounds: int = 3) -> dict[str, dict[str, object]]:
     """Per guard, side by side in one process: latency by length bucket and texts/s on one core.
 
     Every guard scans the same texts, one at a time (``scan_uncached``: p50/p99 per length bucket and
@@ -210,7 +211,7 @@ def corpus_latency(scanners: dict[str, object], texts: list[str], rounds: int = 
     best_batch: dict[str, float] = {}
     for _ in range(rounds):
         for name, guard in scanners.items():
-            scan = guard.scan_uncached  # type: ignore[attr-defined]  # every TextScanner has it
+            scan = guard.scan_uncached
             latencies = []
             start_all = time.perf_counter()
             for text in texts:

@@ -604,7 +604,7 @@ def _bench_corpus(split: str, refs: list[str], limit: int, peers: bool) -> None:
 
     try:
         rows = [row for name in SPLITS for row in load_split(name)] if split == "real" else load_split(split)
-        scanners: dict[str, object] = {ref: build_guard(ref, load_rules).scanner for ref in refs}
+        scanners = {ref: build_guard(ref, load_rules).scanner for ref in refs}
     except (CorpusMissing, ValueError) as exc:
         fail(str(exc))
     if peers:

@@ -41,8 +41,7 @@ INVISIBLE: frozenset[int] = frozenset(_ZERO_WIDTH + _BIDI + _VARIATION + _TAGS)
 TAG_CHARS: frozenset[int] = frozenset(_TAGS)
 BIDI_CHARS: frozenset[int] = frozenset(_BIDI)
 
-_DROP_INVISIBLE = dict.fromkeys(INVISIBLE)  # str.translate table deleting them
-_INVISIBLE_SET = codepoints.CharSet(INVISIBLE)  # the same deletion, vectorised
+_INVISIBLE_SET = codepoints.CharSet(INVISIBLE)  # found and deleted over a text's code points at once
 # Joiners and presentation selectors that scripts and emoji use as they should: ZWNJ/ZWJ between two
 # non-ASCII characters (Persian, Hindi, Malayalam, emoji sequences) and a variation selector after a
 # non-ASCII character (text/emoji style). Removed for matching like any invisible character, but not
@@ -51,10 +50,25 @@ _LEGIT_JOINER = re.compile("(?<=[^\x00-\x7f])(?:[\u200c\u200d](?=[^\x00-\x7f])|[
 
 # Leetspeak: characters that stand for letters inside words.
 _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
-# The precheck "a letter next to a leet symbol" as two literal searches on a class-mapped byte copy
-# (letters -> 'a', the symbols -> '0', other characters '?'): encode, bytes.translate and the searches
-# run at C speed, where a two-character alternation regex cost ~50 µs per KB.
-_LEET_CLASSES = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz0134578@$!|+", b"a" * 26 + b"0" * 12)
+
+
+def letter_classes(symbols: bytes) -> bytes:
+    """A ``bytes.translate`` table for :func:`letter_touches_symbol`: lower-case letters to 'a', ``symbols`` to '0'."""
+    return bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz" + symbols, b"a" * 26 + b"0" * len(symbols))
+
+
+def letter_touches_symbol(text: str, classes: bytes) -> bool:
+    """Whether a lower-case letter stands right beside one of the symbols ``classes`` was made for.
+
+    Two literal searches on a class-mapped byte copy (one byte per character, other characters '?'):
+    encode, bytes.translate and the searches run at C speed, where a two-character alternation regex
+    cost ~50 µs per KB.
+    """
+    mapped = text.encode("ascii", "replace").translate(classes)
+    return b"a0" in mapped or b"0a" in mapped
+
+
+_LEET_CLASSES = letter_classes(b"0134578@$!|+")  # the symbols _LEET_TABLE maps
 _DROP_LETTERS = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 _DROP_LEET = str.maketrans("", "", "0123456789@$!|+")
 
@@ -100,8 +114,7 @@ def decode_leet(text: str) -> str | None:
     at least two letters and no more digits and symbols than letters. One pass
     over the words: linear time.
     """
-    classes = text.encode("ascii", "replace").translate(_LEET_CLASSES)  # one byte per character: neighbours kept
-    if b"a0" not in classes and b"0a" not in classes:
+    if not letter_touches_symbol(text, _LEET_CLASSES):
         return None
     decoded = _LEET_WORD.sub(_decode_leet_word, text)
     return decoded if decoded != text else None
@@ -123,9 +136,9 @@ def canonicalize(text: str) -> Canonical:
     """Canonicalise ``text`` for matching (see module docstring)."""
     invisible = tags = bidi = mixed = 0
     if not text.isascii():
-        mixed = count_mixed_script_words(text)
         text = without_surrogates(text)
         stripped = strip_invisible(text)
+        mixed = _mixed_script_words(stripped)
         if len(stripped) != len(text):
             invisible = len(text) - len(stripped) - len(_LEGIT_JOINER.findall(text))
             tags = sum(1 for ch in text if ord(ch) in TAG_CHARS)
@@ -162,7 +175,11 @@ def count_mixed_script_words(text: str) -> int:
 
     Accented Latin letters (below U+0250) do not count, so ``café`` is fine.
     """
-    text = strip_invisible(text)
+    return _mixed_script_words(strip_invisible(text))
+
+
+def _mixed_script_words(text: str) -> int:
+    """:func:`count_mixed_script_words` of a text already stripped of invisible characters."""
     counted = codepoints.mixed_words(text, _foreign_confusables())
     if counted is not None:
         return counted
@@ -208,4 +225,4 @@ def fold_confusables(text: str) -> str:
     if text.isascii():
         return text
     text = unicodedata.normalize("NFKC", strip_invisible(text)).casefold()
-    return text if text.isascii() else text.translate(confusable_table())
+    return text if text.isascii() else _fold_confusables()(text)

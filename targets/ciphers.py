@@ -33,6 +33,7 @@ import base2048
 
 from kosmoi.alphabets import BRAILLE, BRAILLE_DIGITS, BRAILLE_NUMBER, EMOJI_LETTER_BLOCKS, MORSE, NATO, NATO_VARIANTS
 from targets import codepoints
+from targets.canonical import letter_classes, letter_touches_symbol
 from targets.matcher import RuleMatcher
 from targets.rules import Rule
 
@@ -342,7 +343,6 @@ _NATO_PLAIN = frozenset(word for word in _NATO if word.isalpha())
 def _self_evident(text: str, names: frozenset[str] | None = None, nato: bool = True) -> list[tuple[str, str]]:
     """The self-evident encodings ``text`` holds; ``nato=False``: it is known to hold no NATO word."""
     found = []
-    answers: dict[Callable[[str], bool], bool] = {}  # each precheck runs once per text
     exotic: bool | None = None
     for how, decoder, possible in _SELF_EVIDENT:
         if names is not None and how not in names:
@@ -354,10 +354,7 @@ def _self_evident(text: str, names: frozenset[str] | None = None, nato: bool = T
                 continue
         if how == "nato" and not nato:
             continue
-        can = answers.get(possible)
-        if can is None:
-            can = answers[possible] = possible(text)
-        if can:
+        if possible(text):
             decoded = decoder(text)
             if decoded:
                 found.append((how, decoded))
@@ -391,15 +388,14 @@ def _word_gate() -> tuple[RuleMatcher, dict[str, frozenset[int]]]:
     return RuleMatcher(rules), ids
 
 
-_LEET_NEIGHBOURS = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz0123456789@$!|+", b"a" * 26 + b"0" * 15)
+_LEET_NEIGHBOURS = letter_classes(b"0123456789@$!|+")  # what _LEET_RUN counts as a digit or symbol
 
 
 def _leet_decoded(lowered: str) -> str | None:
     """``lowered`` with its leet runs decoded, or None when nothing changes (no digit, or no letter beside a symbol)."""
     if not _DIGIT.search(lowered):
         return None
-    classes = lowered.encode("ascii", "replace").translate(_LEET_NEIGHBOURS)  # a run with both has such a pair
-    if b"a0" not in classes and b"0a" not in classes:
+    if not letter_touches_symbol(lowered, _LEET_NEIGHBOURS):  # a run holding both has such a pair
         return None
     candidate = _leet_heavy(lowered)
     return candidate if candidate != lowered else None

@@ -50,8 +50,8 @@ _BIGRAM_TAG = np.uint64(0x12 << 56)
 _LOW56 = np.uint64((1 << 56) - 1)
 _SEPARATOR = b" \xc0 "  # between windows in a batch buffer (0xC0 never occurs in UTF-8)
 _SEPARATOR_WORD = b"\xc0"
-_BATCH_CHARS = 256 * 1024  # a batch's windows hold about this many characters (bounded memory, cache-friendly sorts)
-_BATCH_WINDOWS = 4096  # and at most this many windows (window index and 20-bit bucket fit one 32-bit sort key)
+_BATCH_CHARS = 256 * 1024  # a batch's windows hold about this many characters (bounded memory per kernel call)
+_BATCH_WINDOWS = 4096  # and at most this many windows
 
 
 class ClassifierSpec(BaseModel):
@@ -112,6 +112,7 @@ def ngram_buckets(text: str, ngram_min: int, ngram_max: int, bits: int) -> np.nd
 
 
 _WORD_BYTES = re.compile(rb"[0-9A-Za-z_\x80-\xff]+")  # ASCII word characters and whole UTF-8 sequences
+_WORD_BYTE_TABLE = np.array([_WORD_BYTES.fullmatch(bytes([byte])) is not None for byte in range(256)], dtype=np.bool_)  # the same, for the kernel
 
 
 def word_buckets(text: str, bits: int) -> np.ndarray:
@@ -232,7 +233,7 @@ class Classifier:
         offsets = np.fromiter(itertools.accumulate(map(len, encoded), initial=0), dtype=np.int64, count=len(encoded) + 1)
         data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         kernel = classifier_jit.window_logits_kernel()
-        return cast(np.ndarray, kernel(data, offsets, self._weights, classifier_jit.CRC_TABLE, self._bias, spec.bits, spec.ngram_min, spec.ngram_max, spec.words))
+        return cast(np.ndarray, kernel(data, offsets, self._weights, classifier_jit.CRC_TABLE, _WORD_BYTE_TABLE, self._bias, spec.bits, spec.ngram_min, spec.ngram_max, spec.words))
 
     def _window_logits(self, pieces: list[str]) -> np.ndarray:
         """``bias + w·x`` per window, x the window's L2-normalised feature counts (at most _BATCH_WINDOWS windows)."""

@@ -40,11 +40,14 @@ def _crc_table() -> np.ndarray:
 
 
 CRC_TABLE = _crc_table()
+
+
 def _window_logits_kernel(
     data: np.ndarray,
     offsets: np.ndarray,
     weights: np.ndarray,
     crc_table: np.ndarray,
+    word_byte: np.ndarray,  # True for the bytes words are made of (targets.classifier's table)
     bias: float,
     bits: int,
     ngram_min: int,
@@ -86,16 +89,13 @@ def _window_logits_kernel(
             have_previous = False
             p = start
             while p < end:
-                byte = data[p]
-                if not (byte >= 0x80 or (48 <= byte <= 57) or (65 <= byte <= 90) or (97 <= byte <= 122) or byte == 95):
+                if not word_byte[data[p]]:
                     p += 1
                     continue
                 crc = np.uint32(0xFFFFFFFF)
                 length = 0
-                while p < end:
+                while p < end and word_byte[data[p]]:
                     byte = data[p]
-                    if not (byte >= 0x80 or (48 <= byte <= 57) or (65 <= byte <= 90) or (97 <= byte <= 122) or byte == 95):
-                        break
                     crc = crc_table[(crc ^ np.uint32(byte)) & np.uint32(0xFF)] ^ (crc >> np.uint32(8))
                     length += 1
                     p += 1
