@@ -93,3 +93,12 @@ def test_ordinary_text_is_not_decoded_into_english(text):
 )
 def test_flags_cjk_and_a_mention_of_runes_are_allowed(guard, text):
     assert guard.scan(text).action is Action.ALLOW, guard.scan(text)
+
+
+@pytest.mark.timeout(20)
+def test_the_leet_decoder_reads_a_long_letter_run_once():
+    """Its pattern once backtracked over every start of a letter run: 20 KB of letters and a digit took 2 s, 200 KB minutes."""
+    from targets.ciphers import _leet_heavy
+
+    assert _leet_heavy("a" * 200_000 + " 1") == "a" * 200_000 + " 1"  # no leet run: unchanged
+    assert _leet_heavy("x" * 100_000 + "3 h3ll0") == "x" * 100_000 + "e hello"
