@@ -115,6 +115,31 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(tmp_path, reference):
     _same_as_reference(run_dir, reference)
 
 
+def _busy_worker_of_this_process(timeout: float = 60.0) -> int | None:
+    """The pid of a simulation worker of *this* test's Ray that is running a unit of work.
+
+    ``pgrep`` alone could pick an idle worker, or a dying one left by another
+    test's cluster, and the run would then finish without a restart to see.
+    Ray titles a worker ``ray::SimulationWorker.advance`` while it runs a unit.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    me = os.getpid()
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            title = " ".join(proc.info["cmdline"] or [])
+            if "SimulationWorker.advance" not in title:
+                continue
+            try:
+                if any(parent.pid == me for parent in proc.parents()):
+                    return int(proc.info["pid"])
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.02)
+    return None
+
+
 def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(ray_local, tmp_path, reference):
     exp = parse_experiment(LONG.format(tag="ref"), "ref.yaml")
     out = tmp_path / "runs"
@@ -122,10 +147,10 @@ def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(ray_local, tmp
 
     def assassin() -> None:
         _wait_for_commits(out, at_least=1)
-        pids = subprocess.run(["pgrep", "-f", "SimulationWorker"], capture_output=True, text=True).stdout.split()
-        if pids:
-            os.kill(int(pids[0]), signal.SIGKILL)
-            killed.append(int(pids[0]))
+        pid = _busy_worker_of_this_process()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
     thread = threading.Thread(target=assassin, daemon=True)
     thread.start()
