@@ -363,7 +363,7 @@ def rules_train_classifier(
     console.print(
         Text(
             f"{out}: {trained.name} v{trained.version} ({trained.hash}); trained on {data['train']['attack']:,} attacks and {data['train']['benign']:,} benign texts "
-            f"({data['origin']}), C={report['C']:g}; validation sources: recall {flag['recall']:.1%} / FPR {flag['fpr']:.2%} at flag, "
+            f"({data['origin']}), C={report['C']:g}, {report['mil_rounds']} multiple-instance refit(s); validation sources: recall {flag['recall']:.1%} / FPR {flag['fpr']:.2%} at flag, "
             f"recall {block['recall']:.1%} / FPR {block['fpr']:.2%} at block"
         )
     )

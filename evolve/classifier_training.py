@@ -16,7 +16,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -82,6 +82,14 @@ def load_corpus(seed: int = 0) -> Corpus:
             rendered = _render(template, slots, rng) if "{task}" in template else [template.replace("{{", "{").replace("}}", "}")]
             positives.extend(rendered)
             groups.extend([len(raw["positive_templates"]) + base_index + offset] * len(rendered))
+    directive_slots = {name: list(values) for name, values in raw.get("tool_directive_slots", {}).items()}
+    for offset, template in enumerate(raw.get("tool_directives", [])):
+        rendered = _render(template, directive_slots, rng)
+        positives.extend(rendered)
+        groups.extend([len(raw["positive_templates"]) + 9000 + offset] * len(rendered))
+    for offset, line in enumerate(raw.get("tool_marker_directives", [])):
+        positives.append(str(line))
+        groups.append(len(raw["positive_templates"]) + 9500 + offset)
     for language_index, (language, spec) in enumerate(sorted(raw.get("localised_attacks", {}).items())):
         for offset, template in enumerate(spec["templates"]):
             try:
@@ -90,7 +98,7 @@ def load_corpus(seed: int = 0) -> Corpus:
                 raise ValueError(f"classifier_corpus.yaml: localised_attacks.{language}: template {template!r} names an unknown slot ({exc})") from None
             positives.extend(rendered)
             groups.extend([len(raw["positive_templates"]) + 5000 + 100 * language_index + offset] * len(rendered))
-    handwritten = [str(line) for line in (*raw["negatives"], *raw.get("benign_instructions", []), *raw.get("localised_benign", []), *raw.get("localised_everyday", []))]
+    handwritten = [str(line) for line in (*raw["negatives"], *raw.get("benign_instructions", []), *raw.get("localised_benign", []), *raw.get("localised_everyday", []), *raw.get("tool_directive_benign", []))]
     chatter = chatterbot_lines()
     negatives = handwritten + chatter
     sources = {"positives": len(positives), "templates": len(raw["positive_templates"]), "negatives_handwritten": len(handwritten), "negatives_chatterbot": len(chatter)}
@@ -209,6 +217,37 @@ def flag_fpr_for(benign_n: int, budget: float = FPR_BUDGET) -> float:
     return best
 
 
+MIL_ROUNDS = 1  # at most this many refits on each attack's highest-scoring windows (multiple-instance learning), chosen on validation
+MIL_KEEP = 2  # windows of an attack text kept as positives after a round
+
+
+def _balanced_weights(owners: np.ndarray, y: np.ndarray, keep: np.ndarray, n_texts: int) -> np.ndarray:
+    """Window weights: each text weighs the same over its kept windows; the classes weigh the same in total."""
+    kept_per_text = np.bincount(owners[keep], minlength=n_texts).astype(np.float64)
+    weight = np.where(keep, 1.0 / np.maximum(kept_per_text[owners], 1.0), 0.0)
+    for label in (0, 1):
+        mask = (y == label) & keep
+        if mask.any():
+            weight[mask] *= int(keep.sum()) / (2.0 * weight[mask].sum())
+    return weight
+
+
+def _attack_windows_to_keep(logits: np.ndarray, owners: np.ndarray, y: np.ndarray, top: int) -> np.ndarray:
+    """Every benign window, and the ``top`` highest-scoring windows of each attack text.
+
+    An attack's label belongs to the text, not to each window: a long jailbreak is mostly story or
+    filler, and teaching the model that such prose is an attack is what flags long harmless texts.
+    The guard judges a text by its worst window, so the positives to learn from are those windows.
+    """
+    order = np.lexsort((-logits, owners))
+    sorted_owners = owners[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_owners)) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - run_start
+    return (y == 0) | (rank < top)
+
+
 def train_classifier(
     base: RuleSet,
     *,
@@ -218,6 +257,7 @@ def train_classifier(
     extra_negatives: Sequence[str] = (),
     version: str | None = None,
     corpus: TrainingCorpus | None = None,
+    mil_rounds: int | None = None,
 ) -> tuple[RuleSet, dict[str, Any]]:
     """A new version of ``base`` carrying a freshly trained learned stage, and the training report.
 
@@ -242,20 +282,20 @@ def train_classifier(
     owners = np.concatenate([owner_base, owner_extra + len(corpus.train)])
     text_labels = np.concatenate([labels_base, labels_extra])
     y = text_labels[owners]
-    # Each text weighs the same whatever its number of windows; the classes weigh the same in total.
-    windows_per_text = np.bincount(owners, minlength=len(text_labels)).astype(np.float64)
-    weight = 1.0 / windows_per_text[owners]
-    for label in (0, 1):
-        mask = y == label
-        if mask.any():
-            weight[mask] *= len(y) / (2.0 * weight[mask].sum())
+    weight = _balanced_weights(owners, y, np.ones(len(y), dtype=bool), len(text_labels))
     x_val, owner_val = corpus.matrix("validation", spec)
     val_labels = np.array([r.is_attack for r in corpus.validation], dtype=bool)
 
-    def fit(c_value: float):
+    def fits(c_value: float, rounds: int) -> Iterator[tuple[int, Any]]:
+        """The plain fit, then each multiple-instance refit (the guard scores a text by its worst window)."""
         model = LogisticRegression(C=c_value, solver="liblinear", random_state=seed, max_iter=2000)
         model.fit(x, y, sample_weight=weight)
-        return model
+        yield 0, model
+        for round_ in range(1, rounds + 1):
+            keep = _attack_windows_to_keep(model.decision_function(x), owners, y, MIL_KEEP)
+            model = LogisticRegression(C=c_value, solver="liblinear", random_state=seed, max_iter=2000)
+            model.fit(x, y, sample_weight=_balanced_weights(owners, y, keep, len(text_labels)))
+            yield round_, model
 
     def recall_at(model, fpr: float) -> float:
         logits = text_logits(model, x_val, owner_val, len(corpus.validation))
@@ -263,12 +303,16 @@ def train_classifier(
         return float((logits[val_labels] > threshold).mean()) if val_labels.any() else 0.0
 
     grid = (c,) if c is not None else C_GRID
+    rounds_grid = (mil_rounds,) if mil_rounds is not None else tuple(range(MIL_ROUNDS + 1))
+    searched = len(grid) * len(rounds_grid) > 1
     scored = []
     for c_value in grid:
-        model = fit(c_value)
-        scored.append((recall_at(model, 0.01) if len(grid) > 1 else 0.0, -c_value, model))
-    _, neg_c, model = max(scored, key=lambda item: (item[0], item[1]))
-    chosen_c = -neg_c
+        for round_, candidate in fits(c_value, max(rounds_grid)):
+            if round_ in rounds_grid:
+                scored.append((recall_at(candidate, 0.01) if searched else 0.0, -c_value, -round_, candidate))
+    # Ties go to the stronger regularisation and to fewer refits.
+    _, neg_c, neg_rounds, model = max(scored, key=lambda item: (item[0], item[1], item[2]))
+    chosen_c, chosen_rounds = -neg_c, -neg_rounds
     model.coef_[np.abs(model.coef_) < PRUNE_BELOW] = 0.0  # tiny weights: a quarter of the file, nothing of the verdicts
     logits = text_logits(model, x_val, owner_val, len(corpus.validation))
     thresholds = base.thresholds
@@ -289,7 +333,8 @@ def train_classifier(
         "kind": WINDOW_KIND,
         "seed": seed,
         "C": chosen_c,
-        "C_grid": {str(-nc): round(r, 4) for r, nc, _ in scored} if len(grid) > 1 else {},
+        "mil_rounds": chosen_rounds,
+        "C_grid": {f"{-nc}/mil{-nr}": round(r, 4) for r, nc, nr, _ in scored} if searched else {},
         "data": {**corpus.describe(), "positives_mined": sum(1 for _, y_ in extras if y_), "negatives_extra": sum(1 for _, y_ in extras if not y_)},
         "train_windows": int(x.shape[0]),
         "validation": {"texts": len(corpus.validation), "attacks": int(val_labels.sum())},

