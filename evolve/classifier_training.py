@@ -269,6 +269,7 @@ def train_classifier(
     training side only.
     """
     from scipy.sparse import vstack
+    from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
 
     corpus = corpus or training_corpus()
@@ -288,13 +289,11 @@ def train_classifier(
 
     def fits(c_value: float, rounds: int) -> Iterator[tuple[int, Any]]:
         """The plain fit, then each multiple-instance refit (the guard scores a text by its worst window)."""
-        model = LogisticRegression(C=c_value, solver="liblinear", random_state=seed, max_iter=2000)
-        model.fit(x, y, sample_weight=weight)
+        model = LogisticRegression(C=c_value, solver="liblinear", random_state=seed, max_iter=2000).fit(x, y, sample_weight=weight)
         yield 0, model
         for round_ in range(1, rounds + 1):
             keep = _attack_windows_to_keep(model.decision_function(x), owners, y, MIL_KEEP)
-            model = LogisticRegression(C=c_value, solver="liblinear", random_state=seed, max_iter=2000)
-            model.fit(x, y, sample_weight=_balanced_weights(owners, y, keep, len(text_labels)))
+            model = clone(model).fit(x, y, sample_weight=_balanced_weights(owners, y, keep, len(text_labels)))
             yield round_, model
 
     def recall_at(model, fpr: float) -> float:

