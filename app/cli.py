@@ -448,6 +448,38 @@ def bench_analysis(
     console.print(table)
 
 
+@bench_app.command("conversations")
+def bench_conversations(
+    experiment: Annotated[Path, typer.Argument(help="A multi-turn experiment.")] = Path("experiments/multiturn.yaml"),
+    workers: Annotated[int | None, typer.Option(help="Ray worker actors (default: one per core).", min=1)] = None,
+) -> None:
+    """What the session-level input guard and the conversation sentinel each take off multi-turn attacks (four runs of one experiment)."""
+    from app import bench_conversations as bench
+
+    exp = _experiment_unless_resuming(experiment, None)
+    if not exp.attackers.grunt.conversations.share:
+        fail(f"{experiment}: attackers.grunt.conversations.share is 0, so the experiment holds no conversations")
+    results = bench.run_variants(exp, workers, progress=lambda msg: err.print(msg, highlight=False))
+    table = Table(title=f"{exp.name}: breach rate per conversation (95 % Wilson intervals)")
+    for column in ("defenses", "conversations breached", "single messages breached", "turns to breach (median / p90)", "contained", "benign conversations flagged", "turns/s"):
+        table.add_column(column, justify="left" if column == "defenses" else "right")
+    for r in results:
+        m = r.metrics
+        table.add_row(
+            r.name, str(r.conversation_breach), str(r.single_breach), f"{m.get('turns_to_breach_median', 0):.0f} / {m.get('turns_to_breach_p90', 0):.1f}",
+            f"{100 * m.get('conversation_containment', 0):.1f} %", f"{100 * m.get('conversation_false_positive_rate', 0):.1f} %", f"{r.turns_per_s:,.0f}",
+        )  # fmt: skip
+    console.print(table)
+    strategies = sorted({s for r in results for s in r.by_strategy})
+    by = Table(title="breach rate per conversation, by strategy")
+    by.add_column("defenses")
+    for strategy in strategies:
+        by.add_column(strategy, justify="right")
+    for r in results:
+        by.add_row(r.name, *(str(r.by_strategy[s]) if s in r.by_strategy else "–" for s in strategies))
+    console.print(by)
+
+
 @bench_app.command("hostile")
 def bench_hostile(
     quick: Annotated[bool, typer.Option(help="Sizes 64 KB and 1 MB only.")] = False,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from attackers.bandit import BanditState
 from attackers.generation import GenerationRequest, GenerationResult
@@ -44,6 +44,15 @@ class Attacker(Protocol):
         ...
 
 
+@runtime_checkable
+class MultiTurnAttacker(Attacker, Protocol):
+    """An attacker whose attempts are conversations: after each turn's feedback it says whether it goes on."""
+
+    def continues(self) -> bool:
+        """Whether the current attempt's conversation has another turn (asked after :meth:`observe`)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class AttackerSpec:
     """Everything an attacker factory gets for one campaign."""
@@ -59,6 +68,8 @@ class AttackerSpec:
     temperature: float = 0.9
     bandit: BanditState | None = None  # the replica's shared bandit, for attackers that pool what works
     start: Recipe | None = None  # an inherited recipe, for kinds that start from the archive
+    strategy: str = ""  # the multi-turn strategy of a conversation campaign ("" for single messages)
+    max_turns: int = 1  # most turns of one conversation
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
-"""The built-in attacker kinds: ``mutator`` (offline, adaptive mutation) and ``llm`` (model-written)."""
+"""The built-in attacker kinds: ``mutator`` (offline, adaptive mutation), ``conversation`` (multi-turn strategies around the mutator's payload) and ``llm`` (model-written)."""
 
 from __future__ import annotations
 
 from attackers.base import Attacker, AttackerSpec, register_attacker
+from attackers.conversation import ConversationAttacker
 from attackers.llm_attacker import LLMAttacker
 from attackers.mutator import MutatorAttacker
 
@@ -17,4 +18,12 @@ def _llm(spec: AttackerSpec) -> Attacker:
     return LLMAttacker(
         spec.campaign_id, spec.goal, spec.assets, spec.seed, tier=spec.tier, agents=dict(spec.agents),
         max_tokens=spec.max_tokens, temperature=spec.temperature, max_depth=spec.max_depth,
+    )  # fmt: skip
+
+
+@register_attacker("conversation", uses_model=False, starts_from_archive=True)
+def _conversation(spec: AttackerSpec) -> Attacker:
+    return ConversationAttacker(
+        spec.campaign_id, spec.goal, spec.assets, spec.seed, spec.strategy or "crescendo", max(2, spec.max_turns),
+        max_depth=spec.max_depth, bandit=spec.bandit, start=spec.start,
     )  # fmt: skip

@@ -46,8 +46,9 @@ class MutatorAttacker:
         max_depth: int = 3,
         bandit: BanditState | None = None,
         start: tuple[str, tuple[str, ...]] | None = None,
+        channels: frozenset[Channel] | None = None,
     ) -> None:
-        """``start``: an inherited recipe ``(seed_id, operators)`` (the evolution loop's elites)."""
+        """``start``: an inherited recipe ``(seed_id, operators)`` (the evolution loop's elites); ``channels``: only seeds of these (when the goal has any)."""
         if max_depth < 0:
             raise ValueError("max_depth must be >= 0")
         self.campaign_id = campaign_id
@@ -60,6 +61,8 @@ class MutatorAttacker:
         self.rng = random.Random(derive_seed(seed, "init"))
         self.bandit = bandit if bandit is not None else BanditState()
         self.candidates = seeds_for(goal)
+        if channels is not None and any(s.channel in channels for s in self.candidates):
+            self.candidates = tuple(s for s in self.candidates if s.channel in channels)
         if not self.candidates:
             raise ValueError(f"no seeds for goal {goal.value}")
         # the opening move ignores the shared bandit: construction is pure, so it does not matter when

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 TABLES = ("episodes", "events", "cases", "warrants", "calls")
 
-SCHEMA_VERSIONS: dict[str, int] = {"episodes": 3, "events": 1, "cases": 2, "warrants": 1, "calls": 1}
+SCHEMA_VERSIONS: dict[str, int] = {"episodes": 4, "events": 1, "cases": 2, "warrants": 1, "calls": 1}
 CORPUS_SCHEMA_VERSION = 1  # the labelled-text corpora of evolve.corpus (not a run table)
 
 _STR_LIST = pa.list_(pa.string())
@@ -63,6 +63,11 @@ EPISODES = _with_version(
         pa.field("atlas", _STR_LIST, nullable=True),
         # v3: the planting episode whose retrieved document did this episode's damage (knowledge poisoning)
         pa.field("poisoned_by", pa.string(), nullable=True),
+        # v4: conversations — the conversation an episode is a turn of, the turn (from 0) and the attacker's
+        # multi-turn strategy; null for single messages and in runs written before
+        pa.field("conversation_id", pa.string(), nullable=True),
+        pa.field("turn", pa.int32(), nullable=True),
+        pa.field("strategy", pa.string(), nullable=True),
     ],
 )
 

@@ -82,6 +82,7 @@ class WarrantAction(StrEnum):
     REVOKE_TOKEN = "revoke_token"
     QUARANTINE_AGENT = "quarantine_agent"
     FREEZE_WALLET = "freeze_wallet"
+    END_SESSION = "end_session"  # end one conversation (its identity may go on in new ones)
 
 
 class SubjectKind(StrEnum):
@@ -90,6 +91,7 @@ class SubjectKind(StrEnum):
     IDENTITY = "identity"
     AGENT = "agent"
     WALLET = "wallet"
+    SESSION = "session"  # one conversation (its conversation id)
 
 
 class EventKind(StrEnum):
@@ -133,6 +135,8 @@ class Attack:
     cost_usd: float = 0.0
     carrier: str | None = None
     seed_id: str = ""  # the library seed the attack grew from (for model-written attacks: the route it took)
+    strategy: str = ""  # the multi-turn strategy this turn belongs to ("" for a single-message attack)
+    turn: int = 0  # the turn of its conversation (0 for a single-message attack)
 
 
 @dataclass(slots=True)
@@ -146,6 +150,8 @@ class Request:
     document: str | None
     sim_time: float
     open_ended: bool = False  # a general request (a real person's prompt): answered counts as done, no tool call needed
+    conversation_id: str = ""  # the conversation this message belongs to ("" for a single message)
+    turn: int = 0  # its turn in that conversation, from 0
 
 
 @dataclass(slots=True)

@@ -37,7 +37,7 @@ FAMILY = "family"
 TAG_KEYS = ("owasp", "atlas")
 VIRTUAL_KEYS = (FAMILY, *TAG_KEYS)
 TAG_SOURCES = ("goal", "channel", "techniques")  # the columns an old run's tags are derived from
-EPISODE_KEYS = ("run_id", "generation", "replica", "goal", "tier", "channel", "generator", "agent", "attempt")
+EPISODE_KEYS = ("run_id", "generation", "replica", "goal", "tier", "channel", "generator", "agent", "attempt", "turn", "strategy")
 RUN_LEVEL = frozenset({"run_id", "generation", "replica"})  # slices that split benign traffic and warrants too
 _FAMILY_OF = {name: op.family for name, op in OPERATORS.items()}
 _TALLY_COLUMNS = [
@@ -282,6 +282,31 @@ def containment(runs: Runs, by: Sequence[str] = (), *, filter: ds.Expression | N
             }
         )
     return pd.DataFrame(rows)
+
+
+def conversations(runs: Runs, top: int = 5) -> pd.DataFrame:
+    """Transcripts of the ``top`` breached attack conversations that did the most damage: every turn, in order.
+
+    Columns: ``run_id``, ``conversation_id``, ``strategy``, ``turn``, ``payload``, ``blocked_stage``,
+    ``input_action``, ``input_score``, ``rule_ids``, ``breached``, ``damage_usd``. A conversation's
+    damage is the sum over its turns; it breached at its first breached turn.
+    """
+    columns = ["run_id", "conversation_id", "strategy", "turn", "payload", "blocked_stage", "input_action", "input_score", "rule_ids", "breached", "damage_usd"]
+    in_conversation = (ds.field("kind") == EpisodeKind.ATTACK.value) & ds.field("conversation_id").is_valid()
+    damage: dict[tuple[str, str], float] = {}
+    for batch in runs.batches("episodes", columns=["run_id", "conversation_id", "breached", "damage_usd"], filter=in_conversation & (ds.field("breached") == True)):  # noqa: E712
+        for run_id, cid, dollars in zip(batch["run_id"].to_pylist(), batch["conversation_id"].to_pylist(), batch["damage_usd"].to_pylist()):
+            damage[(run_id, cid)] = damage.get((run_id, cid), 0.0) + float(dollars)
+    chosen = sorted(damage, key=lambda key: (-damage[key], key))[:top]
+    if not chosen:
+        return pd.DataFrame(columns=columns)
+    wanted = ds.field("conversation_id").isin(sorted({cid for _, cid in chosen}))
+    frames = [pa.Table.from_batches([b]).to_pandas() for b in runs.batches("episodes", columns=columns, filter=in_conversation & wanted)]
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[[key in damage and key in chosen for key in zip(frame["run_id"], frame["conversation_id"])]]
+    order = {key: rank for rank, key in enumerate(chosen)}
+    frame = frame.assign(_rank=[order[key] for key in zip(frame["run_id"], frame["conversation_id"])])
+    return frame.sort_values(["_rank", "turn"], kind="stable").drop(columns="_rank").reset_index(drop=True)
 
 
 def survivors(runs: Runs, top: int = 20, *, filter: ds.Expression | None = None) -> pd.DataFrame:

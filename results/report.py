@@ -214,6 +214,7 @@ def build_report(runs: Runs, title: str = "Kosmoi Immune report", top: int = 25)
     )
     parts.append(_containment_section(runs))
     parts.append(_survivors_section(runs, top))
+    parts.append(_conversations_section(runs))
     parts.append("<p class=muted>Kosmoi Immune · metric definitions: kosmoi/metrics.py · intervals: kosmoi/stats.py</p></body></html>")
     return "".join(parts)
 
@@ -334,6 +335,27 @@ def _containment_section(runs: Runs) -> str:
             ("p90 s", "p90_s", lambda r: seconds(r["p90_s"])),
         ],
     )
+
+
+def _conversations_section(runs: Runs, top: int = 5) -> str:
+    """Transcripts (escaped) of the breached conversations that did the most damage; nothing for runs without conversations."""
+    frame = analysis.conversations(runs, top)
+    if frame.empty:
+        return ""
+    parts = ["<h2>Top surviving conversations</h2>"]
+    for (run_id, cid), turns in frame.groupby(["run_id", "conversation_id"], sort=False):
+        strategy = html.escape(str(turns["strategy"].iloc[0]))
+        rows = []
+        for r in turns.itertuples():
+            outcome = "breached" if r.breached else f"stopped by {html.escape(str(r.blocked_stage))}" if isinstance(r.blocked_stage, str) else "answered"
+            fired = ", ".join(r.rule_ids) or "no rule"
+            rows.append(
+                f"<tr><td class=r>{int(r.turn) + 1}</td><td class=l><code>{visible(str(r.payload))}</code></td>"
+                f"<td class=l>input {html.escape(str(r.input_action))} ({float(r.input_score):.2f}; {html.escape(fired)})</td><td class=l>{outcome}</td></tr>"
+            )
+        head = "<tr><th class=r>turn</th><th class=l>attacker said</th><th class=l>input guard</th><th class=l>outcome</th></tr>"
+        parts.append(f"<h3><code>{html.escape(str(cid))}</code> · {strategy} · run <code>{html.escape(str(run_id))}</code></h3><table>{head}{''.join(rows)}</table>")
+    return "".join(parts)
 
 
 def _survivors_section(runs: Runs, top: int) -> str:

@@ -112,7 +112,7 @@ class Committer:
         self.writer = RunWriter(run_dir)
         self.committed = set(manifest.committed)
         self.next_to_write = manifest.next_segment
-        self.done_episodes = tally.episodes
+        self.done_episodes = tally.attempts
         self.latest_snapshots: dict[int, bytes] = dict(snapshots)
         self.latest_snapshot_segment = manifest.checkpoint
         self._received: dict[int, dict[int, WorkerSegment]] = {}
@@ -157,7 +157,7 @@ class Committer:
         tally.add_warrants(tables["warrants"])
         tally.add_calls(tables["calls"])
         self.series.append(((unit + 1) * self.segment_length, summary_metrics(tally)))
-        self.done_episodes += tables["episodes"].num_rows
+        self.done_episodes = tally.attempts
         snapshots = {r: blob for p in parts for r, blob in p.snapshots.items()}
         if snapshots and len(snapshots) == self.replicas:
             write_checkpoint(self.run_dir, unit, snapshots)

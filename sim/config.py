@@ -23,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_v
 
 from attackers.backends import PROVIDERS
 from attackers.base import ATTACKERS
+from attackers.conversation import DEFAULT_STRATEGIES, STRATEGIES
 from kosmoi.registry import Ref, load_plugins
 from kosmoi.settings import Settings
 from kosmoi.types import Goal
@@ -68,6 +69,24 @@ class GruntLLMConfig(_Strict):
     engine_args: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM arguments (backend 'vllm'), e.g. {dtype: float16, max_model_len: 4096}")
 
 
+class ConversationConfig(_Strict):
+    """Multi-turn attacks: a share of the grunt campaigns hold conversations instead of sending single messages."""
+
+    share: float = Field(default=0.0, ge=0, le=1, description="share of grunt campaigns whose attempts are conversations (0: none)")
+    max_turns: int = Field(default=5, ge=2, le=50, description="most turns of one conversation")
+    turn_gap_s: float = Field(default=4.0, gt=0, description="simulated seconds between the turns of a conversation")
+    strategies: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STRATEGIES), min_length=1, description="multi-turn strategies, assigned to conversation campaigns in turn (attackers.conversation.STRATEGIES)"
+    )
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, value: list[str]) -> list[str]:
+        for name in value:
+            _known(tuple(sorted(STRATEGIES)), name, "multi-turn strategy")
+        return value
+
+
 class GruntConfig(_Strict):
     """The grunt population: the offline mutation attacker, or a local LLM."""
 
@@ -79,6 +98,7 @@ class GruntConfig(_Strict):
     think_time_s: float = Field(default=20.0, gt=0, description="mean simulated seconds between attempts")
     goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
     shared_bandit: bool = Field(default=True, description="the mutators of one replica pool what works (one bandit per replica)")
+    conversations: ConversationConfig = ConversationConfig()
 
     @property
     def uses_model(self) -> bool:
@@ -167,6 +187,8 @@ class BenignConfig(_Strict):
     think_time_s: float = Field(default=120.0, gt=0)
     hard_negative_rate: float = Field(default=0.1, ge=0, le=1)
     real_rate: float = Field(default=0.2, ge=0, le=1, description="share of customer requests that are real people's prompts (targets.traffic.real_prompts)")
+    follow_ups: int = Field(default=0, ge=0, le=20, description="most follow-up turns after a customer's request (a conversation; 0: single messages)")
+    turn_gap_s: float = Field(default=6.0, gt=0, description="simulated seconds between the turns of a benign conversation")
 
 
 class PartConfig(_Strict):
@@ -192,6 +214,8 @@ class InputGuardConfig(_Strict):
     enabled: bool = True
     max_bytes: int = Field(default=16 * 1024, gt=0)
     semantic: bool = Field(default=False, description="embedding-similarity stage for uncertain texts (needs the 'semantic' extra)")
+    session_turns: int = Field(default=0, ge=0, le=32, description="also judge each turn of a conversation joined to its last N turns (0: each turn alone)")
+    session_max_chars: int = Field(default=8_000, gt=0, le=64_000, description="... at most this many characters of the joined turns (the newest)")
     stages: Parts = Field(
         default_factory=lambda: [PartConfig(name=name) for name in DEFAULT_STAGES],
         min_length=1,
@@ -324,6 +348,11 @@ class Experiment(_Strict):
 # Fields added after the first release enter the config hash only when set: experiments written
 # before them keep their hash, hence their episode ids, and runs started before an upgrade resume.
 _LATER_FIELDS = (
+    "attackers.grunt.conversations",
+    "benign.follow_ups",
+    "benign.turn_gap_s",
+    "targets.input_guard.session_turns",
+    "targets.input_guard.session_max_chars",
     "targets.victim",
     "targets.endpoint",
     "targets.plugins",
@@ -335,12 +364,12 @@ _LATER_FIELDS = (
 
 
 @functools.cache
-def _target_defaults() -> dict[str, Any]:
-    return {"targets": TargetsConfig().model_dump(mode="json")}
+def _section_defaults() -> dict[str, Any]:
+    return {"targets": TargetsConfig().model_dump(mode="json"), "attackers": AttackersConfig().model_dump(mode="json"), "benign": BenignConfig().model_dump(mode="json")}
 
 
 def _drop_later_defaults(body: dict[str, Any]) -> None:
-    defaults = _target_defaults()
+    defaults = _section_defaults()
     for path in _LATER_FIELDS:
         *parents, leaf = path.split(".")
         node, default = body, defaults

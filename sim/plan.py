@@ -29,6 +29,8 @@ class CampaignSpec:
     seed: int
     times: tuple[float, ...]  # simulated time of each attempt
     tier: Tier = Tier.GRUNT
+    strategy: str = ""  # the multi-turn strategy of a conversation campaign ("" for single messages)
+    span_s: float = 0.0  # most simulated seconds one attempt's conversation lasts after it starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class ReplicaPlan:
 
     @property
     def horizon(self) -> float:
-        return max((c.times[-1] for c in self.campaigns if c.times), default=0.0)
+        return max((c.times[-1] + c.span_s for c in self.campaigns if c.times), default=0.0)
 
 
 def _times(rng: random.Random, start: float, count: int, mean_gap: float) -> tuple[float, ...]:
@@ -50,6 +52,22 @@ def _times(rng: random.Random, start: float, count: int, mean_gap: float) -> tup
     for _ in range(count - 1):
         times.append(times[-1] + rng.expovariate(1.0 / mean_gap))
     return tuple(round(t, 3) for t in times)
+
+
+def _spaced(times: tuple[float, ...], span: float) -> tuple[float, ...]:
+    """Attempt times moved apart so that each attempt's conversation (up to ``span`` seconds) ends before the next begins."""
+    return tuple(round(t + i * span, 3) for i, t in enumerate(times)) if span else times
+
+
+def _strategy(exp: Experiment, seed: int, campaign_id: str) -> str:
+    """The multi-turn strategy of a grunt campaign, or "" for one that sends single messages (its own draw: other campaigns are unaffected)."""
+    conversations = exp.attackers.grunt.conversations
+    if not conversations.share:
+        return ""
+    rng = random.Random(derive_seed(seed, "conversation", campaign_id))
+    if rng.random() >= conversations.share:
+        return ""
+    return conversations.strategies[rng.randrange(len(conversations.strategies))]
 
 
 def _entries(exp: Experiment, seed: int, replicas: frozenset[int] | None) -> Iterator[tuple[int, tuple]]:
@@ -66,7 +84,9 @@ def _entries(exp: Experiment, seed: int, replicas: frozenset[int] | None) -> Ite
         campaign_id = f"a{i:06d}"
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
         times = _times(rng, rng.uniform(0, arrival), grunt.attempts, grunt.think_time_s)
-        yield i % n, (campaign_id, EpisodeKind.ATTACK, f"att-{i:05d}", goals[i % len(goals)], derive_seed(seed, "attacker", campaign_id), times, Tier.GRUNT)
+        strategy = _strategy(exp, seed, campaign_id)
+        span = (grunt.conversations.max_turns - 1) * grunt.conversations.turn_gap_s if strategy else 0.0
+        yield i % n, (campaign_id, EpisodeKind.ATTACK, f"att-{i:05d}", goals[i % len(goals)], derive_seed(seed, "attacker", campaign_id), _spaced(times, span), Tier.GRUNT, strategy, span)
     sniper_goals = [Goal(g) for g in sniper.goals]
     for i in range(sniper.count):
         replica = (grunt.count + i) % n
@@ -87,7 +107,8 @@ def _entries(exp: Experiment, seed: int, replicas: frozenset[int] | None) -> Ite
         campaign_id = f"b{j:06d}"
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
         times = _times(rng, rng.uniform(0, arrival), benign.requests, benign.think_time_s)
-        yield j % n, (campaign_id, EpisodeKind.BENIGN, identity, Goal.NONE, derive_seed(seed, "benign", campaign_id), times, Tier.USER)
+        span = benign.follow_ups * benign.turn_gap_s if identity.startswith("cust-") else 0.0
+        yield j % n, (campaign_id, EpisodeKind.BENIGN, identity, Goal.NONE, derive_seed(seed, "benign", campaign_id), _spaced(times, span), Tier.USER, "", span)
 
 
 def plan_run(exp: Experiment, seed: int, replicas: Iterable[int] | None = None) -> list[ReplicaPlan]:
@@ -115,7 +136,7 @@ def summarize_plan(exp: Experiment, seed: int) -> PlanSummary:
         times = entry[5]
         episodes += len(times)
         if times:
-            horizon = max(horizon, times[-1])
+            horizon = max(horizon, times[-1] + (entry[8] if len(entry) > 8 else 0.0))
     return PlanSummary(exp.simulation.replicas, episodes, horizon)
 
 

@@ -23,19 +23,21 @@ import pyarrow as pa
 from attackers.archive import Archive
 from attackers.backends import GenerationBackend
 from attackers.bandit import BanditState
-from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec
+from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec, MultiTurnAttacker
 from attackers.generation import GenerationRequest, GenerationResult
 from attackers.mutations import families_of
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed, episode_id
 from kosmoi.schemas import CASES, WARRANTS, RowBuffer
 from kosmoi.taxonomy import case_tags, episode_tags
-from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Outcome, Request, SubjectKind, Tier, Warrant
+from kosmoi.types import Attack, Case, EpisodeKind, Feedback, Goal, Outcome, Request, Stage, SubjectKind, Tier, Warrant
 from sim.config import Experiment
 from sim.plan import CampaignSpec, ReplicaPlan
 from targets.rules import RuleSet
 from targets.stack import StackSettings, StagingStack
-from targets.traffic import benign_request
+from targets.traffic import benign_request, follow_up
+
+CONVERSATION_KIND = "conversation"  # the attacker kind of conversation campaigns (attackers.conversation)
 
 
 def stack_settings(exp: Experiment) -> StackSettings:
@@ -64,6 +66,8 @@ def stack_settings(exp: Experiment) -> StackSettings:
         sentinels=tuple(part.ref() for part in t.sentinels.enabled),
         victim=t.victim or "",
         plugins=tuple(t.plugins),
+        session_turns=t.input_guard.session_turns,
+        session_max_chars=t.input_guard.session_max_chars,
     )
 
 
@@ -75,6 +79,8 @@ class _Campaign:
     token: str = ""
     token_expires: float = -1.0
     attempt: int = 0
+    turn: int = 0  # the turn of the attempt's conversation being played
+    follow_ups: int = 0  # a benign conversation's follow-up turns still to come
 
 
 @dataclass(slots=True)
@@ -140,9 +146,14 @@ class ReplicaSimulator:
         self._cases: list[Case] = []
         self._warrants: list[Warrant] = []
         self._benign_identities = {c.spec.identity for c in self.campaigns if c.spec.kind is EpisodeKind.BENIGN}
+        self._benign_campaigns = {c.spec.campaign_id for c in self.campaigns if c.spec.kind is EpisodeKind.BENIGN}
+        self._attack_turn_gap = exp.attackers.grunt.conversations.turn_gap_s
+        self._benign_turn_gap = exp.benign.turn_gap_s
 
     def _backend_key(self, spec: CampaignSpec) -> str | None:
         """Which generation backend writes this campaign's attacks (None: the offline mutator)."""
+        if spec.strategy:
+            return None  # conversations are written offline, around the mutator's payload
         if spec.tier is Tier.SNIPER:
             return f"sniper:{int(spec.campaign_id[1:]) % len(self.exp.attackers.sniper.providers)}"
         grunt = self.exp.attackers.grunt
@@ -168,6 +179,8 @@ class ReplicaSimulator:
         if spec.tier is Tier.SNIPER:
             kind = ATTACKERS.get(SNIPER_KIND)
             sampling = {"max_tokens": attackers.sniper.max_tokens, "temperature": attackers.sniper.temperature}
+        elif spec.strategy:
+            kind = ATTACKERS.get(CONVERSATION_KIND)
         else:
             kind = ATTACKERS.get(grunt.generator)
             if grunt.llm is not None:
@@ -178,7 +191,8 @@ class ReplicaSimulator:
         return kind.factory(
             AttackerSpec(
                 spec.campaign_id, spec.goal, assets, spec.seed, spec.tier, max_depth=grunt.max_depth, agents=self._agents,
-                bandit=self.bandit, start=start, **sampling,  # type: ignore[arg-type]
+                bandit=self.bandit, start=start, strategy=spec.strategy, max_turns=grunt.conversations.max_turns if spec.strategy else 1,
+                **sampling,  # type: ignore[arg-type]
             )
         )  # fmt: skip
 
@@ -239,7 +253,14 @@ class ReplicaSimulator:
             t, index = heapq.heappop(heap)
             self._close_windows_until(t)
             campaign = campaigns[index]
-            self._run_attempt(campaign, t)
+            if self._run_attempt(campaign, t):
+                campaign.turn += 1  # the conversation goes on: its next turn, a little later
+                gap = self._attack_turn_gap if campaign.spec.kind is EpisodeKind.ATTACK else self._benign_turn_gap
+                heapq.heappush(heap, (round(t + gap, 3), index))
+                continue
+            if campaign.turn or campaign.spec.strategy:
+                self.stack.end_conversation(self._conversation_id(campaign))
+            campaign.turn = 0
             campaign.attempt += 1
             if campaign.attempt < len(campaign.spec.times):
                 heapq.heappush(heap, (campaign.spec.times[campaign.attempt], index))
@@ -270,9 +291,15 @@ class ReplicaSimulator:
             campaign.token_expires = now + self.stack.settings.token_ttl_s
         return campaign.token
 
-    def _run_attempt(self, campaign: _Campaign, now: float) -> None:
+    @staticmethod
+    def _conversation_id(campaign: _Campaign) -> str:
+        return f"{campaign.spec.campaign_id}.{campaign.attempt}"
+
+    def _run_attempt(self, campaign: _Campaign, now: float) -> bool:
+        """One turn of the campaign's current attempt; whether its conversation has another turn."""
         spec = campaign.spec
-        eid = episode_id(self.config_hash, self.seed, spec.campaign_id, campaign.attempt)
+        turn = campaign.turn
+        eid = episode_id(self.config_hash, self.seed, spec.campaign_id if not turn else f"{spec.campaign_id}.t{turn}", campaign.attempt)
         token = self._token_for(campaign, now)
         if spec.kind is EpisodeKind.ATTACK:
             attacker = self._attacker_for(campaign)
@@ -290,29 +317,44 @@ class ReplicaSimulator:
                     output_tokens=result.output_tokens, cost_usd=result.cost_usd, latency_s=result.latency_s, retries=result.retries, sim_time=now,
                 )
             self._timings["attack_generation"] += time.perf_counter() - generation_started
+            cid = self._conversation_id(campaign) if spec.strategy else ""
             if attack.carrier is not None:
-                request = Request(eid, spec.identity, attack.target_agent, attack.carrier, attack.payload, now)
+                request = Request(eid, spec.identity, attack.target_agent, attack.carrier, attack.payload, now, conversation_id=cid, turn=turn)
             else:
-                request = Request(eid, spec.identity, attack.target_agent, attack.payload, None, now)
+                request = Request(eid, spec.identity, attack.target_agent, attack.payload, None, now, conversation_id=cid, turn=turn)
             outcome = self.stack.handle(request, token)
             attacker.observe(Feedback(attack.attack_id, outcome.blocked_stage, outcome.rule_ids, outcome.response[:500], outcome.breached))
             self._record(
                 eid, campaign, outcome, now, kind="attack", goal=attack.goal.value, channel=attack.channel.value, tier=attack.tier.value,
                 generator=attack.generator, agent=attack.target_agent, techniques=list(attack.techniques), seed_id=attack.seed_id,
                 parent_ids=list(attack.parent_ids), payload=attack.payload, task_completed=None, cost_usd=attack.cost_usd,
+                conversation_id=cid or None, turn=turn if cid else None, strategy=attack.strategy or None,
             )
-            return
+            return bool(cid) and isinstance(attacker, MultiTurnAttacker) and attacker.continues()
         generation_started = time.perf_counter()
-        self._rng.seed(derive_seed(spec.seed, campaign.attempt))
-        benign = benign_request(self.stack.company, spec.identity, self._rng, self.exp.benign.hard_negative_rate, self.exp.benign.real_rate)
+        benign_settings = self.exp.benign
+        if not turn:
+            self._rng.seed(derive_seed(spec.seed, campaign.attempt))
+            benign = benign_request(self.stack.company, spec.identity, self._rng, benign_settings.hard_negative_rate, benign_settings.real_rate)
+            if spec.span_s:
+                campaign.follow_ups = random.Random(derive_seed(spec.seed, campaign.attempt, "follow-ups")).randint(0, benign_settings.follow_ups)
+        else:
+            self._rng.seed(derive_seed(spec.seed, campaign.attempt, "turn", turn))
+            benign = follow_up(self.stack.company, spec.identity, self._rng)
         self._timings["benign_generation"] += time.perf_counter() - generation_started
-        request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now, open_ended=benign.real)
+        cid = self._conversation_id(campaign) if spec.span_s and (turn or campaign.follow_ups) else ""
+        request = Request(eid, spec.identity, benign.agent, benign.text, benign.document, now, open_ended=benign.real, conversation_id=cid, turn=turn)
         outcome = self.stack.handle(request, token)
         self._record(
             eid, campaign, outcome, now, kind="benign", goal=Goal.NONE.value, channel="indirect" if benign.document else "direct", tier=Tier.USER.value,
             generator="real-traffic" if benign.real else "traffic", agent=benign.agent, techniques=[], seed_id="", parent_ids=[],
             payload=benign.document or benign.text, task_completed=outcome.task_completed, cost_usd=0.0,
+            conversation_id=cid or None, turn=turn if cid else None, strategy=None,
         )
+        if turn < campaign.follow_ups and outcome.blocked_stage not in (Stage.COURT, Stage.IDENTITY):
+            return True
+        campaign.follow_ups = 0
+        return False
 
     def _record(self, eid: str, campaign: _Campaign, outcome: Outcome, now: float, **episode: Any) -> None:
         """One row of the episodes table: what the campaign sent (``episode``) and what the stack made of it."""
@@ -357,6 +399,8 @@ class ReplicaSimulator:
             return warrant.subject in self._benign_identities
         if warrant.subject_kind is SubjectKind.WALLET:
             return warrant.subject not in truth.attacker_accounts
+        if warrant.subject_kind is SubjectKind.SESSION:
+            return warrant.subject.rpartition(".")[0] in self._benign_campaigns
         return True  # quarantining a company agent always hurts legitimate users
 
     def _drain_warrants(self) -> pa.Table:

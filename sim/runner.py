@@ -38,7 +38,7 @@ import pyarrow as pa
 import yaml
 
 from kosmoi.ids import new_run_id
-from kosmoi.metrics import Tally, bypass_rates, summary_metrics
+from kosmoi.metrics import Tally, bypass_rates, conversation_metrics, summary_metrics
 from kosmoi.redact import redact
 from kosmoi.schemas import SCHEMA_VERSIONS, SCHEMAS
 from results.store import write_json
@@ -384,8 +384,8 @@ def _simulate(run: _Run, options: RunOptions, progress: ProgressCallback | None)
     summary = _summary(run, tally, duration_s, startup_s, n_workers, stage_seconds, status)
     if status == "complete":
         summary.update(_run_statistics(run_dir))
-    if status == "complete" and tally.episodes != run.planned:
-        raise RuntimeError(f"run {run.run_id} produced {tally.episodes} episodes, {run.planned} were planned")
+    if status == "complete" and tally.attempts != run.planned:
+        raise RuntimeError(f"run {run.run_id} produced {tally.attempts} attempts, {run.planned} were planned")
     if status == "complete" and options.track and exp.tracking.enabled:
         _track(run, summary, tally, series, options)
         if summary.get("mlflow_run_id") is None:
@@ -436,6 +436,7 @@ def _summary(run: _Run, tally: Tally, duration_s: float, startup_s: float, worke
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "mlflow_tracking_uri": None,
         "mlflow_run_id": None,
+        **({"conversations": conversation_metrics(tally)} if tally.conversations else {}),
     }
 
 

@@ -21,6 +21,7 @@ _ACTION_FOR = {
     SubjectKind.IDENTITY: WarrantAction.REVOKE_TOKEN,
     SubjectKind.AGENT: WarrantAction.QUARANTINE_AGENT,
     SubjectKind.WALLET: WarrantAction.FREEZE_WALLET,
+    SubjectKind.SESSION: WarrantAction.END_SESSION,
 }
 
 

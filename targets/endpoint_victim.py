@@ -23,11 +23,13 @@ run goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
 from kosmoi.ids import stable_hash64
 from kosmoi.redact import redact_known
+from targets.conversation import Exchange
 from targets.endpoint import EndpointClient, EndpointConfig, EndpointError, EndpointRequest
 from targets.llm_victim import is_privileged
 from targets.tools import ToolCall, ToolResult
@@ -50,11 +52,15 @@ class EndpointVictim:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["config"], state["knowledge"])  # type: ignore[misc]
 
-    def respond(self, text: str, document: str | None, episode_id: str, requester: str, act: Act) -> VictimTurn:
-        """Send one request to the agent; its tool calls arrive at the tool server under this episode's token."""
+    def respond(self, text: str, document: str | None, episode_id: str, requester: str, act: Act, history: Sequence[Exchange] = (), conversation_id: str = "") -> VictimTurn:
+        """Send one request to the agent; its tool calls arrive at the tool server under this episode's token.
+
+        Inside a conversation (``conversation_id``) every turn goes out under the same session id, so the deployed
+        agent keeps its own memory of the conversation; the history is not re-sent.
+        """
         c = self.config
         system = f"{self.knowledge.system_prompt} You are the '{self.knowledge.agent}' agent." if c.send_system_prompt else ""
-        session = f"{stable_hash64('session', episode_id):016x}"
+        session = f"{stable_hash64('session', conversation_id or episode_id):016x}"
         from targets.episode_tools import shared_tool_server  # the MCP server stack loads only when a run needs it
 
         server = shared_tool_server(c.tools.host, c.tools.port, c.tools.public_url) if c.tools.enabled else None

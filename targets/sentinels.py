@@ -73,7 +73,7 @@ class Sentinel(Protocol):
 
 
 SentinelFactory = Callable[[Company, "StackSettings", Mapping[str, Any]], Sentinel]
-SENTINELS: Registry[SentinelFactory] = Registry("sentinel", builtins="targets.sentinels")
+SENTINELS: Registry[SentinelFactory] = Registry("sentinel", builtins=("targets.sentinels", "targets.conversation_sentinel"))
 
 
 def register_sentinel(name: str) -> Callable[[SentinelFactory], SentinelFactory]:

@@ -16,6 +16,8 @@ from kosmoi.registry import Ref, load_plugins
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
 from targets.canonical import without_surrogates
 from targets.company import AGENTS, COMPANY_DOMAIN, REVIEWS_PER_PRODUCT, Company, Review
+from targets.conversation import MAX_EXCHANGES, Conversation, ConversationStore, Exchange, joined
+from targets.conversation_sentinel import REFUSED_DETAIL
 from targets.court import Court, CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS
 from targets.endpoint import EndpointConfig
@@ -35,6 +37,8 @@ from targets.victim import VictimKnowledge, VictimModel, VictimTurn
 from targets.victims import VICTIMS
 
 BLOCKED_REPLY = "This request was blocked by policy."
+SESSION_RULE = "session.context"  # added to the rule ids when only the turn joined to its conversation was caught
+_ACTION_RANK = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
 DEFAULT_SENTINELS = (Ref("auditor"), Ref("network"))
 
 __all__ = ["BLOCKED_REPLY", "StackSettings", "StagingStack", "merge_verdicts"]
@@ -67,6 +71,8 @@ class StackSettings:
     sentinels: tuple[Ref, ...] = DEFAULT_SENTINELS
     victim: str = ""  # a registered victim; "" picks 'endpoint' or 'llm' when their settings are set, else 'simulated'
     plugins: tuple[str, ...] = ()  # modules that register users' stages, sentinels and victims
+    session_turns: int = 0  # the input guard also judges each turn joined to the conversation's last N turns (0: each turn alone)
+    session_max_chars: int = 8_000  # ... at most this many characters of them (the newest)
 
     @property
     def victim_kind(self) -> str:
@@ -133,6 +139,8 @@ class StagingStack:
         self._agent_tokens: dict[str, tuple[str, float]] = {}
         self.agent_tasks: deque[tuple[float, str, str, str]] = deque(maxlen=10_000)
         self._retrieval_verdicts: dict[str, Verdict] = {}  # review text -> the retrieval guard's verdict
+        self.conversations = ConversationStore()  # open conversations: what each session has said so far
+        self.ended_sessions: set[str] = set()  # conversations the court ended (refused until the conversation is over)
 
     # --- identity ------------------------------------------------------------
     def login(self, identity: str, now: float) -> str:
@@ -153,29 +161,36 @@ class StagingStack:
         timings = self.timings
         clock = time.perf_counter
         t0 = clock()
-        self.log.emit(request.sim_time, EventKind.REQUEST, request.identity, request.agent, request.episode_id, "chat")
+        cid = request.conversation_id
+        self.log.emit(request.sim_time, EventKind.REQUEST, request.identity, request.agent, request.episode_id, "chat", detail=f"{cid}#{request.turn}" if cid else "")
         refused = self._admit(request, token)
         if refused is not None:
             return refused
+        conversation = self.conversations.get(cid) if cid else None
         t1 = clock()
         timings["identity"] += t1 - t0
         text = without_surrogates(request.text)
         document = without_surrogates(request.document) if request.document else None
-        verdict = self._screen_input(request, text, document)
+        history = conversation.exchanges if conversation is not None else []
+        verdict = self._screen_input(request, text, document, history)
         t2 = clock()
         timings["input_guard"] += t2 - t1
         if verdict.action is Action.BLOCK:
+            if conversation is not None:
+                conversation.add(Exchange(text, BLOCKED_REPLY, blocked=True, input_action=verdict.action.value))
             return Outcome(Stage.INPUT_GUARD, verdict.rule_ids, verdict.action, verdict.score, response=BLOCKED_REPLY, task_completed=False)
         review = self._retrieve(request, text) if document is None else None
         if review is not None:
             document = f"Customer review of this product: {review.text}"
-        run = self._run_agent(request, text, document)
+        run = self._run_agent(request, text, document, conversation)
         t3 = clock()
         timings["victim_and_tools"] += t3 - t2
         delivered = self._screen_reply(request, run)
         t4 = clock()
         timings["output_guard"] += t4 - t3
         outcome = self._judge(request, verdict, run, delivered)
+        if conversation is not None:
+            conversation.add(Exchange(text, delivered, run.turn.refused, run.turn.complied, input_action=verdict.action.value))
         if review is not None and outcome.breached and review.author != request.identity:
             outcome = replace(outcome, poisoned_by=review.episode_id)  # damage that crossed sessions: the planter's
         timings["oracle"] += clock() - t4
@@ -203,7 +218,7 @@ class StagingStack:
     def _admit(self, request: Request, token: str) -> Outcome | None:
         """Court enforcement, then the session token; the refusal, or None when the request may go on."""
         now, identity, agent, eid = request.sim_time, request.identity, request.agent, request.episode_id
-        if self.verifier.is_revoked(identity) or agent in self.quarantined:
+        if self.verifier.is_revoked(identity) or agent in self.quarantined or (request.conversation_id and request.conversation_id in self.ended_sessions):
             self.log.emit(now, EventKind.ENFORCED, identity, agent, eid, "chat", False, 0.0, "warrant in force")
             return Outcome(blocked_stage=Stage.COURT, task_completed=False)
         try:
@@ -213,20 +228,36 @@ class StagingStack:
             return Outcome(blocked_stage=Stage.IDENTITY, task_completed=False)
         return None
 
-    def _screen_input(self, request: Request, text: str, document: str | None) -> Verdict:
-        """The input guard over the message and any retrieved document, merged once."""
+    def _screen_input(self, request: Request, text: str, document: str | None, history: list[Exchange] | None = None) -> Verdict:
+        """The input guard over the message and any retrieved document, merged once; inside a conversation, also over the turn in context."""
         if not self.settings.input_guard:
             return Verdict(Action.ALLOW)
         verdict = self.input_guard.scan(text)
         if document:
             verdict = merge_verdicts(verdict, self.input_guard.scan(document))
+        turns = self.settings.session_turns
+        if turns and history:
+            verdict = self._in_context(verdict, text, history[-turns:])
         self.log.emit(
             request.sim_time, EventKind.GUARD_INPUT, request.identity, request.agent, request.episode_id, "input_guard",
             verdict.action is not Action.BLOCK, verdict.score, ",".join(verdict.rule_ids)[:240],
         )  # fmt: skip
         return verdict
 
-    def _run_agent(self, request: Request, text: str, document: str | None) -> _AgentRun:
+    def _in_context(self, verdict: Verdict, text: str, recent: list[Exchange]) -> Verdict:
+        """The turn joined to the recent turns, judged as one text (payloads split across turns reassembled).
+
+        It counts only where it is stricter than this turn alone and than every recent turn was on its
+        own — what the joining revealed, not an earlier turn's verdict carried forward.
+        """
+        whole = self.input_guard.scan(joined(recent, text, self.settings.session_max_chars))
+        earlier = max((_ACTION_RANK[Action(e.input_action)] for e in recent), default=0)
+        if _ACTION_RANK[whole.action] <= max(_ACTION_RANK[verdict.action], earlier):
+            return verdict
+        context = Verdict(whole.action, (*whole.rule_ids, SESSION_RULE), whole.score, reasons=(*whole.reasons, f"in the context of the last {len(recent)} turns"))
+        return merge_verdicts(verdict, context)
+
+    def _run_agent(self, request: Request, text: str, document: str | None, conversation: Conversation | None = None) -> _AgentRun:
         """The victim answers; each tool call passes the output guard, then the zero-trust services."""
         now, identity, agent, eid = request.sim_time, request.identity, request.agent, request.episode_id
         effects = Effects()
@@ -246,7 +277,14 @@ class StagingStack:
                 screen.frozen = screen.frozen or result.error == "destination frozen"
             return result
 
-        return _AgentRun(self.victims[agent].respond(text, document, eid, identity, act), effects, screen)
+        victim = self.victims[agent]
+        if conversation is not None and conversation.exchanges:
+            turn = victim.respond(text, document, eid, identity, act, history=conversation.recent(MAX_EXCHANGES), conversation_id=conversation.conversation_id)
+        elif conversation is not None:
+            turn = victim.respond(text, document, eid, identity, act, conversation_id=conversation.conversation_id)
+        else:
+            turn = victim.respond(text, document, eid, identity, act)
+        return _AgentRun(turn, effects, screen)
 
     def _screen_reply(self, request: Request, run: _AgentRun) -> str:
         """The output guard (and any extra output stages) on the reply; returns what the requester receives."""
@@ -263,7 +301,8 @@ class StagingStack:
             if verdict.action is Action.BLOCK:
                 delivered = BLOCKED_REPLY
             self.log.emit(now, EventKind.GUARD_OUTPUT, identity, agent, eid, "output_guard", run.screen.action is not Action.BLOCK, 0.0, ",".join(run.screen.rules)[:240])
-        self.log.emit(now, EventKind.RESPONSE, identity, agent, eid, "chat", not turn.error, 0.0, turn.error[:240])
+        detail = turn.error[:240] or (REFUSED_DETAIL if request.conversation_id and turn.refused else "")
+        self.log.emit(now, EventKind.RESPONSE, identity, agent, eid, "chat", not turn.error, 0.0, detail)
         if turn.calls:
             self.agent_tasks.append((now, agent, identity, ",".join(f"{c.service}.{c.method}" for c, _ in turn.calls)))
         return delivered
@@ -322,3 +361,10 @@ class StagingStack:
             self.quarantined.add(warrant.subject)
         elif warrant.action is WarrantAction.FREEZE_WALLET:
             self.company.frozen_accounts.add(warrant.subject)
+        elif warrant.action is WarrantAction.END_SESSION:
+            self.ended_sessions.add(warrant.subject)
+
+    def end_conversation(self, conversation_id: str) -> None:
+        """A conversation is over: forget its memory (and an end-of-session warrant about it)."""
+        self.conversations.end(conversation_id)
+        self.ended_sessions.discard(conversation_id)

@@ -30,6 +30,9 @@ TABLE_KEYS = {"episodes": ["episode_id"], "events": ["replica", "event_id"], "ca
 # Columns whose last bits depend on the CPU's floating-point kernels (the learned stage's probability;
 # guard events carry the score in amount_usd).
 CPU_DEPENDENT_COLUMNS = {"episodes": ["input_score"]}
+# Columns added to a schema after the digests were recorded: left out while every row holds null (a run
+# without conversations), so that adding a column does not re-record what it leaves unchanged.
+LATER_NULLABLE_COLUMNS = {"episodes": ["conversation_id", "turn", "strategy"]}
 GUARD_EVENT_KINDS = ("guard_input", "guard_output")
 # The learned stage's fields that come out of floating-point training; its configuration stays in the digest.
 CLASSIFIER_STABLE_FIELDS = ("kind", "ngram_min", "ngram_max", "bits", "words", "window")
@@ -42,6 +45,7 @@ VOLATILE_SUMMARY = frozenset(
 def table_digest(run_dir: Path, name: str) -> dict[str, Any]:
     """Rows and a sha256 of one table, rows in a canonical order, the run id left out."""
     frame = pd.read_parquet(run_dir / name).drop(columns=["run_id", *CPU_DEPENDENT_COLUMNS.get(name, [])], errors="ignore")
+    frame = frame.drop(columns=[c for c in LATER_NULLABLE_COLUMNS.get(name, []) if c in frame and frame[c].isna().all()])
     if name == "events":
         frame.loc[frame["kind"].isin(GUARD_EVENT_KINDS), "amount_usd"] = 0.0
     frame = frame.sort_values(TABLE_KEYS[name], kind="stable").reset_index(drop=True)

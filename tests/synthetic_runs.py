@@ -16,6 +16,7 @@ EPISODE_DEFAULTS: dict[str, Any] = {
     "rule_ids": [], "input_action": "allow", "input_score": 0.0, "output_action": "allow", "breached": False, "damage_usd": 0.0,
     "secrets_leaked": 0, "records_exfiltrated": 0, "task_completed": None, "cost_usd": 0.0, "sim_time": 0.0,
     "owasp": None, "atlas": None, "poisoned_by": None,  # as runs written before the taxonomy: the readers fill the tags in
+    "conversation_id": None, "turn": None, "strategy": None,  # single messages, as runs written before conversations
 }
 
 

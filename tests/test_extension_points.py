@@ -117,7 +117,7 @@ def test_attacker_kinds_and_providers_come_from_registries():
 
     assert {"mutator", "llm"} <= set(ATTACKERS.names()) and {"anthropic", "openai"} <= set(PROVIDERS.names())
     assert not parse_experiment(TINY_EXPERIMENT, "tiny.yaml").attackers.grunt.uses_model
-    with pytest.raises(ConfigError, match=r"unknown attacker kind 'gpt-swarm'; registered: llm, mutator"):
+    with pytest.raises(ConfigError, match=r"unknown attacker kind 'gpt-swarm'; registered: conversation, llm, mutator"):
         parse_experiment(TINY_EXPERIMENT.replace("    attempts: 3\n", "    attempts: 3\n    generator: gpt-swarm\n", 1), "tiny.yaml")
     sniper = "  sniper:\n    count: 1\n    providers: [{provider: mistral, model: m, input_usd_per_mtok: 1, output_usd_per_mtok: 1}]\n"
     with pytest.raises(ConfigError, match=r"unknown sniper provider 'mistral'; registered: anthropic, openai"):

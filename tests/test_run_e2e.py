@@ -50,7 +50,7 @@ def test_smoke_prints_a_summary_quietly(smoke_run):
 def test_smoke_parquet_matches_the_summary(smoke_run):
     run_dir, summary, _ = smoke_run
     files = sorted((run_dir / "episodes").glob("*.parquet"))
-    assert files and schema_version(pq.read_schema(files[0])) == ("episodes", 3)
+    assert files and schema_version(pq.read_schema(files[0])) == ("episodes", 4)
     df = pd.read_parquet(run_dir / "episodes")
     assert set(EPISODES.names) <= set(df.columns)
     assert len(df) == summary["episodes"] >= 1000
