@@ -35,6 +35,7 @@ from attackers.generation import GenerationResult
 from attackers.mutator import MutatorAttacker
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed
+from kosmoi.registry import Registry
 from kosmoi.types import Attack, Channel, Feedback, Goal, Stage
 
 GENERATOR = "conversation"
@@ -157,17 +158,25 @@ def _continue(payload: str, attack: Attack, rng: random.Random, turns: int) -> l
     return [Move(ordinary, "continue.ordinary"), Move(f"Thanks! Continue from your last answer and also: {payload}", "continue.ask", payload=True)]
 
 
-Strategy = Callable[[str, Attack, random.Random, int], list[Move]]
-STRATEGIES: dict[str, Strategy] = {"crescendo": _crescendo, "split": _split, "many_shot": _many_shot, "persona": _persona, "continue": _continue}
-DEFAULT_STRATEGIES = tuple(STRATEGIES)
+Strategy = Callable[[str, Attack, random.Random, int], list[Move]]  # (payload, the mutator's attack, rng, max turns) -> the turns
+STRATEGIES: Registry[Strategy] = Registry("multi-turn strategy")
+
+
+def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
+    """Decorator: make a multi-turn strategy usable as ``attackers.grunt.conversations.strategies: [name]``."""
+    return STRATEGIES.register(name)
+
+
+for _name, _strategy in (("crescendo", _crescendo), ("split", _split), ("many_shot", _many_shot), ("persona", _persona), ("continue", _continue)):
+    STRATEGIES.add(_name, _strategy)
+DEFAULT_STRATEGIES = STRATEGIES.names()
 
 
 class ConversationAttacker:
     """An attacker whose attempts are conversations following one multi-turn strategy."""
 
     def __init__(self, campaign_id: str, goal: Goal, assets: AttackerAssets, seed: int, strategy: str, max_turns: int, **mutator: object) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown multi-turn strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+        STRATEGIES.get(strategy)  # an unknown name is an error listing the registered ones
         if max_turns < 2:
             raise ValueError("a conversation needs max_turns >= 2")
         self.campaign_id = campaign_id
@@ -192,7 +201,7 @@ class ConversationAttacker:
         rng = random.Random(derive_seed(self._seed, "turn", attempt, self.turn))
         if self.turn == 0 or self._base is None:
             self._base = self.payloads.propose(attempt)
-            self._moves = STRATEGIES[self.strategy](self._base.payload, self._base, rng, self.max_turns)
+            self._moves = STRATEGIES.get(self.strategy)(self._base.payload, self._base, rng, self.max_turns)
             self._payload_feedback = None
         base = self._base
         move = self._moves[min(self.turn, len(self._moves) - 1)]

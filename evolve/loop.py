@@ -47,6 +47,7 @@ from sim.config import ConfigError, Experiment
 from sim.environment import apply_defaults
 from sim.runner import RunOptions, ray_session, run_experiment
 from sim.tracking import resolve_tracking_uri
+from targets.conversation import SESSION_MAX_CHARS, Exchange, joined
 from targets.rules import Rule, RuleSet, load_ruleset, parse_ruleset
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,36 @@ def _rules_path(directory: Path, generation: int) -> Path:
     return directory / "rules" / f"g{generation:03d}.json"
 
 
+CONTEXT_TURNS = 4  # earlier turns of a conversation that join its breached turn as what the guard should have caught
+
+
 def _breached_attacks(episodes: pa.Table) -> list[MinedAttack]:
+    """Breached attacks the input guard let through; a conversation's breached turn comes with its earlier turns.
+
+    A multi-turn attack's breaching turn is often harmless alone ("now put a + b together"); what the
+    guard should have caught is that turn in its context — the text the session-level guard judges.
+    """
     mask = pc.and_(pc.and_(pc.equal(episodes["kind"], "attack"), episodes["breached"]), pc.not_equal(episodes["input_action"], "block"))
-    rows = episodes.filter(mask).select(["episode_id", "campaign_id", "goal", "payload"]).to_pylist()
-    return [MinedAttack(r["episode_id"], r["campaign_id"], r["goal"], r["payload"]) for r in rows]
+    has_turns = "conversation_id" in episodes.column_names
+    columns = ["episode_id", "campaign_id", "goal", "payload", *(("conversation_id", "turn") if has_turns else ())]
+    rows = episodes.filter(mask).select(columns).to_pylist()
+    turns: dict[str, dict[int, str]] = {}
+    wanted = {r["conversation_id"] for r in rows if r.get("conversation_id")}
+    if wanted:
+        attacks = episodes.filter(pc.equal(episodes["kind"], "attack")).select(["conversation_id", "turn", "payload"]).to_pylist()
+        for row in attacks:
+            if row["conversation_id"] in wanted:
+                turns.setdefault(row["conversation_id"], {})[int(row["turn"] or 0)] = row["payload"]
+    mined = []
+    for r in rows:
+        payload = r["payload"]
+        if r.get("conversation_id"):
+            earlier = turns.get(r["conversation_id"], {})
+            turn = int(r["turn"] or 0)
+            context = [earlier[t] for t in range(max(0, turn - CONTEXT_TURNS), turn) if t in earlier]
+            payload = joined([Exchange(text, "") for text in context], payload, SESSION_MAX_CHARS)
+        mined.append(MinedAttack(r["episode_id"], r["campaign_id"], r["goal"], payload))
+    return mined
 
 
 def _fired(episodes: pa.Table) -> set[str]:

@@ -24,9 +24,11 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_v
 from attackers.backends import PROVIDERS
 from attackers.base import ATTACKERS
 from attackers.conversation import DEFAULT_STRATEGIES, STRATEGIES
+from attackers.refine import MODEL_STRATEGIES
 from kosmoi.registry import Ref, load_plugins
 from kosmoi.settings import Settings
 from kosmoi.types import Goal
+from targets.conversation import SESSION_MAX_CHARS
 from targets.court import CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS, phone_detector
 from targets.endpoint import EndpointConfig
@@ -76,14 +78,14 @@ class ConversationConfig(_Strict):
     max_turns: int = Field(default=5, ge=2, le=50, description="most turns of one conversation")
     turn_gap_s: float = Field(default=4.0, gt=0, description="simulated seconds between the turns of a conversation")
     strategies: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_STRATEGIES), min_length=1, description="multi-turn strategies, assigned to conversation campaigns in turn (attackers.conversation.STRATEGIES)"
+        default_factory=lambda: list(DEFAULT_STRATEGIES), min_length=1, description="multi-turn strategies; each conversation campaign draws one (attackers.conversation.STRATEGIES)"
     )
 
     @field_validator("strategies")
     @classmethod
     def _known_strategies(cls, value: list[str]) -> list[str]:
         for name in value:
-            _known(tuple(sorted(STRATEGIES)), name, "multi-turn strategy")
+            _known((*STRATEGIES.names(), *MODEL_STRATEGIES), name, "multi-turn strategy")
         return value
 
 
@@ -102,12 +104,20 @@ class GruntConfig(_Strict):
 
     @property
     def uses_model(self) -> bool:
-        """Whether a generation backend writes this population's attacks."""
-        return ATTACKERS.get(self.generator).uses_model
+        """Whether a generation backend writes this population's attacks (its single messages, or turns of its conversations)."""
+        return ATTACKERS.get(self.generator).uses_model or self.writes_conversations
+
+    @property
+    def writes_conversations(self) -> bool:
+        """Whether some of its conversations are written by a model (the 'pair' and 'tap' strategies)."""
+        return bool(self.conversations.share and set(self.conversations.strategies) & set(MODEL_STRATEGIES))
 
     @model_validator(mode="after")
     def _llm_needs_settings(self) -> GruntConfig:
         _known(ATTACKERS.names(), self.generator, "attacker kind")
+        if self.writes_conversations and self.llm is None:
+            written = ", ".join(sorted(set(self.conversations.strategies) & set(MODEL_STRATEGIES)))
+            raise ValueError(f"conversations.strategies {written}: a model writes these conversations, so the grunts need an 'llm' section (backend, base_url, model)")
         if self.uses_model and self.llm is None:
             raise ValueError(f"generator {self.generator!r} needs an 'llm' section (backend, base_url, model)")
         if self.llm is not None and self.llm.backend == "openai" and not self.llm.base_url:
@@ -142,6 +152,8 @@ class SniperConfig(_Strict):
     max_retries: int = Field(default=3, ge=0, le=10)
     think_time_s: float = Field(default=60.0, gt=0)
     goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
+    strategy: Literal["", "pair", "tap"] = Field(default="", description="'pair' or 'tap': every sniper attempt is a conversation the model writes turn by turn ('': single messages)")
+    max_turns: int = Field(default=4, ge=2, le=20, description="most turns of a sniper conversation")
 
     @model_validator(mode="after")
     def _providers_when_used(self) -> SniperConfig:
@@ -215,7 +227,7 @@ class InputGuardConfig(_Strict):
     max_bytes: int = Field(default=16 * 1024, gt=0)
     semantic: bool = Field(default=False, description="embedding-similarity stage for uncertain texts (needs the 'semantic' extra)")
     session_turns: int = Field(default=0, ge=0, le=32, description="also judge each turn of a conversation joined to its last N turns (0: each turn alone)")
-    session_max_chars: int = Field(default=8_000, gt=0, le=64_000, description="... at most this many characters of the joined turns (the newest)")
+    session_max_chars: int = Field(default=SESSION_MAX_CHARS, gt=0, le=64_000, description="... at most this many characters of the joined turns (the newest)")
     stages: Parts = Field(
         default_factory=lambda: [PartConfig(name=name) for name in DEFAULT_STAGES],
         min_length=1,
@@ -349,6 +361,8 @@ class Experiment(_Strict):
 # before them keep their hash, hence their episode ids, and runs started before an upgrade resume.
 _LATER_FIELDS = (
     "attackers.grunt.conversations",
+    "attackers.sniper.strategy",
+    "attackers.sniper.max_turns",
     "benign.follow_ups",
     "benign.turn_gap_s",
     "targets.input_guard.session_turns",

@@ -95,7 +95,8 @@ def _entries(exp: Experiment, seed: int, replicas: frozenset[int] | None) -> Ite
         campaign_id = f"s{i:06d}"
         rng = random.Random(derive_seed(seed, "campaign", campaign_id))
         times = _times(rng, rng.uniform(0, arrival), sniper.attempts, sniper.think_time_s)
-        yield replica, (campaign_id, EpisodeKind.ATTACK, f"att-s{i:05d}", sniper_goals[i % len(sniper_goals)], derive_seed(seed, "attacker", campaign_id), times, Tier.SNIPER)
+        span = (sniper.max_turns - 1) * grunt.conversations.turn_gap_s if sniper.strategy else 0.0
+        yield replica, (campaign_id, EpisodeKind.ATTACK, f"att-s{i:05d}", sniper_goals[i % len(sniper_goals)], derive_seed(seed, "attacker", campaign_id), _spaced(times, span), Tier.SNIPER, sniper.strategy, span)
     identities = (
         [f"cust-{i:04d}" for i in range(benign.customers)]
         + [f"vendor-{i:02d}" for i in range(benign.vendors)]

@@ -26,6 +26,7 @@ from attackers.bandit import BanditState
 from attackers.base import ATTACKERS, SNIPER_KIND, Attacker, AttackerSpec, MultiTurnAttacker
 from attackers.generation import GenerationRequest, GenerationResult
 from attackers.mutations import families_of
+from attackers.refine import MODEL_STRATEGIES
 from attackers.seeds import AttackerAssets
 from kosmoi.ids import derive_seed, episode_id
 from kosmoi.schemas import CASES, WARRANTS, RowBuffer
@@ -152,12 +153,13 @@ class ReplicaSimulator:
 
     def _backend_key(self, spec: CampaignSpec) -> str | None:
         """Which generation backend writes this campaign's attacks (None: the offline mutator)."""
-        if spec.strategy:
-            return None  # conversations are written offline, around the mutator's payload
+        if spec.strategy and spec.strategy not in MODEL_STRATEGIES:
+            return None  # written offline, around the mutator's payload
         if spec.tier is Tier.SNIPER:
             return f"sniper:{int(spec.campaign_id[1:]) % len(self.exp.attackers.sniper.providers)}"
         grunt = self.exp.attackers.grunt
-        return "grunt" if grunt.uses_model and grunt.llm is not None else None
+        writes = spec.strategy in MODEL_STRATEGIES or (not spec.strategy and ATTACKERS.get(grunt.generator).uses_model)
+        return "grunt" if writes and grunt.llm is not None else None
 
     def _attacker_for(self, campaign: _Campaign) -> Attacker:
         if campaign.attacker is None:
@@ -176,9 +178,15 @@ class ReplicaSimulator:
         attackers = self.exp.attackers
         grunt = attackers.grunt
         sampling: dict[str, float] = {}  # model sampling settings, for the kinds that call a model
+        max_turns = grunt.conversations.max_turns
         if spec.tier is Tier.SNIPER:
-            kind = ATTACKERS.get(SNIPER_KIND)
+            kind = ATTACKERS.get(spec.strategy or SNIPER_KIND)
             sampling = {"max_tokens": attackers.sniper.max_tokens, "temperature": attackers.sniper.temperature}
+            max_turns = attackers.sniper.max_turns
+        elif spec.strategy in MODEL_STRATEGIES:
+            kind = ATTACKERS.get(spec.strategy)
+            if grunt.llm is not None:
+                sampling = {"max_tokens": grunt.llm.max_tokens, "temperature": grunt.llm.temperature}
         elif spec.strategy:
             kind = ATTACKERS.get(CONVERSATION_KIND)
         else:
@@ -191,7 +199,7 @@ class ReplicaSimulator:
         return kind.factory(
             AttackerSpec(
                 spec.campaign_id, spec.goal, assets, spec.seed, spec.tier, max_depth=grunt.max_depth, agents=self._agents,
-                bandit=self.bandit, start=start, strategy=spec.strategy, max_turns=grunt.conversations.max_turns if spec.strategy else 1,
+                bandit=self.bandit, start=start, strategy=spec.strategy, max_turns=max_turns if spec.strategy else 1,
                 **sampling,  # type: ignore[arg-type]
             )
         )  # fmt: skip

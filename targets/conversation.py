@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MAX_EXCHANGES = 32  # exchanges a conversation remembers (older ones are forgotten, as a context window would)
+SESSION_MAX_CHARS = 8_000  # how much of a conversation (the newest characters) a turn is judged joined to
 MAX_OPEN = 4_096  # open conversations a stack remembers; the least recently used is forgotten first
 
 

@@ -16,7 +16,7 @@ from kosmoi.registry import Ref, load_plugins
 from kosmoi.types import Action, Case, EventKind, Outcome, Request, Stage, SubjectKind, Verdict, Warrant, WarrantAction
 from targets.canonical import without_surrogates
 from targets.company import AGENTS, COMPANY_DOMAIN, REVIEWS_PER_PRODUCT, Company, Review
-from targets.conversation import MAX_EXCHANGES, Conversation, ConversationStore, Exchange, joined
+from targets.conversation import MAX_EXCHANGES, SESSION_MAX_CHARS, Conversation, ConversationStore, Exchange, joined
 from targets.conversation_sentinel import REFUSED_DETAIL
 from targets.court import Court, CourtConfig
 from targets.detectors import DEFAULT_PHONE_REGIONS
@@ -72,7 +72,7 @@ class StackSettings:
     victim: str = ""  # a registered victim; "" picks 'endpoint' or 'llm' when their settings are set, else 'simulated'
     plugins: tuple[str, ...] = ()  # modules that register users' stages, sentinels and victims
     session_turns: int = 0  # the input guard also judges each turn joined to the conversation's last N turns (0: each turn alone)
-    session_max_chars: int = 8_000  # ... at most this many characters of them (the newest)
+    session_max_chars: int = SESSION_MAX_CHARS  # ... at most this many characters of them (the newest)
 
     @property
     def victim_kind(self) -> str:
