@@ -74,6 +74,17 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     table.add_row("attacks stopped by", stages)
     table.add_row("damage", f"${summary['damage_usd']:,.2f}, {summary['secrets_leaked']} secrets, {summary['records_exfiltrated']} records")
     table.add_row("warrants", f"{summary['warrants']} (false-warrant rate {_fmt_rate(summary['false_warrant_rate'])})")
+    if summary.get("conversations"):
+        c = summary["conversations"]
+        table.add_row(
+            "conversations",
+            f"{int(c['attack_conversations']):,} attacking: {_fmt_rate(c['conversation_breach_rate'])} breached (single messages "
+            f"{_fmt_rate(c['single_message_breach_rate'])}), turns to breach {c['turns_to_breach_median']:.0f} median / {c['turns_to_breach_p90']:.1f} p90, "
+            f"{_fmt_rate(c['conversation_containment'])} contained; {int(c['benign_conversations']):,} benign: {_fmt_rate(c['conversation_false_positive_rate'])} flagged",
+        )
+        strategies = {k.split(".", 1)[1]: v for k, v in c.items() if k.startswith("conversation_breach_rate.")}
+        if strategies:
+            table.add_row("  by strategy", ", ".join(f"{name} {_fmt_rate(rate)}" for name, rate in sorted(strategies.items())))
     if summary.get("coverage"):
         table.add_row("OWASP LLM 2025", _owasp_line(summary["coverage"]["owasp"]))
     if summary.get("model_calls"):

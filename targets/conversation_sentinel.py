@@ -78,13 +78,16 @@ class ConversationSentinel:
     def inspect(self, rows: list[EventRow], start: float, end: float) -> list[Case]:
         cfg = self.config
         conversation_of: dict[str, str] = {}
+        turn_of: dict[str, int] = {}
         for row in rows:
             if row.kind == EventKind.REQUEST.value and row.detail:
-                conversation_of[row.episode_id] = row.detail.rpartition("#")[0]
+                cid, _, turn = row.detail.rpartition("#")
+                conversation_of[row.episode_id] = cid
+                turn_of[row.episode_id] = int(turn) if turn.isdigit() else 0
         touched: dict[str, _Track] = {}
         privileged: dict[str, set[str]] = {}
         for row in rows:
-            cid = conversation_of.get(row.episode_id)
+            cid = conversation_of.get(row.episode_id, "")
             if not cid:
                 continue
             track = self._tracks.get(cid)
@@ -107,11 +110,12 @@ class ConversationSentinel:
                 track.evidence.append(row.event_id)
         cases: list[Case] = []
         for cid, track in touched.items():
-            turns_now = {e for e, c in conversation_of.items() if c == cid}
             calls = privileged.get(cid, set())
-            if calls and track.harmless_turns >= 1:
-                self._raise(cases, track, "conversation.drift", cid, 3, 0.65, start, end)
-            track.harmless_turns += len(turns_now - calls)
+            for eid in sorted((e for e, c in conversation_of.items() if c == cid), key=turn_of.__getitem__):
+                if eid not in calls:
+                    track.harmless_turns += 1
+                elif track.harmless_turns >= 1:
+                    self._raise(cases, track, "conversation.drift", cid, 3, 0.65, start, end)
             scores = track.scores
             if len(scores) >= cfg.min_turns and scores[-1] - min(scores[:-1]) >= cfg.rise:
                 self._raise(cases, track, "conversation.escalation", cid, 3, 0.7, start, end)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import quopri
 import re
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 
@@ -58,7 +59,10 @@ def _printable_text(raw: bytes) -> str | None:
     if len(raw) < 4:
         return None
     text = raw.decode("utf-8", "replace")
-    visible = [ch for ch in text if ch not in "\x7f" and (ch >= " " or ch in "\n\r\t")]
+    # Judged on what a reader sees: control characters (C0 and C1) and well-formed but unassigned code
+    # points are padding an attacker can add at will, so they count neither way; bytes that are not
+    # UTF-8 at all (what random data decodes to) count against.
+    visible = [ch for ch in text if (ch >= " " or ch in "\n\r\t") and not ("\x7f" <= ch <= "\x9f") and (ch < "\u0370" or unicodedata.category(ch) != "Cn")]
     if not visible:
         return None
     readable = sum(1 for ch in visible if ch != "\ufffd" and (ch.isprintable() or ch in "\n\r\t"))

@@ -203,6 +203,23 @@ def test_the_conversation_sentinel_flags_escalation_and_refusals_and_the_court_e
     assert ConversationSentinel().inspect(_events("b1.0", [0.01, 0.02, 0.01], [False, False, False]), 0.0, 10.0) == []
 
 
+def test_the_conversation_sentinel_flags_repeated_guard_hits_and_drift_to_privileged_tools():
+    log = EventLog(0)
+    for turn in range(3):
+        eid = f"c9-{turn}"
+        log.emit(float(turn), EventKind.REQUEST, ATTACKER, "finance", eid, "chat", detail=f"a9.0#{turn}")
+        log.emit(float(turn), EventKind.GUARD_INPUT, ATTACKER, "finance", eid, "input_guard", True, 0.6 if turn else 0.0, "classifier" if turn else "")
+        if turn == 2:
+            log.emit(float(turn), EventKind.TOOL_CALL, ATTACKER, "finance", eid, "finance.transfer", True, 900.0, "")
+    cases = ConversationSentinel().inspect(log.window(), 0.0, 10.0)
+    assert {c.rule for c in cases} == {"conversation.guard-hits", "conversation.drift", "conversation.escalation"}
+    # the same conversation, seen over two windows, raises each rule once
+    sentinel = ConversationSentinel()
+    first = sentinel.inspect(_events("a2.0", [0.0, 0.1, 0.5], [True, True, False]), 0.0, 10.0)
+    again = sentinel.inspect(_events("a2.0", [0.6], [True]), 10.0, 20.0)
+    assert first and not {c.rule for c in again} & {c.rule for c in first}
+
+
 def test_an_ended_session_is_refused_at_once_and_the_identity_may_start_another():
     stack = _stack()
     _talk(stack, ["What are you able to help me with?"], cid="a1.0")
@@ -375,3 +392,28 @@ def test_evolution_mines_a_conversation_breach_with_the_turns_before_it():
     from targets.input_guard import InputGuard
 
     assert InputGuard(load_ruleset("builtin:baseline")).scan(mined["e3"]).action is Action.BLOCK  # and what the session guard does catch
+
+
+def test_runs_written_before_conversations_still_load_and_analysis_groups_by_strategy_and_turn(tmp_path):
+    from results import analysis
+    from results.store import load_runs
+    from tests.synthetic_runs import attack, write_run
+
+    old = write_run(tmp_path, "run-old", [attack("a1", 0, breached=True, episode_id="o1"), attack("a2", 0, episode_id="o2")])
+    for f in (old / "episodes").glob("*.parquet"):  # as a v3 run wrote it: no conversation columns at all
+        import pyarrow.parquet as pq
+
+        pq.write_table(pq.read_table(f).drop_columns(["conversation_id", "turn", "strategy"]), f)
+    new = write_run(
+        tmp_path, "run-new",
+        [attack("a1", 0, episode_id=f"n{t}", conversation_id="a1.0", turn=t, strategy="crescendo", breached=t == 2) for t in range(3)]
+        + [attack("a2", 0, episode_id="n9", conversation_id="a2.0", turn=0, strategy="split")],
+    )  # fmt: skip
+    runs = load_runs(old, new)
+    episodes = runs.episodes(["episode_id", "conversation_id", "turn"])
+    assert episodes.set_index("episode_id").loc["o1"].isna().all()
+    by = analysis.rates(load_runs(new), ["strategy", "turn"])
+    crescendo = by[by.strategy == "crescendo"].set_index("turn")
+    assert list(crescendo.index) == [0, 1, 2] and crescendo.loc[2, "breach_rate"] == 1.0 and crescendo.loc[0, "breach_rate"] == 0.0
+    transcripts = analysis.conversations(runs)
+    assert list(transcripts.turn) == [0, 1, 2] and set(transcripts.conversation_id) == {"a1.0"}

@@ -144,3 +144,16 @@ tracking: {{enabled: false}}
     assert result.summary["episodes"] == 8 * 2 + 6 * 2
     assert len(server.requests) > 0
     assert result.summary["breaches"] >= 1  # the gullible model pays attacker invoices
+
+
+def test_inside_a_conversation_the_llm_victim_gets_the_whole_message_history():
+    with FakeOpenAI(lambda p: completion(content=f"reply {len(p['messages'])}")) as server:
+        stack = _stack(server)
+        token = stack.login("cust-0001", 1.0)
+        for turn, text in enumerate(["Where is my order #20001?", "And how much is the aurora desk lamp?", "Thanks, continue from your last answer."]):
+            stack.handle(Request(f"e{turn}", "cust-0001", "support", text, None, 1.0 + turn, conversation_id="b1.0", turn=turn), token)
+        last = server.requests[-1]["messages"]
+    roles = [m["role"] for m in last]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "Where is my order #20001?" in last[1]["content"] and last[2]["content"] == "reply 2" and last[4]["content"] == "reply 4"
+    assert "continue from your last answer" in last[-1]["content"]
