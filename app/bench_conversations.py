@@ -16,28 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evolve.gate import Rate
 from kosmoi.metrics import conversation_metrics
-from kosmoi.stats import wilson
 from sim.config import Experiment, PartConfig
 from sim.runner import RunOptions, run_experiment
 
 SENTINEL = "conversation"
 
 
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """A proportion with its 95 % Wilson interval."""
-
-    hits: int
-    n: int
-
-    @property
-    def value(self) -> float:
-        return self.hits / self.n if self.n else 0.0
-
-    def __str__(self) -> str:
-        low, high = wilson(self.hits, self.n)
-        return f"{100 * self.value:.1f} % [{100 * low:.1f}, {100 * high:.1f}] (n={self.n})"
+def shown(rate: Rate) -> str:
+    """``5.1 % [3.5, 7.3] (n=531)``: a rate with its 95 % Wilson interval."""
+    low, high = rate.ci95
+    return f"{100 * rate.value:.1f} % [{100 * low:.1f}, {100 * high:.1f}] (n={rate.n})"
 
 
 @dataclass(slots=True)

@@ -477,7 +477,7 @@ def bench_conversations(
     for r in results:
         m = r.metrics
         table.add_row(
-            r.name, str(r.conversation_breach), str(r.single_breach), f"{m.get('turns_to_breach_median', 0):.0f} / {m.get('turns_to_breach_p90', 0):.1f}",
+            r.name, bench.shown(r.conversation_breach), bench.shown(r.single_breach), f"{m.get('turns_to_breach_median', 0):.0f} / {m.get('turns_to_breach_p90', 0):.1f}",
             f"{100 * m.get('conversation_containment', 0):.1f} %", f"{100 * m.get('conversation_false_positive_rate', 0):.1f} %", f"{r.turns_per_s:,.0f}",
         )  # fmt: skip
     console.print(table)
@@ -487,7 +487,7 @@ def bench_conversations(
     for strategy in strategies:
         by.add_column(strategy, justify="right")
     for r in results:
-        by.add_row(r.name, *(str(r.by_strategy[s]) if s in r.by_strategy else "–" for s in strategies))
+        by.add_row(r.name, *(bench.shown(r.by_strategy[s]) if s in r.by_strategy else "–" for s in strategies))
     console.print(by)
 
 

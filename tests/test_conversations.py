@@ -417,3 +417,29 @@ def test_runs_written_before_conversations_still_load_and_analysis_groups_by_str
     assert list(crescendo.index) == [0, 1, 2] and crescendo.loc[2, "breach_rate"] == 1.0 and crescendo.loc[0, "breach_rate"] == 0.0
     transcripts = analysis.conversations(runs)
     assert list(transcripts.turn) == [0, 1, 2] and set(transcripts.conversation_id) == {"a1.0"}
+
+
+def test_the_conversation_bench_varies_only_the_session_defenses():
+    from app.bench_conversations import variants
+
+    exp = parse_experiment(MULTI, "mt.yaml")
+    named = dict(variants(exp))
+    assert list(named) == ["both session defenses", "no session guard", "no conversation sentinel", "neither"]
+    guard = {name: v.targets.input_guard.session_turns for name, v in named.items()}
+    sentinel = {name: "conversation" in [p.name for p in v.targets.sentinels.enabled] for name, v in named.items()}
+    assert guard == {"both session defenses": 3, "no session guard": 0, "no conversation sentinel": 3, "neither": 0}
+    assert sentinel == {"both session defenses": True, "no session guard": True, "no conversation sentinel": False, "neither": False}
+    for v in named.values():  # everything else as written
+        assert v.attackers == exp.attackers and v.benign == exp.benign and v.seed == exp.seed
+
+
+@pytest.mark.slow
+def test_the_conversation_bench_measures_each_variant(ray_local):
+    from app.bench_conversations import run_variants
+
+    results = run_variants(parse_experiment(MULTI, "mt.yaml"), workers=2)
+    assert [r.name for r in results][-1] == "neither" and len(results) == 4
+    for r in results:
+        assert r.conversation_breach.n == 24 and r.turns_per_s > 0  # 12 attackers x 2 attempts, all conversations
+        assert set(r.by_strategy) <= set(STRATEGIES.names()) and sum(x.n for x in r.by_strategy.values()) == 24
+    assert results[0].metrics["conversation_containment"] >= results[-1].metrics["conversation_containment"]
