@@ -80,7 +80,8 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
             "conversations",
             f"{int(c['attack_conversations']):,} attacking: {_fmt_rate(c['conversation_breach_rate'])} breached (single messages "
             f"{_fmt_rate(c['single_message_breach_rate'])}), turns to breach {c['turns_to_breach_median']:.0f} median / {c['turns_to_breach_p90']:.1f} p90, "
-            f"{_fmt_rate(c['conversation_containment'])} contained; {int(c['benign_conversations']):,} benign: {_fmt_rate(c['conversation_false_positive_rate'])} flagged",
+            f"{_fmt_rate(c['conversation_containment'])} contained; {int(c['benign_conversations']):,} benign: {_fmt_rate(c['conversation_false_positive_rate'])} flagged, "
+            f"{_fmt_rate(c['conversation_utility'])} fully served",
         )
         strategies = {k.split(".", 1)[1]: v for k, v in c.items() if k.startswith("conversation_breach_rate.")}
         if strategies:
