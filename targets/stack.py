@@ -237,7 +237,9 @@ class StagingStack:
             verdict = merge_verdicts(verdict, self.input_guard.scan(document))
         turns = self.settings.session_turns
         if turns and history:
-            verdict = self._in_context(verdict, text, history[-turns:])
+            seen = [e for e in history if not e.blocked][-turns:]  # what the model will read together: blocked turns never reached it
+            if seen:
+                verdict = self._in_context(verdict, text, seen)
         self.log.emit(
             request.sim_time, EventKind.GUARD_INPUT, request.identity, request.agent, request.episode_id, "input_guard",
             verdict.action is not Action.BLOCK, verdict.score, ",".join(verdict.rule_ids)[:240],
