@@ -1,6 +1,6 @@
 """The labelled benign corpus the miner and the promotion gate check rules against.
 
-Four sources, each text tagged with its origin:
+Five sources, each text tagged with its origin:
 
 - ``real:<source>``: real prompts, documents and code of the built corpus
   (``evolve.corpus``; the committed sample where none is built) — its train
@@ -9,6 +9,8 @@ Four sources, each text tagged with its origin:
 
 - ``templated``: legitimate requests to the simulated company (customers,
   vendors' invoices, employees' tickets), rendered by ``targets.traffic``;
+- ``conversation``: customers' follow-up turns (``targets.traffic.follow_up``),
+  alone and joined to the turns before them, as the session-level guard sees them;
 - ``chatterbot``: conversational lines of the chatterbot-corpus package (BSD);
 - ``hard_negative``: benign text that looks dangerous — security questions,
   quoted attacks in reports, legitimate base64, code (``targets.traffic``'s
@@ -28,9 +30,10 @@ from importlib import resources
 import yaml
 
 from evolve.classifier_training import chatterbot_lines
-from kosmoi.ids import stable_hash64
+from kosmoi.ids import derive_seed, stable_hash64
 from targets.company import Company
-from targets.traffic import HARD_NEGATIVES, customer_request, employee_request, vendor_request
+from targets.conversation import SESSION_MAX_CHARS, Exchange, joined
+from targets.traffic import HARD_NEGATIVES, customer_request, employee_request, follow_up, vendor_request
 
 GATE_SHARE = 0.3
 
@@ -38,7 +41,7 @@ GATE_SHARE = 0.3
 @dataclass(frozen=True, slots=True)
 class BenignText:
     text: str
-    source: str  # templated | chatterbot | hard_negative | real:<corpus source>
+    source: str  # templated | conversation | chatterbot | hard_negative | real:<corpus source>
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,25 @@ def _templated(seed: int, customers: int = 1500, vendors: int = 300, employees: 
     for i in range(employees):
         request = employee_request(company, f"emp-{i:03d}", rng)
         out.extend((BenignText(request.text, "templated"), BenignText(request.document or "", "templated")))
+    return out
+
+
+def _conversations(seed: int, customers: int = 400) -> list[BenignText]:
+    """Customers' follow-up turns, alone and joined to the turns before them (what the session-level guard judges).
+
+    Without them, a model retrained on multi-turn breaches learns that "continue from your last answer"
+    or "as you said" is an attack, because the only conversations it has seen were attacks.
+    """
+    company = Company(seed, 0, "benign-corpus", customers=200)
+    rng = random.Random(derive_seed(seed, "benign-conversations"))
+    out: list[BenignText] = []
+    for i in range(customers):
+        customer = company.customers[i % len(company.customers)]
+        turns = [customer_request(company, customer, rng, hard_negative_rate=0.0).text]
+        for _ in range(rng.randint(1, 3)):
+            turns.append(follow_up(company, customer, rng).text)
+            out.append(BenignText(turns[-1], "conversation"))
+            out.append(BenignText(joined([Exchange(t, "") for t in turns[-5:-1]], turns[-1], SESSION_MAX_CHARS), "conversation"))
     return out
 
 
@@ -97,7 +119,7 @@ def build_benign_corpus(seed: int = 0, *, real: bool = True) -> BenignCorpus:
         mining_real, gate_real = real_benign("train"), real_benign("validation")
     else:
         mining_real, gate_real = [], []
-    texts = _templated(seed) + [BenignText(line, "chatterbot") for line in chatterbot_lines()] + _hard_negatives(seed)
+    texts = _templated(seed) + [BenignText(line, "chatterbot") for line in chatterbot_lines()] + _hard_negatives(seed) + _conversations(seed)
     unique: dict[str, BenignText] = {}
     for item in texts:
         if item.text.strip():

@@ -456,3 +456,13 @@ def test_the_conversation_bench_measures_each_variant(ray_local):
         assert r.conversation_breach.n == 24 and r.turns_per_s > 0  # 12 attackers x 2 attempts, all conversations
         assert set(r.by_strategy) <= set(STRATEGIES.names()) and sum(x.n for x in r.by_strategy.values()) == 24
     assert results[0].metrics["conversation_containment"] >= results[-1].metrics["conversation_containment"]
+
+
+def test_the_evolution_benign_corpus_holds_customer_conversations_in_context():
+    from evolve.benign_corpus import build_benign_corpus
+
+    corpus = build_benign_corpus(0, real=False)
+    conversations = [t.text for t in (*corpus.mining, *corpus.gate) if t.source == "conversation"]
+    assert len(conversations) > 400
+    assert any("\n" in t and "continue from your last answer" in t.lower() for t in conversations)  # a follow-up joined to its turns
+    assert any(t.source == "conversation" for t in corpus.gate) and any(t.source == "conversation" for t in corpus.mining)
