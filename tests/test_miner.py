@@ -128,7 +128,7 @@ def test_the_benign_corpus_has_all_its_sources_and_disjoint_parts(corpus):
     own = [t for t in corpus.mining + corpus.gate if not t.source.startswith("real:")]
     assert 0.2 < sum(t.text in gate for t in own) / len(own) < 0.4  # the project's own texts: 30 % held out for the gate
     for part in (corpus.mining, corpus.gate):
-        assert {t.source for t in part if not t.source.startswith("real:")} == {"templated", "chatterbot", "hard_negative"}
+        assert {t.source for t in part if not t.source.startswith("real:")} == {"templated", "conversation", "chatterbot", "hard_negative"}
     # real texts: the train split's sources feed the miner, the validation split's the gate, never both
     real_mining = {t.source for t in corpus.mining if t.source.startswith("real:")}
     real_gate = {t.source for t in corpus.gate if t.source.startswith("real:")}
