@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evolve.gate import Rate
-from kosmoi.metrics import conversation_metrics
+from kosmoi.metrics import conversation_breaches, conversation_metrics, conversation_strategies
 from sim.config import Experiment, PartConfig
 from sim.runner import RunOptions, run_experiment
 
@@ -74,16 +74,12 @@ def run_variants(exp: Experiment, workers: int | None = None, progress: Callable
                 progress(f"running: {name}")
             run = run_experiment(variant, RunOptions(out=Path(tmp), workers=workers, track=False, lock=False))
             tally = run.tally
-            attacks = [e for e in tally.conversations.values() if e[0] == "attack"]
-            by_strategy = {}
-            for strategy in sorted({e[1] for e in attacks}):
-                of = [e for e in attacks if e[1] == strategy]
-                by_strategy[strategy] = Rate(sum(1 for e in of if e[3] >= 0), len(of))
+            by_strategy = {strategy: Rate(*conversation_breaches(tally, strategy)) for strategy in conversation_strategies(tally)}
             duration = float(run.summary.get("duration_s") or 0.0)
             results.append(
                 VariantResult(
                     name,
-                    Rate(sum(1 for e in attacks if e[3] >= 0), len(attacks)),
+                    Rate(*conversation_breaches(tally)),
                     Rate(tally.single_breached, tally.single_attacks),
                     by_strategy,
                     conversation_metrics(tally),
