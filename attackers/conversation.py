@@ -189,7 +189,6 @@ class ConversationAttacker:
         self._moves: list[Move] = []
         self._base: Attack | None = None
         self._last: Attack | None = None
-        self._going_on = False
         self._payload_feedback: Feedback | None = None
 
     def generation_request(self, attempt: int) -> None:
@@ -233,16 +232,13 @@ class ConversationAttacker:
         if feedback.breached or contained or not turns_left:
             self._end(feedback)
             return
-        if self.turn + 1 < len(self._moves):
-            self._going_on = True
-        elif move.payload and feedback.blocked_stage is Stage.VICTIM:
+        if self.turn + 1 >= len(self._moves) and move.payload and feedback.blocked_stage is Stage.VICTIM:
             # refused: back off and ask again, leaning on the earlier turns (the refusal makes this harder)
             rng = random.Random(derive_seed(self._seed, "backoff", self.turn))
             base = self._base
             assert base is not None
             self._moves.append(Move(rng.choice(_BACKOFF) + base.payload, "backoff", payload=True))
-            self._going_on = True
-        else:
+        elif self.turn + 1 >= len(self._moves):
             self._end(feedback)
             return
         self.turn += 1
@@ -250,8 +246,7 @@ class ConversationAttacker:
     def _end(self, feedback: Feedback) -> None:
         self.payloads.observe(self._payload_feedback or feedback)
         self.turn = 0
-        self._going_on = False
 
     def continues(self) -> bool:
-        """Whether the conversation of the current attempt has another turn."""
-        return self._going_on
+        """Whether the conversation of the current attempt has another turn (a finished one starts again at turn 0)."""
+        return self.turn > 0

@@ -60,9 +60,7 @@ class MutatorAttacker:
         # seed and the feedback, and a snapshot of the attacker does not carry generator state.
         self.rng = random.Random(derive_seed(seed, "init"))
         self.bandit = bandit if bandit is not None else BanditState()
-        self.candidates = seeds_for(goal)
-        if channels is not None and any(s.channel in channels for s in self.candidates):
-            self.candidates = tuple(s for s in self.candidates if s.channel in channels)
+        self.candidates = seeds_for(goal, channels)
         if not self.candidates:
             raise ValueError(f"no seeds for goal {goal.value}")
         # the opening move ignores the shared bandit: construction is pure, so it does not matter when

@@ -115,15 +115,13 @@ class RefiningAttacker:
         self.max_tokens = max_tokens * (2 if width > 1 else 1)
         self.temperature = temperature
         self._seed = seed
-        direct = [s for s in seeds_for(goal) if s.channel is Channel.DIRECT] or list(seeds_for(goal))
-        self.route: Seed = random.Random(derive_seed(seed, "route")).choice(direct)
+        self.route: Seed = random.Random(derive_seed(seed, "route")).choice(seeds_for(goal, frozenset({Channel.DIRECT})))
         self.fallback = MutatorAttacker(campaign_id, goal, assets, seed ^ 0x5EED, max_depth=max_depth, channels=frozenset({Channel.DIRECT}))
         self.turn = 0
         self.transcript: list[tuple[str, Feedback, float]] = []
         self.frontier: list[tuple[float, str]] = []  # (priority, candidate): siblings to back up to
         self.lessons: list[str] = []
         self._last: Attack | None = None
-        self._going_on = False
 
     def generation_request(self, attempt: int) -> GenerationRequest:
         """The prompt for this turn's model call."""
@@ -199,11 +197,10 @@ class RefiningAttacker:
             ending = "succeeded" if feedback.breached else f"ended at turn {self.turn + 1}, best judge score {round(10 * best)}/10"
             opener = self.transcript[0][0][:120] if self.transcript else ""
             self.lessons = (self.lessons + [f"opened with {opener!r}; {ending}"])[-LESSONS:]
-            self.transcript, self.frontier, self.turn, self._going_on = [], [], 0, False
+            self.transcript, self.frontier, self.turn = [], [], 0
             return
         self.turn += 1
-        self._going_on = True
 
     def continues(self) -> bool:
-        """Whether the current attempt's conversation has another turn."""
-        return self._going_on
+        """Whether the current attempt's conversation has another turn (a finished one starts again at turn 0)."""
+        return self.turn > 0

@@ -61,8 +61,11 @@ def builtin_seeds() -> tuple[Seed, ...]:
     return _parse(yaml.safe_load(text))
 
 
-def seeds_for(goal: Goal) -> tuple[Seed, ...]:
-    return tuple(seed for seed in builtin_seeds() if seed.goal is goal)
+def seeds_for(goal: Goal, channels: frozenset[Channel] | None = None) -> tuple[Seed, ...]:
+    """The library's seeds for ``goal``; with ``channels``, only those on them (all of the goal's when it has none there)."""
+    seeds = tuple(seed for seed in builtin_seeds() if seed.goal is goal)
+    on = tuple(seed for seed in seeds if channels is None or seed.channel in channels)
+    return on or seeds
 
 
 def render(seed: Seed, assets: AttackerAssets, rng: random.Random) -> str:
