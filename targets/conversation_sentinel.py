@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from kosmoi.settings import Settings
+from kosmoi.settings import Settings, validated_options
 from kosmoi.types import Case, EventKind, SubjectKind
 from targets.company import Company
 from targets.eventlog import EventRow
@@ -139,9 +139,4 @@ class ConversationSentinel:
 
 @register_sentinel("conversation")
 def _conversation(company: Company, settings: StackSettings, options: Mapping[str, Any]) -> Sentinel:
-    try:
-        config = ConversationSentinelConfig(**options)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"sentinel 'conversation' options: {problems}") from None
-    return ConversationSentinel(config)
+    return ConversationSentinel(validated_options(ConversationSentinelConfig, "sentinel 'conversation'", options))

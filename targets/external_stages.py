@@ -23,9 +23,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from kosmoi.settings import Settings
+from kosmoi.settings import S, Settings, validated_options
 from kosmoi.types import Action, Verdict
 from targets.http_json import RemoteError, RetryPolicy, check_env_refs, extract, parse_path, placeholders, post_json, render, secret_headers
 from targets.stages import ScanContext, Side, StageBuild, register_stage
@@ -36,14 +36,9 @@ PEERS_HINT = 'pip install -e ".[peers]"'
 _ERROR_ACTION = {"allow": Action.ALLOW, "flag": Action.FLAG, "block": Action.BLOCK}
 
 
-def _options(model: type[Settings], stage: str, options: Mapping[str, Any]) -> Any:
+def _options(model: type[S], stage: str, options: Mapping[str, Any]) -> S:
     """The stage's options validated, or a ValueError naming the stage and the bad option."""
-    try:
-        return model.model_validate(dict(options))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "options"
-        raise ValueError(f"guard stage {stage!r}: {where}: {first['msg']}") from None
+    return validated_options(model, f"guard stage {stage!r}", options)
 
 
 class HttpGuardOptions(Settings):

@@ -466,3 +466,12 @@ def test_the_evolution_benign_corpus_holds_customer_conversations_in_context():
     assert len(conversations) > 400
     assert any("\n" in t and "continue from your last answer" in t.lower() for t in conversations)  # a follow-up joined to its turns
     assert any(t.source == "conversation" for t in corpus.gate) and any(t.source == "conversation" for t in corpus.mining)
+
+
+def test_bad_conversation_sentinel_options_are_a_clear_error():
+    from kosmoi.registry import Ref
+
+    with pytest.raises(ValueError, match=r"^sentinel 'conversation': rise: Input should be less than or equal to 1"):
+        _stack(sentinels=(Ref("conversation", {"rise": 3}),))
+    with pytest.raises(ValueError, match=r"^sentinel 'conversation': min_turn: Extra inputs are not permitted"):
+        _stack(sentinels=(Ref("conversation", {"min_turn": 3}),))
