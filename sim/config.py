@@ -152,8 +152,15 @@ class SniperConfig(_Strict):
     max_retries: int = Field(default=3, ge=0, le=10)
     think_time_s: float = Field(default=60.0, gt=0)
     goals: list[Literal[ATTACK_GOALS]] = Field(default_factory=lambda: list(ATTACK_GOALS), min_length=1)  # type: ignore[valid-type]
-    strategy: Literal["", "pair", "tap"] = Field(default="", description="'pair' or 'tap': every sniper attempt is a conversation the model writes turn by turn ('': single messages)")
+    strategy: str = Field(default="", description="'pair' or 'tap': every sniper attempt is a conversation the model writes turn by turn ('': single messages)")
     max_turns: int = Field(default=4, ge=2, le=20, description="most turns of a sniper conversation")
+
+    @field_validator("strategy")
+    @classmethod
+    def _model_strategy(cls, value: str) -> str:
+        if value:
+            _known(MODEL_STRATEGIES, value, "model-written multi-turn strategy")
+        return value
 
     @model_validator(mode="after")
     def _providers_when_used(self) -> SniperConfig:

@@ -137,7 +137,7 @@ def summarize_plan(exp: Experiment, seed: int) -> PlanSummary:
         times = entry[5]
         episodes += len(times)
         if times:
-            horizon = max(horizon, times[-1] + (entry[8] if len(entry) > 8 else 0.0))
+            horizon = max(horizon, times[-1] + entry[8])  # the last attempt's start, plus its longest conversation
     return PlanSummary(exp.simulation.replicas, episodes, horizon)
 
 

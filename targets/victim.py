@@ -134,6 +134,11 @@ class VictimModel(Protocol):
         ...
 
 
+def _same_ask(intent: Intent) -> tuple[str, str]:
+    """Two intents with this key ask for the same thing (whichever reading they came from)."""
+    return intent.kind, repr(sorted(intent.args.items()))
+
+
 @dataclass(slots=True)
 class Plan:
     """What the victim decided to do for one request."""
@@ -198,7 +203,7 @@ class Victim:
         intents: list[Intent] = []
         for view in views:
             for intent in parse_intents(view, self.knowledge.products, self.knowledge.secret_names, requester):
-                key = (intent.kind, repr(sorted(intent.args.items())))
+                key = _same_ask(intent)
                 if key not in seen:
                     seen.add(key)
                     intents.append(intent)
@@ -222,10 +227,10 @@ class Victim:
             earlier = joined(history, "", REASSEMBLY_CHARS).rstrip("\n")
             earlier_views = readings(earlier, caps)
             all_text += [view.text for view in earlier_views]
-            before = {(i.kind, repr(sorted(i.args.items()))) for i in self._intents(earlier_views, requester)}
-            now = {(i.kind, repr(sorted(i.args.items()))) for i in intents}
+            before = {_same_ask(i) for i in self._intents(earlier_views, requester)}
+            now = {_same_ask(i) for i in intents}
             for intent in self._intents(readings(joined(history, text, REASSEMBLY_CHARS), caps), requester):
-                key = (intent.kind, repr(sorted(intent.args.items())))
+                key = _same_ask(intent)
                 if key not in before and key not in now:
                     intents.append(intent)
                     now.add(key)

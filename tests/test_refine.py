@@ -86,6 +86,8 @@ def test_tap_prunes_near_copies_of_blocked_turns_and_backs_up_when_a_turn_loses_
 def test_model_strategies_need_a_model():
     with pytest.raises(ConfigError, match="a model writes these conversations"):
         parse_experiment("name: x\nattackers: {grunt: {conversations: {share: 0.5, strategies: [pair, crescendo]}}}\n", "x.yaml")
+    with pytest.raises(ConfigError, match="unknown model-written multi-turn strategy 'crescendo'; registered: pair, tap"):
+        parse_experiment("name: x\nattackers: {sniper: {strategy: crescendo}}\n", "x.yaml")
 
 
 def _brain(payload):
