@@ -46,8 +46,9 @@ class Conversation:
 
     def recent(self, turns: int) -> list[Exchange]:
         """The last ``turns`` exchanges the model saw (turns a defense blocked never reached it)."""
-        seen = [e for e in self.exchanges if not e.blocked]
-        return seen[-turns:] if turns > 0 else []
+        if turns <= 0:
+            return []
+        return [e for e in self.exchanges if not e.blocked][-turns:]
 
 
 class ConversationStore:

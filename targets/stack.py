@@ -171,8 +171,7 @@ class StagingStack:
         timings["identity"] += t1 - t0
         text = without_surrogates(request.text)
         document = without_surrogates(request.document) if request.document else None
-        history = conversation.exchanges if conversation is not None else []
-        verdict = self._screen_input(request, text, document, history)
+        verdict = self._screen_input(request, text, document, conversation)
         t2 = clock()
         timings["input_guard"] += t2 - t1
         if verdict.action is Action.BLOCK:
@@ -228,18 +227,16 @@ class StagingStack:
             return Outcome(blocked_stage=Stage.IDENTITY, task_completed=False)
         return None
 
-    def _screen_input(self, request: Request, text: str, document: str | None, history: list[Exchange] | None = None) -> Verdict:
+    def _screen_input(self, request: Request, text: str, document: str | None, conversation: Conversation | None = None) -> Verdict:
         """The input guard over the message and any retrieved document, merged once; inside a conversation, also over the turn in context."""
         if not self.settings.input_guard:
             return Verdict(Action.ALLOW)
         verdict = self.input_guard.scan(text)
         if document:
             verdict = merge_verdicts(verdict, self.input_guard.scan(document))
-        turns = self.settings.session_turns
-        if turns and history:
-            seen = [e for e in history if not e.blocked][-turns:]  # what the model will read together: blocked turns never reached it
-            if seen:
-                verdict = self._in_context(verdict, text, seen)
+        seen = conversation.recent(self.settings.session_turns) if conversation is not None else []  # what the model reads with this turn
+        if seen:
+            verdict = self._in_context(verdict, text, seen)
         self.log.emit(
             request.sim_time, EventKind.GUARD_INPUT, request.identity, request.agent, request.episode_id, "input_guard",
             verdict.action is not Action.BLOCK, verdict.score, ",".join(verdict.rule_ids)[:240],
