@@ -32,7 +32,7 @@ import yaml
 from evolve.classifier_training import chatterbot_lines
 from kosmoi.ids import derive_seed, stable_hash64
 from targets.company import Company
-from targets.conversation import SESSION_MAX_CHARS, Exchange, joined
+from targets.conversation import SESSION_MAX_CHARS, joined
 from targets.traffic import HARD_NEGATIVES, customer_request, employee_request, follow_up, vendor_request
 
 GATE_SHARE = 0.3
@@ -84,7 +84,7 @@ def _conversations(seed: int, customers: int = 400) -> list[BenignText]:
         for _ in range(rng.randint(1, 3)):
             turns.append(follow_up(company, customer, rng).text)
             out.append(BenignText(turns[-1], "conversation"))
-            out.append(BenignText(joined([Exchange(t, "") for t in turns[-5:-1]], turns[-1], SESSION_MAX_CHARS), "conversation"))
+            out.append(BenignText(joined(turns[-5:-1], turns[-1], SESSION_MAX_CHARS), "conversation"))
     return out
 
 

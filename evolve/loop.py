@@ -47,7 +47,7 @@ from sim.config import ConfigError, Experiment
 from sim.environment import apply_defaults
 from sim.runner import RunOptions, ray_session, run_experiment
 from sim.tracking import resolve_tracking_uri
-from targets.conversation import SESSION_MAX_CHARS, Exchange, joined
+from targets.conversation import SESSION_MAX_CHARS, joined
 from targets.rules import Rule, RuleSet, load_ruleset, parse_ruleset
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _breached_attacks(episodes: pa.Table) -> list[MinedAttack]:
             earlier = turns.get(r["conversation_id"], {})
             turn = int(r["turn"] or 0)
             context = [earlier[t] for t in range(max(0, turn - CONTEXT_TURNS), turn) if t in earlier]
-            payload = joined([Exchange(text, "") for text in context], payload, SESSION_MAX_CHARS)
+            payload = joined(context, payload, SESSION_MAX_CHARS)
         mined.append(MinedAttack(r["episode_id"], r["campaign_id"], r["goal"], payload))
     return mined
 

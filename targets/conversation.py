@@ -77,10 +77,9 @@ class ConversationStore:
         self._open.pop(conversation_id, None)
 
 
-def joined(history: Sequence[Exchange], text: str, max_chars: int) -> str:
+def joined(earlier: Sequence[str], text: str, max_chars: int) -> str:
     """The earlier user turns and this one as one text (the newest ``max_chars`` characters), for reassembly."""
-    parts = [e.text for e in history] + [text]
-    whole = "\n".join(parts)
+    whole = "\n".join([*earlier, text])
     return whole[-max_chars:] if len(whole) > max_chars else whole
 
 

@@ -249,7 +249,7 @@ class StagingStack:
         It counts only where it is stricter than this turn alone and than every recent turn was on its
         own — what the joining revealed, not an earlier turn's verdict carried forward.
         """
-        whole = self.input_guard.scan(joined(recent, text, self.settings.session_max_chars))
+        whole = self.input_guard.scan(joined([e.text for e in recent], text, self.settings.session_max_chars))
         earlier = max((_ACTION_RANK[Action(e.input_action)] for e in recent), default=0)
         if _ACTION_RANK[whole.action] <= max(_ACTION_RANK[verdict.action], earlier):
             return verdict

@@ -224,12 +224,13 @@ class Victim:
         all_text = [view.text for view in views]
         intents = self._intents(views, requester)
         if history:
-            earlier = joined(history, "", REASSEMBLY_CHARS).rstrip("\n")
+            said_before = [e.text for e in history]
+            earlier = joined(said_before, "", REASSEMBLY_CHARS).rstrip("\n")
             earlier_views = readings(earlier, caps)
             all_text += [view.text for view in earlier_views]
             before = {_same_ask(i) for i in self._intents(earlier_views, requester)}
             now = {_same_ask(i) for i in intents}
-            for intent in self._intents(readings(joined(history, text, REASSEMBLY_CHARS), caps), requester):
+            for intent in self._intents(readings(joined(said_before, text, REASSEMBLY_CHARS), caps), requester):
                 key = _same_ask(intent)
                 if key not in before and key not in now:
                     intents.append(intent)
