@@ -358,14 +358,12 @@ tracking: {enabled: false}
 @pytest.mark.slow
 def test_a_multiturn_run_resumed_after_kill_minus_9_equals_an_uninterrupted_one(tmp_path):
     import json
-    import os
-    import signal
     import subprocess
 
     import pandas as pd
 
     from tests.conftest import immune_cmd
-    from tests.test_resume_and_faults import _episodes, _only_run, _wait_for_commits
+    from tests.test_resume_and_faults import _episodes, _only_run, killed_mid_run
 
     path = tmp_path / "long-mt.yaml"
     path.write_text(MULTI_LONG)
@@ -373,13 +371,7 @@ def test_a_multiturn_run_resumed_after_kill_minus_9_equals_an_uninterrupted_one(
     done = subprocess.run([*immune_cmd(), "run", str(path), "--out", str(reference_out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     reference = _episodes(_only_run(reference_out))
-    out = tmp_path / "runs"
-    proc = subprocess.Popen([*immune_cmd(), "run", str(path), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        run_dir = _wait_for_commits(out, at_least=2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    run_dir = killed_mid_run(path, tmp_path / "runs")
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
     resumed = subprocess.run([*immune_cmd(), "run", "--resume", str(run_dir)], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -78,15 +78,18 @@ def _same_as_reference(run_dir: Path, reference: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(resumed, reference)
 
 
-def test_resume_after_kill_minus_9_equals_an_uninterrupted_run(tmp_path, reference):
-    experiment = _write(tmp_path, "ref")
-    out = tmp_path / "runs"
+def killed_mid_run(experiment: Path, out: Path) -> Path:
+    """Start ``immune run`` in its own process group, kill -9 it once two units are committed and checkpointed; the run directory."""
     proc = subprocess.Popen([*immune_cmd(), "run", str(experiment), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        run_dir = _wait_for_commits(out, at_least=2)
+        return _wait_for_commits(out, at_least=2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+def test_resume_after_kill_minus_9_equals_an_uninterrupted_run(tmp_path, reference):
+    run_dir = killed_mid_run(_write(tmp_path, "ref"), tmp_path / "runs")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "running" and len(manifest["committed"]) < manifest["segments"]
     resumed = subprocess.run([*immune_cmd(), "run", "--resume", str(run_dir)], capture_output=True, text=True, timeout=600)
