@@ -150,6 +150,21 @@ def _summary(attacks: list[Scored], benign: list[Scored]) -> dict[str, object]:
     return out
 
 
+def source_tally(items: Sequence[Scored]) -> dict[str, int]:
+    """One source's texts: attacks and how many were caught, benign texts and how many were false positives.
+
+    A source may hold both (bastioncorpus ships attacks and harmless look-alikes): each label is counted apart.
+    """
+    tally: dict[str, int] = {}
+    attacks = [s for s in items if s.row.is_attack]
+    benign = [s for s in items if not s.row.is_attack]
+    if attacks:
+        tally |= {"attacks": len(attacks), "caught": sum(s.caught for s in attacks)}
+    if benign:
+        tally |= {"benign": len(benign), "false_positives": sum(s.caught for s in benign)}
+    return tally
+
+
 def report(scored: Sequence[Scored], worst: int = WORST) -> GuardReport:
     """Overall and per-category figures, the ``worst`` false positives and false negatives, latency by length."""
     attacks = [s for s in scored if s.row.is_attack]
@@ -169,8 +184,7 @@ def report(scored: Sequence[Scored], worst: int = WORST) -> GuardReport:
     for s in scored:
         by_source[s.row.source].append(s)
     for source, items in sorted(by_source.items()):
-        hits = sum(s.caught for s in items)
-        result.sources[source] = {"label": items[0].row.label, "texts": len(items), "caught" if items[0].row.is_attack else "false_positives": hits}
+        result.sources[source] = source_tally(items)
     fps = sorted((s for s in benign if s.caught), key=lambda s: -s.score)[:worst]
     fns = sorted((s for s in attacks if not s.caught), key=lambda s: s.score)[:worst]
     result.worst_false_positives = [{"score": round(s.score, 4), "action": s.action.value, "rules": list(s.rule_ids), "source": s.row.source, "category": s.row.category, "text": _excerpt(s.row.text)} for s in fps]

@@ -391,11 +391,14 @@ def _word_gate() -> tuple[RuleMatcher, dict[str, frozenset[int]]]:
 _LEET_NEIGHBOURS = letter_classes(b"0123456789@$!|+")  # what _LEET_RUN counts as a digit or symbol
 
 
+def _may_be_leet(lowered: str) -> bool:
+    """Necessary for a leet run to decode: a digit, and a letter beside a digit or symbol (a run holding both has such a pair)."""
+    return _DIGIT.search(lowered) is not None and letter_touches_symbol(lowered, _LEET_NEIGHBOURS)
+
+
 def _leet_decoded(lowered: str) -> str | None:
     """``lowered`` with its leet runs decoded, or None when nothing changes (no digit, or no letter beside a symbol)."""
-    if not _DIGIT.search(lowered):
-        return None
-    if not letter_touches_symbol(lowered, _LEET_NEIGHBOURS):  # a run holding both has such a pair
+    if not _may_be_leet(lowered):
         return None
     candidate = _leet_heavy(lowered)
     return candidate if candidate != lowered else None
@@ -413,9 +416,9 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
     if atbash_hinted:  # named: decoded whatever it reads like
         found.append(("atbash", _decode("atbash", lowered)))
     substitutions = [how for how in ("rot13", "atbash", "reverse") if len(present & ids[how]) >= MIN_COMMON_WORDS]
-    leet = _leet_decoded(lowered)
-    if not hinted and not substitutions and leet is None:
-        return found  # no shift named, no substitution can score, leetspeak changes nothing: nothing more to find
+    may_be_leet = _may_be_leet(lowered)
+    if not hinted and not substitutions and not may_be_leet:
+        return found  # no shift named, no substitution can score, no leet run can decode: nothing more to find
     distinct = set(_WORDS.findall(lowered))
     base = len(distinct & _COMMON)
     if hinted:  # a shift is named: the shift that yields the most common words (if any does)
@@ -424,13 +427,14 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
         if best >= 1 and best > base:
             found.append((f"rot{-neg_k}", _decode(f"rot{-neg_k}", lowered)))
     if base >= 0.2 * max(1, len(distinct)) and not hinted:
-        return found  # it already reads as English: not a letter substitution
+        return found  # it already reads as English: not a letter substitution (nor leetspeak: decoded only from here)
     for how in ("rot13", "atbash", "reverse"):
         if (how == "rot13" and hinted) or (how == "atbash" and atbash_hinted):
             continue
         score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
+    leet = _leet_decoded(lowered) if may_be_leet else None
     if leet is not None:  # unchanged text would score the base
         score = len(set(_WORDS.findall(leet)) & _COMMON)
         if score >= MIN_COMMON_WORDS and score > base:

@@ -59,6 +59,10 @@ def _printable_text(raw: bytes) -> str | None:
     if len(raw) < 4:
         return None
     text = raw.decode("utf-8", "replace")
+    if 5 * text.count("\ufffd") > len(text):
+        # Random bytes, what an ordinary word or identifier "decodes" to: more than a fifth undecodable.
+        # Every U+FFFD is visible and unreadable below, so this rejects exactly what the count would.
+        return None
     # Judged on what a reader sees: control characters (C0 and C1) and well-formed but unassigned code
     # points are padding an attacker can add at will, so they count neither way; bytes that are not
     # UTF-8 at all (what random data decodes to) count against.

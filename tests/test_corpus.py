@@ -182,6 +182,17 @@ def test_immune_eval_reports_recall_at_fpr_auc_and_worst_errors(tmp_path):
     assert missing.returncode == 2 and "immune data build" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_a_source_with_attacks_and_look_alikes_is_tallied_per_label():
+    from evolve.guard_eval import Scored, report
+    from kosmoi.types import Action
+
+    def scored(label: str, action: Action) -> Scored:
+        return Scored(LabelledText("t", label, "jailbreak" if label == ATTACK else "chat", "mixed-source"), action, 0.9 if action is not Action.ALLOW else 0.1, (), 1.0)
+
+    rows = [scored(ATTACK, Action.BLOCK), scored(ATTACK, Action.ALLOW), scored(BENIGN, Action.FLAG), scored(BENIGN, Action.ALLOW), scored(BENIGN, Action.ALLOW)]
+    assert report(rows).sources["mixed-source"] == {"attacks": 2, "caught": 1, "benign": 3, "false_positives": 1}  # a flagged look-alike is no catch
+
+
 def test_the_projects_own_rows_hold_no_real_text():
     """The company traffic joins the train split; real texts must come only from their own sources (and splits)."""
     from evolve.corpus.build import project_rows
