@@ -150,12 +150,12 @@ def _summary(attacks: list[Scored], benign: list[Scored]) -> dict[str, object]:
     return out
 
 
-def source_tally(items: Sequence[Scored]) -> dict[str, int]:
+def source_tally(items: Sequence[Scored]) -> dict[str, object]:
     """One source's texts: attacks and how many were caught, benign texts and how many were false positives.
 
     A source may hold both (bastioncorpus ships attacks and harmless look-alikes): each label is counted apart.
     """
-    tally: dict[str, int] = {}
+    tally: dict[str, object] = {}
     attacks = [s for s in items if s.row.is_attack]
     benign = [s for s in items if not s.row.is_attack]
     if attacks:
