@@ -335,9 +335,13 @@ _SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], boo
 )
 
 
-# A NATO token is a whole [a-z-] run; all but "x-ray" are letters only, so a text whose words include
-# none of them (and no "x-ray") has no run of NATO tokens.
-_NATO_PLAIN = frozenset(word for word in _NATO if word.isalpha())
+# The NATO decoder reads a run of at least four NATO tokens (whole [a-z-] runs) with nothing between
+# them but characters outside [a-z-] and the separator token "space". Four NATO words in a row with only
+# such characters between them is therefore necessary (and cheap to find in the one pass of the gate):
+# texts that merely use "one", "echo" or "hotel" somewhere are not handed to the tokenizer.
+_NATO_GAP = r"(?:[^a-z\-]|space)*"
+_NATO_WORD = "(?:" + "|".join(sorted(map(re.escape, _NATO), key=lambda w: (-len(w), w))) + ")"
+_NATO_RUN = _NATO_WORD + (_NATO_GAP + _NATO_WORD) * 3
 
 
 def _self_evident(text: str, names: frozenset[str] | None = None, nato: bool = True) -> list[tuple[str, str]]:
@@ -374,17 +378,19 @@ def _word_gate() -> tuple[RuleMatcher, dict[str, frozenset[int]]]:
     """One multi-pattern matcher for the words the letter-substitution and NATO decoders need.
 
     Pattern ids by what they stand for: the common words as ROT13, Atbash and reversal write them, and
-    the NATO words. A word counts as an [a-z] run of its own (``_WORDS``), so each pattern is bounded
-    by non-letters. One linear pass over a text says whether a substitution could score
-    ``MIN_COMMON_WORDS`` and whether the NATO decoder has anything to read.
+    four NATO words in a row (``_NATO_RUN``). A word counts as an [a-z] run of its own (``_WORDS``), so
+    each word pattern is bounded by non-letters. One linear pass over a text says whether a substitution
+    could score ``MIN_COMMON_WORDS`` and whether the NATO decoder could find a run.
     """
-    groups = {how: sorted(_ENCIPHERED[how]) for how in ("rot13", "atbash", "reverse")} | {"nato": sorted(_NATO_PLAIN)}
+    groups = {how: sorted(_ENCIPHERED[how]) for how in ("rot13", "atbash", "reverse")}
     rules: list[Rule] = []
     ids: dict[str, frozenset[int]] = {}
     for how, words in groups.items():
         start = len(rules)
         rules.extend(Rule(id=f"cipher-word.{how}.{word}", kind="regex", pattern=f"(?:^|[^a-z]){word}(?:[^a-z]|$)") for word in words)
         ids[how] = frozenset(range(start, len(rules)))
+    ids["nato"] = frozenset({len(rules)})
+    rules.append(Rule(id="cipher-run.nato", kind="regex", pattern=_NATO_RUN))
     return RuleMatcher(rules), ids
 
 
@@ -409,7 +415,7 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
     lowered = text.lower()
     matcher, ids = _word_gate()
     present = matcher.match_indices((lowered,))
-    found = _self_evident(text, nato=not present.isdisjoint(ids["nato"]) or "x-ray" in lowered)
+    found = _self_evident(text, nato=not present.isdisjoint(ids["nato"]))
     folded = lowered if text.isascii() else text.casefold()
     hinted = _shift_hinted(folded)
     atbash_hinted = _atbash_hinted(folded)

@@ -8,6 +8,8 @@ import codecs
 
 import base2048
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kosmoi.types import Action
 from targets.ciphers import cipher_variants
@@ -102,3 +104,30 @@ def test_the_leet_decoder_reads_a_long_letter_run_once():
 
     assert _leet_heavy("a" * 200_000 + " 1") == "a" * 200_000 + " 1"  # no leet run: unchanged
     assert _leet_heavy("x" * 100_000 + "3 h3ll0") == "x" * 100_000 + "e hello"
+
+
+_NATO_PIECES = ["alpha", "bravo", "x-ray", "one", "niner", "space", "hotel", " ", "  ", " / ", "|", ",", "\n", ".", "-", "7", "é", "日本", "the", "alphabet", "Echo", "ZULU"]
+
+
+_NATO_WORDS = ["alpha", "Bravo", "charlie", "delta", "x-ray", "one", "niner", "hotel", "echo", "stop"]
+_GAPS = ["", " ", " / ", "|", ",", "\n", ". ", " space ", "-", " the ", "7", "é", "日本", "alphabet"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_NATO_PIECES), st.tuples(st.sampled_from(_NATO_WORDS), st.sampled_from(_GAPS)).map("".join)), min_size=1, max_size=24))
+def test_the_nato_gate_passes_every_text_the_nato_decoder_reads(pieces):
+    """The one-pass gate (four NATO words in a row) is necessary: whatever the decoder finds, the gate let through."""
+    from targets.ciphers import _nato, _word_gate
+
+    text = "".join(pieces)
+    matcher, ids = _word_gate()
+    if _nato(text) is not None:
+        assert not matcher.match_indices((text.lower(),)).isdisjoint(ids["nato"]), text
+
+
+def test_a_spelled_word_still_decodes_and_stray_nato_words_skip_the_decoder():
+    from targets.ciphers import _word_gate, cipher_variants
+
+    assert ("nato", "hi ab") in cipher_variants("Hotel India / Alpha Bravo")
+    matcher, ids = _word_gate()
+    assert matcher.match_indices(("one guest checked into the hotel, echo of the lima trip, alpha version two",)).isdisjoint(ids["nato"])
