@@ -14,6 +14,7 @@ import quopri
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import re2
@@ -191,6 +192,20 @@ _DECODERS = (
 )
 
 
+def _runs(pattern: re2._Regexp, body: str, raw: bytes | None) -> Iterator[tuple[int, int, str]]:
+    """``(start, end, run)`` of each match of ``pattern`` in ``body``.
+
+    ``raw``: ``body`` as ASCII bytes, or None. ASCII text is searched as bytes, where offsets are
+    offsets: the wrapper's str path re-counts characters for every match (the same matches, ~3x slower).
+    """
+    if raw is not None:
+        for match in pattern.finditer(raw):
+            yield match.start(), match.end(), match.group(0).decode("ascii")
+    else:
+        for match in pattern.finditer(body):
+            yield match.start(), match.end(), match.group(0)
+
+
 def decode_runs(
     text: str,
     *,
@@ -212,20 +227,20 @@ def decode_runs(
         for outer_start, outer_end, chain, body in frontier:
             if not any(ch in body for ch in "%=") and len(body) < 16:
                 continue
+            raw = body.encode("ascii") if body.isascii() else None
             for name, pattern, decoder, worth_trying in _DECODERS:
                 if not worth_trying(body):
                     continue
-                for match in pattern.finditer(body):
+                for match_start, match_end, run in _runs(pattern, body, raw):
                     if len(results) >= max_runs or budget <= 0:
                         return results
-                    run = match.group(0)
                     if len(run) > budget * 2:
                         continue
                     decoded = decoder(run)
                     if decoded is None:
                         continue
                     budget -= len(decoded)
-                    start, end = (match.start(), match.end()) if not chain else (outer_start, outer_end)
+                    start, end = (match_start, match_end) if not chain else (outer_start, outer_end)
                     item = DecodedRun(start, end, chain + (name,), decoded)
                     results.append(item)
                     next_frontier.append((start, end, item.chain, decoded))
@@ -237,11 +252,12 @@ def decode_runs(
 
 def still_encoded(text: str) -> bool:
     """Whether ``text`` still holds a decodable run (checked on what the last allowed decoding layer produced)."""
+    raw = text.encode("ascii") if text.isascii() else None
     for _name, pattern, decoder, worth_trying in _DECODERS:
         if not worth_trying(text):
             continue
-        for match in pattern.finditer(text):
-            if decoder(match.group(0)) is not None:
+        for _start, _end, run in _runs(pattern, text, raw):
+            if decoder(run) is not None:
                 return True
     return False
 
