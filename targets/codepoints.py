@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from targets import codepoints_jit
+
 TABLE_SIZE = 0x20000  # planes 0 and 1: every combining mark and every confusable lies below (checked at build)
 
 
@@ -81,6 +83,11 @@ class Translation:
         points = code_points(text)
         if points is None:
             return text.translate(self.table)
+        if codepoints_jit.AVAILABLE:
+            status, out = codepoints_jit.kernels()[0](points, self.image, self.longer, self.mapped)
+            if status == codepoints_jit.NEEDS_STR_TRANSLATE:
+                return text.translate(self.table)
+            return text if status == codepoints_jit.UNCHANGED else from_code_points(out)
         index = _index(points)
         if self.longer[index].any():
             return text.translate(self.table)
@@ -140,6 +147,9 @@ def mixed_words(text: str, foreign: np.ndarray) -> int | None:
     points = code_points(text)
     if points is None or not len(points):
         return None if points is None else 0
+    if codepoints_jit.AVAILABLE:
+        counted: int = codepoints_jit.kernels()[1](points, word_table(), foreign)
+        return None if counted < 0 else counted
     highest = int(points.max())
     if highest < 0x250:  # nothing beyond Latin: no foreign look-alike
         return 0

@@ -9,10 +9,19 @@ import numpy as np
 import pytest
 
 from evolve.corpus.sample import load_sample
-from targets import canonical, codepoints
+from targets import canonical, codepoints, codepoints_jit
 
 ALL_TABLED = "".join(chr(code) for code in range(codepoints.TABLE_SIZE) if not 0xD800 <= code <= 0xDFFF)
 BEYOND = "".join(chr(code) for code in (0x20000, 0x2A6D6, 0xE0001, 0xE0041, 0xE0100, 0xE01EF, 0xF0000, 0x10FFFD))
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each answer is checked on both paths: the compiled loops (numba) and the numpy fallback."""
+    if request.param == "compiled" and not codepoints_jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(codepoints_jit, "AVAILABLE", request.param == "compiled")
+    return str(request.param)
 
 
 def test_combining_marks_are_unicodedatas():
@@ -31,7 +40,7 @@ def test_word_characters_are_res():
 
 
 @pytest.mark.parametrize("chunk", range(0, len(ALL_TABLED), 16_384))
-def test_confusable_folding_is_str_translate(chunk):
+def test_confusable_folding_is_str_translate(chunk, path):
     text = ALL_TABLED[chunk : chunk + 16_384] + BEYOND
     assert canonical._fold_confusables()(text) == text.translate(canonical.confusable_table())
 
@@ -55,11 +64,17 @@ def _mixed_slowly(text: str) -> int:
     "text",
     ["pаypal and gооgle", "café naïve", "Пример text", "mixеd_word ok", "日本語のtext", "a\u200bа", "𠀀abc а", "x" * 50 + "\u0430"],
 )
-def test_mixed_script_words_are_counted_as_word_by_word(text):
+def test_mixed_script_words_are_counted_as_word_by_word(text, path):
     assert canonical.count_mixed_script_words(text) == _mixed_slowly(text)
 
 
-def test_canonical_forms_of_the_sample_are_unchanged_by_vectorising():
+def test_confusables_with_a_longer_image_fall_back_to_str_translate(path):
+    table = {ord("a"): "b", ord("ß"): "ss"}
+    translate = codepoints.Translation(table)
+    assert translate("aßa") == "bssb" and translate("aéa") == "béb" and translate("xyz") == "xyz"
+
+
+def test_canonical_forms_of_the_sample_are_unchanged_by_vectorising(path):
     for row in load_sample():
         text = canonical.without_surrogates(row.text)
         assert canonical.count_mixed_script_words(text) == _mixed_slowly(text)

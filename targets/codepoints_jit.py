@@ -1,0 +1,84 @@
+"""Compiled loops over code points (numba) for :mod:`targets.codepoints`: one pass where numpy needs several.
+
+Canonicalising non-ASCII text asks two questions that numpy answers with five
+or six array operations each (a lookup, a comparison, an ``any``, a cumulative
+sum, a set intersection), each paying numpy's per-call overhead on texts of a
+few hundred characters: which characters the confusables table maps, and how
+many words mix ASCII letters with foreign look-alikes. Here each is one loop.
+The answers are those of the numpy functions in :mod:`targets.codepoints`
+(which stay as the fallback without numba); ``tests/test_canonical_tables.py``
+checks both against the per-character definitions.
+
+numba compiles on first use and caches the machine code next to this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+AVAILABLE = importlib.util.find_spec("numba") is not None
+
+UNCHANGED, TRANSLATED, NEEDS_STR_TRANSLATE = 0, 1, 2
+
+
+def _translate_kernel(points: np.ndarray, image: np.ndarray, longer: np.ndarray, mapped: np.ndarray) -> tuple[int, np.ndarray]:  # pragma: no cover - compiled
+    """``(UNCHANGED | TRANSLATED | NEEDS_STR_TRANSLATE, code points)`` of a table translation.
+
+    Code points at or beyond the tables' last entry (which maps nothing) are left as they are.
+    """
+    last = len(image) - 1
+    any_mapped = False
+    for i in range(len(points)):
+        p = points[i]
+        if p < last:
+            if longer[p]:
+                return NEEDS_STR_TRANSLATE, points
+            if mapped[p]:
+                any_mapped = True
+    if not any_mapped:
+        return UNCHANGED, points
+    out = points.copy()
+    for i in range(len(points)):
+        p = points[i]
+        if p < last:
+            out[i] = image[p]
+    return TRANSLATED, out
+
+
+def _mixed_words_kernel(points: np.ndarray, word: np.ndarray, foreign: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Words (runs of ``word`` characters) holding an ASCII letter and a ``foreign`` character; -1 beyond the tables."""
+    last = len(word) - 1
+    count = 0
+    letter = False
+    other = False
+    for i in range(len(points)):
+        p = points[i]
+        if p >= last:
+            return -1
+        if word[p]:
+            if (65 <= p <= 90) or (97 <= p <= 122):
+                letter = True
+            elif foreign[p]:
+                other = True
+        else:
+            if letter and other:
+                count += 1
+            letter = False
+            other = False
+    if letter and other:
+        count += 1
+    return count
+
+
+@functools.lru_cache(maxsize=1)
+def kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(translate, mixed_words)`` compiled (numba imported, machine code loaded from its cache or compiled once)."""
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+    return jit(_translate_kernel), jit(_mixed_words_kernel)
