@@ -56,6 +56,9 @@ def drop_combining(text: str) -> str:
     points = code_points(text)
     if points is None:
         return "".join(ch for ch in text if not unicodedata.combining(ch))
+    if codepoints_jit.AVAILABLE:
+        dropped, kept = codepoints_jit.kernels().drop(points, combining_table())
+        return from_code_points(kept) if dropped else text
     marks = combining_table()[_index(points)]
     return from_code_points(points[~marks]) if marks.any() else text
 
@@ -84,7 +87,7 @@ class Translation:
         if points is None:
             return text.translate(self.table)
         if codepoints_jit.AVAILABLE:
-            status, out = codepoints_jit.kernels()[0](points, self.image, self.longer, self.mapped)
+            status, out = codepoints_jit.kernels().translate(points, self.image, self.longer, self.mapped)
             if status == codepoints_jit.NEEDS_STR_TRANSLATE:
                 return text.translate(self.table)
             return text if status == codepoints_jit.UNCHANGED else from_code_points(out)
@@ -110,6 +113,8 @@ class CharSet:
         points = code_points(text)
         if points is None:
             return any(ord(ch) in self.members for ch in text)
+        if codepoints_jit.AVAILABLE:
+            return bool(codepoints_jit.kernels().count(points, self.table, 1))
         return bool(self.table[points].any())
 
     def count(self, text: str) -> int:
@@ -117,6 +122,8 @@ class CharSet:
         points = code_points(text)
         if points is None:
             return sum(1 for ch in text if ord(ch) in self.members)
+        if codepoints_jit.AVAILABLE:
+            return int(codepoints_jit.kernels().count(points, self.table, len(points) + 1))
         return int(np.count_nonzero(self.table[points]))
 
     def drop(self, text: str) -> str:
@@ -124,6 +131,9 @@ class CharSet:
         points = code_points(text)
         if points is None:
             return text.translate(self._delete)
+        if codepoints_jit.AVAILABLE:
+            dropped, kept = codepoints_jit.kernels().drop(points, self.table)
+            return from_code_points(kept) if dropped else text
         hit = self.table[points]
         return from_code_points(points[~hit]) if hit.any() else text
 
@@ -148,7 +158,7 @@ def mixed_words(text: str, foreign: np.ndarray) -> int | None:
     if points is None or not len(points):
         return None if points is None else 0
     if codepoints_jit.AVAILABLE:
-        counted: int = codepoints_jit.kernels()[1](points, word_table(), foreign)
+        counted: int = codepoints_jit.kernels().mixed_words(points, word_table(), foreign)
         return None if counted < 0 else counted
     highest = int(points.max())
     if highest < 0x250:  # nothing beyond Latin: no foreign look-alike

@@ -1,10 +1,12 @@
 """Compiled loops over code points (numba) for :mod:`targets.codepoints`: one pass where numpy needs several.
 
-Canonicalising non-ASCII text asks two questions that numpy answers with five
-or six array operations each (a lookup, a comparison, an ``any``, a cumulative
-sum, a set intersection), each paying numpy's per-call overhead on texts of a
-few hundred characters: which characters the confusables table maps, and how
-many words mix ASCII letters with foreign look-alikes. Here each is one loop.
+Canonicalising non-ASCII text asks questions of every character that numpy
+answers with several array operations each (a lookup, a comparison, an
+``any``, a cumulative sum, a set intersection), each paying numpy's per-call
+overhead on texts of a few hundred characters: which characters the
+confusables table maps, how many words mix ASCII letters with foreign
+look-alikes, which characters are invisible or combining marks, whether an
+exotic alphabet is present. Here each is one loop.
 The answers are those of the numpy functions in :mod:`targets.codepoints`
 (which stay as the fallback without numba); ``tests/test_canonical_tables.py``
 checks both against the per-character definitions.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,10 +78,46 @@ def _mixed_words_kernel(points: np.ndarray, word: np.ndarray, foreign: np.ndarra
     return count
 
 
+def _count_kernel(points: np.ndarray, table: np.ndarray, enough: int) -> int:  # pragma: no cover - compiled
+    """How many code points ``table`` marks (beyond the table: its last entry), counting stops at ``enough``."""
+    last = len(table) - 1
+    count = 0
+    for i in range(len(points)):
+        p = points[i]
+        if table[p if p < last else last]:
+            count += 1
+            if count >= enough:
+                return count
+    return count
+
+
+def _drop_kernel(points: np.ndarray, table: np.ndarray) -> tuple[bool, np.ndarray]:  # pragma: no cover - compiled
+    """``(whether any was dropped, the code points ``table`` does not mark)`` (beyond the table: its last entry)."""
+    last = len(table) - 1
+    out = np.empty_like(points)
+    kept = 0
+    for i in range(len(points)):
+        p = points[i]
+        if not table[p if p < last else last]:
+            out[kept] = p
+            kept += 1
+    return kept < len(points), out[:kept]
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The compiled loops."""
+
+    translate: Callable[..., Any]
+    mixed_words: Callable[..., Any]
+    count: Callable[..., Any]
+    drop: Callable[..., Any]
+
+
 @functools.lru_cache(maxsize=1)
-def kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """``(translate, mixed_words)`` compiled (numba imported, machine code loaded from its cache or compiled once)."""
+def kernels() -> Kernels:
+    """The loops compiled (numba imported, machine code loaded from its cache or compiled once)."""
     import numba
 
     jit = numba.njit(cache=True, nogil=True)
-    return jit(_translate_kernel), jit(_mixed_words_kernel)
+    return Kernels(jit(_translate_kernel), jit(_mixed_words_kernel), jit(_count_kernel), jit(_drop_kernel))

@@ -24,7 +24,7 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     return str(request.param)
 
 
-def test_combining_marks_are_unicodedatas():
+def test_combining_marks_are_unicodedatas(path):
     table = codepoints.combining_table()
     expected = np.array([bool(unicodedata.combining(chr(code))) for code in range(codepoints.TABLE_SIZE)])
     assert np.array_equal(table, expected)
@@ -45,7 +45,7 @@ def test_confusable_folding_is_str_translate(chunk, path):
     assert canonical._fold_confusables()(text) == text.translate(canonical.confusable_table())
 
 
-def test_invisible_characters_are_dropped_as_str_translate_drops_them():
+def test_invisible_characters_are_dropped_as_str_translate_drops_them(path):
     text = ALL_TABLED + BEYOND + "".join(chr(code) for code in sorted(canonical.INVISIBLE))
     assert canonical.strip_invisible(text) == text.translate(dict.fromkeys(canonical.INVISIBLE))
     assert canonical.strip_invisible("a\ud800b\u200bc") == "a\ud800bc"  # lone surrogates: the per-character path
@@ -66,6 +66,13 @@ def _mixed_slowly(text: str) -> int:
 )
 def test_mixed_script_words_are_counted_as_word_by_word(text, path):
     assert canonical.count_mixed_script_words(text) == _mixed_slowly(text)
+
+
+def test_a_char_set_counts_finds_and_drops_its_members_in_any_plane(path):
+    members = codepoints.CharSet([0x41, 0x2800, 0xE0041, 0x10FFFF])
+    text = "A\u2800bA\U000E0041c\U0010FFFF" + BEYOND
+    assert members.count(text) == 6 and members.any(text) and not members.any("bcd")  # BEYOND holds U+E0041 too
+    assert members.drop(text) == "bc" + BEYOND.replace("\U000E0041", "")
 
 
 def test_confusables_with_a_longer_image_fall_back_to_str_translate(path):
