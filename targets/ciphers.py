@@ -402,6 +402,19 @@ def _may_be_leet(lowered: str) -> bool:
     return _DIGIT.search(lowered) is not None and letter_touches_symbol(lowered, _LEET_NEIGHBOURS)
 
 
+def _leet_gains_a_common_word(lowered: str) -> bool:
+    """Whether decoding some leet run yields a common word.
+
+    Necessary for the leet variant to score above the text itself: decoding changes the runs only, so
+    its common words are the text's outside the runs plus those of the decoded runs.
+    """
+    for match in _LEET_RUN.finditer(lowered):
+        run = match.group(0)
+        if any(c.isalpha() for c in run) and not _COMMON.isdisjoint(_WORDS.findall(run.translate(_LEET))):
+            return True
+    return False
+
+
 def _leet_decoded(lowered: str) -> str | None:
     """``lowered`` with its leet runs decoded, or None when nothing changes (no digit, or no letter beside a symbol)."""
     if not _may_be_leet(lowered):
@@ -440,7 +453,7 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
         score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
-    leet = _leet_decoded(lowered) if may_be_leet else None
+    leet = _leet_decoded(lowered) if may_be_leet and _leet_gains_a_common_word(lowered) else None
     if leet is not None:  # unchanged text would score the base
         score = len(set(_WORDS.findall(leet)) & _COMMON)
         if score >= MIN_COMMON_WORDS and score > base:

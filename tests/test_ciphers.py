@@ -131,3 +131,20 @@ def test_a_spelled_word_still_decodes_and_stray_nato_words_skip_the_decoder():
     assert ("nato", "hi ab") in cipher_variants("Hotel India / Alpha Bravo")
     matcher, ids = _word_gate()
     assert matcher.match_indices(("one guest checked into the hotel, echo of the lima trip, alpha version two",)).isdisjoint(ids["nato"])
+
+
+_LEET_PIECES = ["1gn0r3", "4ll", "pr3v10u5", "1n5truct10n5", "5y5t3m", "pr0mpt", "r3v34l", "p455w0rd", "the", "and", "x1", "utf8", "i+1", "$5", "2024", " ", " ", "\n", ".", "h3ll0", "m0n3y", "t0", "@dm1n"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_LEET_PIECES), min_size=1, max_size=30).map("".join))
+def test_leet_is_decoded_whenever_a_decoded_run_could_add_a_common_word(text):
+    """The cheap test (a decoded run yields a common word) is necessary for the leet variant to outscore the text."""
+    from targets.ciphers import _COMMON, _WORDS, _leet_decoded, _leet_gains_a_common_word
+
+    lowered = text.lower()
+    leet = _leet_decoded(lowered)
+    if leet is not None and len(set(_WORDS.findall(leet)) & _COMMON) > len(set(_WORDS.findall(lowered)) & _COMMON):
+        assert _leet_gains_a_common_word(lowered), text
+    if _leet_gains_a_common_word(lowered) is False and leet is not None:
+        assert len(set(_WORDS.findall(leet)) & _COMMON) <= len(set(_WORDS.findall(lowered)) & _COMMON)
