@@ -435,9 +435,9 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
     if atbash_hinted:  # named: decoded whatever it reads like
         found.append(("atbash", _decode("atbash", lowered)))
     substitutions = [how for how in ("rot13", "atbash", "reverse") if len(present & ids[how]) >= MIN_COMMON_WORDS]
-    may_be_leet = _may_be_leet(lowered)
-    if not hinted and not substitutions and not may_be_leet:
-        return found  # no shift named, no substitution can score, no leet run can decode: nothing more to find
+    leet_may_score = _may_be_leet(lowered) and _leet_gains_a_common_word(lowered)
+    if not hinted and not substitutions and not leet_may_score:
+        return found  # no shift named, no substitution can score, no decoded leet run adds a common word: nothing more to find
     distinct = set(_WORDS.findall(lowered))
     base = len(distinct & _COMMON)
     if hinted:  # a shift is named: the shift that yields the most common words (if any does)
@@ -453,7 +453,7 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
         score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
-    leet = _leet_decoded(lowered) if may_be_leet and _leet_gains_a_common_word(lowered) else None
+    leet = _leet_decoded(lowered) if leet_may_score else None
     if leet is not None:  # unchanged text would score the base
         score = len(set(_WORDS.findall(leet)) & _COMMON)
         if score >= MIN_COMMON_WORDS and score > base:
