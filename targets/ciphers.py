@@ -415,14 +415,6 @@ def _leet_gains_a_common_word(lowered: str) -> bool:
     return False
 
 
-def _leet_decoded(lowered: str) -> str | None:
-    """``lowered`` with its leet runs decoded, or None when nothing changes (no digit, or no letter beside a symbol)."""
-    if not _may_be_leet(lowered):
-        return None
-    candidate = _leet_heavy(lowered)
-    return candidate if candidate != lowered else None
-
-
 def _all_variants(text: str) -> list[tuple[str, str]]:
     text = text[:MAX_CHARS]
     lowered = text.lower()
@@ -453,8 +445,8 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
         score = len(distinct & _ENCIPHERED[how])
         if score >= MIN_COMMON_WORDS and score > base:
             found.append((how, _decode(how, lowered)))
-    leet = _leet_decoded(lowered) if leet_may_score else None
-    if leet is not None:  # unchanged text would score the base
+    if leet_may_score:  # an unchanged text would score the base
+        leet = _leet_heavy(lowered)
         score = len(set(_WORDS.findall(leet)) & _COMMON)
         if score >= MIN_COMMON_WORDS and score > base:
             found.append(("leet", leet))

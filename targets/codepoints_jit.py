@@ -17,14 +17,15 @@ numba compiles on first use and caches the machine code next to this module.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-AVAILABLE = importlib.util.find_spec("numba") is not None
+from targets import classifier_jit
+
+AVAILABLE = classifier_jit.AVAILABLE  # numba is installed (one check for every compiled kernel)
 
 UNCHANGED, TRANSLATED, NEEDS_STR_TRANSLATE = 0, 1, 2
 

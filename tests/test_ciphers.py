@@ -140,11 +140,11 @@ _LEET_PIECES = ["1gn0r3", "4ll", "pr3v10u5", "1n5truct10n5", "5y5t3m", "pr0mpt",
 @given(st.lists(st.sampled_from(_LEET_PIECES), min_size=1, max_size=30).map("".join))
 def test_leet_is_decoded_whenever_a_decoded_run_could_add_a_common_word(text):
     """The cheap test (a decoded run yields a common word) is necessary for the leet variant to outscore the text."""
-    from targets.ciphers import _COMMON, _WORDS, _leet_decoded, _leet_gains_a_common_word
+    from targets.ciphers import _COMMON, _WORDS, _leet_gains_a_common_word, _leet_heavy, _may_be_leet
 
     lowered = text.lower()
-    leet = _leet_decoded(lowered)
-    if leet is not None and len(set(_WORDS.findall(leet)) & _COMMON) > len(set(_WORDS.findall(lowered)) & _COMMON):
+    if not _may_be_leet(lowered):
+        return
+    leet = _leet_heavy(lowered)
+    if len(set(_WORDS.findall(leet)) & _COMMON) > len(set(_WORDS.findall(lowered)) & _COMMON):
         assert _leet_gains_a_common_word(lowered), text
-    if _leet_gains_a_common_word(lowered) is False and leet is not None:
-        assert len(set(_WORDS.findall(leet)) & _COMMON) <= len(set(_WORDS.findall(lowered)) & _COMMON)
