@@ -232,7 +232,8 @@ def _base2048(text: str) -> str | None:
 _LOWER = string.ascii_lowercase
 _ROT = [str.maketrans(_LOWER + _LOWER.upper(), _LOWER[k:] + _LOWER[:k] + _LOWER.upper()[k:] + _LOWER.upper()[:k]) for k in range(26)]
 _ATBASH = str.maketrans(_LOWER + _LOWER.upper(), _LOWER[::-1] + _LOWER.upper()[::-1])
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET_MAP = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"}
+_LEET = str.maketrans(_LEET_MAP)
 # A whole run of letters, digits and leet symbols that holds a digit or symbol. It starts only where a run
 # starts (the lookbehind) and its letters are taken possessively, so each run is read once: linear.
 _LEET_RUN = re.compile(r"(?<![a-z0-9@$!|+])[a-z]*+[0-9@$!|+][a-z0-9@$!|+]*")
@@ -290,49 +291,77 @@ def cipher_variants(text: str, wanted: frozenset[str] | None = None) -> list[tup
     return _all_variants(text)
 
 
+# Bytes as Morse sees them: separators (space, slash, bar) 's', marks (dot, dash) 'm', everything else 'x'.
+_MORSE_CLASSES = bytes(ord("s") if byte in b" /|" else ord("m") if byte in b".-" else ord("x") for byte in range(256))
+
+
 def _may_be_morse(text: str) -> bool:
-    """Necessary for a Morse run: five separators (space, slash, bar) directly before a dot or dash (str.count: C speed)."""
-    if "." not in text or "-" not in text:
+    """Necessary for a Morse run: five separators directly before a dot or dash, and a dot and a dash in the text.
+
+    Counted on the text's ASCII characters (encode, translate and count run at C speed): dropping the
+    others can only bring a separator and a mark together, never part them, so too few pairs there means
+    too few in the text; a non-ASCII text that passes is counted again as it is.
+    """
+    ascii_only = text.encode("ascii", "ignore")
+    if b"." not in ascii_only or b"-" not in ascii_only or ascii_only.translate(_MORSE_CLASSES).count(b"sm") < 5:
         return False
-    return sum(text.count(sep + mark) for sep in " /|" for mark in ".-") >= 5
+    return text.isascii() or sum(text.count(sep + mark) for sep in " /|" for mark in ".-") >= 5
 
 
-# The characters each exotic decoder reads, as vectorised sets. A decoder answers only from a minimum
-# number of its characters, so counting them first (C speed) is exact and spares the per-character loop.
-_BRAILLE_CELLS = codepoints.CharSet(range(0x2800, 0x2900))
-_TAG_BYTES = codepoints.CharSet(range(0xE0020, 0xE007F))
-_SELECTORS = codepoints.CharSet([*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
-_EMOJI_LETTERS = codepoints.CharSet(start + offset for start in EMOJI_LETTER_BLOCKS for offset in range(26))
-_RUNE_LETTERS = codepoints.CharSet(range(0x16A0, 0x16F9))
-_EXOTIC = codepoints.CharSet(_BRAILLE_CELLS.members | _TAG_BYTES.members | _SELECTORS.members | _EMOJI_LETTERS.members | _RUNE_LETTERS.members)
+def _base2048_alphabet() -> frozenset[int]:
+    """Every character base2048 output can hold, read from the package: one per 11-bit value, and the tail characters."""
+    chars: set[str] = set()
+    for value in range(2048):
+        chars.add(base2048.encode((value << 77).to_bytes(11, "big"))[0])  # the first of 8 groups is the value
+    for size in range(1, 12):  # every length leaves its own final group; its bits are the last byte's lowest
+        for last in range(256):
+            chars.update(base2048.encode(bytes(size - 1) + bytes([last])))
+    return frozenset(map(ord, chars))
 
 
-def _has_exotic(text: str) -> bool:
-    """Whether any exotic decoder has a character to read (a necessary condition for each of them)."""
-    return not text.isascii() and _EXOTIC.any(text)
+@functools.lru_cache(maxsize=1)
+def _alphabets() -> codepoints.CharClasses:
+    """The characters each alphabet decoder reads, counted in one pass over a non-ASCII text (built on first use)."""
+    return codepoints.CharClasses(
+        {
+            "braille": range(0x2800, 0x2900),
+            "tags": range(0xE0020, 0xE007F),
+            "variation-selectors": [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)],
+            "emoji-letters": [start + offset for start in EMOJI_LETTER_BLOCKS for offset in range(26)],
+            "runic": range(0x16A0, 0x16F9),
+            "base2048": _base2048_alphabet(),
+        }
+    )
 
 
-def _at_least(chars: codepoints.CharSet, needed: int) -> Callable[[str], bool]:
-    return lambda text: chars.count(text) >= needed
+# How many of its alphabet's characters each alphabet decoder needs before it answers: counting them first
+# is exact and spares the per-character loop. base2048 decodes runs of 12 or more characters and refuses a
+# run holding any character outside its alphabet (tests/test_ciphers.py checks both).
+_ALPHABET_MINIMUM = {"braille": 4, "tags": 4, "variation-selectors": 8, "emoji-letters": 6, "runic": 6, "base2048": 12}
 
 
-_EXOTIC_DECODERS = frozenset({"braille", "tags", "variation-selectors", "emoji-letters", "runic"})  # tried only when _has_exotic
+@functools.lru_cache(maxsize=1)
+def _alphabet_needs() -> dict[str, tuple[int, int]]:
+    """For each alphabet decoder: its position in ``_alphabets().counts`` and the characters it needs."""
+    return {how: (_alphabets().position[how], needed) for how, needed in _ALPHABET_MINIMUM.items()}
 
 
 # The self-evident encodings: (name, decoder, a cheap test of whether the text can hold it at all — each
-# test is implied by what its decoder needs, so skipping a decoder never changes what is found).
-_SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], bool]], ...] = (
+# test is implied by what its decoder needs, so skipping a decoder never changes what is found; None: the
+# decoder reads only non-ASCII characters of its own alphabet, of which it needs _ALPHABET_MINIMUM).
+_SELF_EVIDENT: tuple[tuple[str, Callable[[str], str | None], Callable[[str], bool] | None], ...] = (
     ("morse", _morse, _may_be_morse),
-    ("braille", _braille, _at_least(_BRAILLE_CELLS, 4)),
-    ("tags", _tag_bytes, _at_least(_TAG_BYTES, 4)),
-    ("variation-selectors", _selector_bytes, _at_least(_SELECTORS, 8)),
+    ("braille", _braille, None),
+    ("tags", _tag_bytes, None),
+    ("variation-selectors", _selector_bytes, None),
     ("nato", _nato, lambda text: True),
     ("binary", _binary, lambda text: "0" in text and text.count("0") + text.count("1") >= 32),  # four octets at least
     ("escapes", _escapes, lambda text: "\\" in text),
-    ("emoji-letters", _emoji_letters, _at_least(_EMOJI_LETTERS, 6)),
-    ("runic", _runic, _at_least(_RUNE_LETTERS, 6)),
-    ("base2048", _base2048, lambda text: not text.isascii()),
+    ("emoji-letters", _emoji_letters, None),
+    ("runic", _runic, None),
+    ("base2048", _base2048, None),
 )
+_ASCII_READABLE = tuple(entry for entry in _SELF_EVIDENT if entry[2] is not None)  # the same order: an ASCII text's only candidates
 
 
 # The NATO decoder reads a run of at least four NATO tokens (whole [a-z-] runs) with nothing between
@@ -347,21 +376,19 @@ _NATO_RUN = _NATO_WORD + (_NATO_GAP + _NATO_WORD) * 3
 def _self_evident(text: str, names: frozenset[str] | None = None, nato: bool = True) -> list[tuple[str, str]]:
     """The self-evident encodings ``text`` holds; ``nato=False``: it is known to hold no NATO word."""
     found = []
-    exotic: bool | None = None
-    for how, decoder, possible in _SELF_EVIDENT:
+    counts = None if text.isascii() else _alphabets().counts(text)
+    for how, decoder, possible in _SELF_EVIDENT if counts is not None else _ASCII_READABLE:
         if names is not None and how not in names:
             continue
-        if how in _EXOTIC_DECODERS:
-            if exotic is None:
-                exotic = _has_exotic(text)
-            if not exotic:
+        if possible is None:
+            position, needed = _alphabet_needs()[how]
+            if counts is None or counts[position] < needed:
                 continue
-        if how == "nato" and not nato:
+        elif (how == "nato" and not nato) or not possible(text):
             continue
-        if possible(text):
-            decoded = decoder(text)
-            if decoded:
-                found.append((how, decoded))
+        decoded = decoder(text)
+        if decoded:
+            found.append((how, decoded))
     return found
 
 
@@ -373,14 +400,41 @@ def _wanted_variants(text: str, wanted: frozenset[str]) -> list[tuple[str, str]]
     return found
 
 
+# A decoded leet run's common word, as the lowered text writes it: each letter as itself or a symbol _LEET
+# reads as it, bounded by what ends a word in a decoded run — a character outside the run, or a digit
+# _LEET leaves alone (2, 6).
+_LEET_SPELLINGS = {letter: letter + "".join(sorted(symbol for symbol, plain in _LEET_MAP.items() if plain == letter)) for letter in _LOWER}
+_LEET_WORD_EDGE = "[^a-z01345789@$!|+]"
+
+
+def _leet_word_pattern(word: str) -> str:
+    """Where decoding a leet run could yield ``word``: spelled with a symbol, or plainly beside a 2 or 6.
+
+    A run is decoded only when it holds a symbol or digit, so a word it yields either holds one or is
+    cut from the rest of its run by a digit _LEET leaves alone (tests/test_ciphers.py checks this is
+    necessary for :func:`_leet_gains_a_common_word`).
+    """
+    spelled = [f"[{re.escape(_LEET_SPELLINGS[letter])}]" if len(_LEET_SPELLINGS[letter]) > 1 else letter for letter in word]
+    with_symbol = [
+        word[:i] + f"[{re.escape(_LEET_SPELLINGS[letter][1:])}]" + "".join(spelled[i + 1 :]) for i, letter in enumerate(word) if len(_LEET_SPELLINGS[letter]) > 1
+    ]
+    before, after = f"(?:^|{_LEET_WORD_EDGE})", f"(?:{_LEET_WORD_EDGE}|$)"
+    branches = [f"[26]{word}{after}", f"{before}{word}[26]"]
+    if with_symbol:
+        branches.insert(0, f"{before}(?:{'|'.join(with_symbol)}){after}")
+    return "|".join(branches)
+
+
 @functools.lru_cache(maxsize=1)
 def _word_gate() -> tuple[RuleMatcher, dict[str, frozenset[int]]]:
-    """One multi-pattern matcher for the words the letter-substitution and NATO decoders need.
+    """One multi-pattern matcher for the words the letter-substitution, leet and NATO decoders need.
 
-    Pattern ids by what they stand for: the common words as ROT13, Atbash and reversal write them, and
-    four NATO words in a row (``_NATO_RUN``). A word counts as an [a-z] run of its own (``_WORDS``), so
-    each word pattern is bounded by non-letters. One linear pass over a text says whether a substitution
-    could score ``MIN_COMMON_WORDS`` and whether the NATO decoder could find a run.
+    Pattern ids by what they stand for: the common words as ROT13, Atbash and reversal write them, the
+    common words as a decoded leet run could yield them (``_leet_word_pattern``), and four NATO words in
+    a row (``_NATO_RUN``). A word counts as an [a-z] run of its own (``_WORDS``), so each word pattern is
+    bounded by non-letters. One linear pass over a text says whether a substitution could score
+    ``MIN_COMMON_WORDS``, whether leet decoding could add a common word and whether the NATO decoder
+    could find a run.
     """
     groups = {how: sorted(_ENCIPHERED[how]) for how in ("rot13", "atbash", "reverse")}
     rules: list[Rule] = []
@@ -389,6 +443,13 @@ def _word_gate() -> tuple[RuleMatcher, dict[str, frozenset[int]]]:
         start = len(rules)
         rules.extend(Rule(id=f"cipher-word.{how}.{word}", kind="regex", pattern=f"(?:^|[^a-z]){word}(?:[^a-z]|$)") for word in words)
         ids[how] = frozenset(range(start, len(rules)))
+    start = len(rules)
+    rules.extend(Rule(id=f"cipher-word.leet.{word}", kind="regex", pattern=_leet_word_pattern(word)) for word in sorted(_COMMON))
+    ids["leet"] = frozenset(range(start, len(rules)))
+    # What the hints search, for ASCII text (where \d is [0-9]; non-ASCII text is case-folded and searched by them).
+    for how, hint in (("shift-hint", _SHIFT_HINT), ("atbash-hint", _ATBASH_HINT)):
+        ids[how] = frozenset({len(rules)})
+        rules.append(Rule(id=f"cipher-{how}", kind="regex", pattern=hint.pattern.replace(r"\d", "[0-9]")))
     ids["nato"] = frozenset({len(rules)})
     rules.append(Rule(id="cipher-run.nato", kind="regex", pattern=_NATO_RUN))
     return RuleMatcher(rules), ids
@@ -421,13 +482,17 @@ def _all_variants(text: str) -> list[tuple[str, str]]:
     matcher, ids = _word_gate()
     present = matcher.match_indices((lowered,))
     found = _self_evident(text, nato=not present.isdisjoint(ids["nato"]))
-    folded = lowered if text.isascii() else text.casefold()
-    hinted = _shift_hinted(folded)
-    atbash_hinted = _atbash_hinted(folded)
+    if text.isascii():  # case folding is lowering: the gate's pass answered the hints too
+        hinted = not present.isdisjoint(ids["shift-hint"])
+        atbash_hinted = not present.isdisjoint(ids["atbash-hint"])
+    else:
+        folded = text.casefold()
+        hinted = _shift_hinted(folded)
+        atbash_hinted = _atbash_hinted(folded)
     if atbash_hinted:  # named: decoded whatever it reads like
         found.append(("atbash", _decode("atbash", lowered)))
     substitutions = [how for how in ("rot13", "atbash", "reverse") if len(present & ids[how]) >= MIN_COMMON_WORDS]
-    leet_may_score = _may_be_leet(lowered) and _leet_gains_a_common_word(lowered)
+    leet_may_score = not present.isdisjoint(ids["leet"]) and _may_be_leet(lowered) and _leet_gains_a_common_word(lowered)
     if not hinted and not substitutions and not leet_may_score:
         return found  # no shift named, no substitution can score, no decoded leet run adds a common word: nothing more to find
     distinct = set(_WORDS.findall(lowered))

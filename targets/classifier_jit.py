@@ -78,10 +78,14 @@ def _window_logits_kernel(
         found = 0
         for n in range(max(ngram_min, 1), ngram_max + 1):
             tag = np.uint64(n) << np.uint64(56)
-            for p in range(start, end - n + 1):
-                gram = np.uint64(0)
-                for k in range(n):
-                    gram = (gram << np.uint64(8)) | np.uint64(data[p + k])
+            if end - start < n:
+                continue
+            keep = (np.uint64(1) << np.uint64(8 * n)) - np.uint64(1)  # an n-gram's bytes (n <= 7)
+            gram = np.uint64(0)
+            for p in range(start, start + n - 1):
+                gram = (gram << np.uint64(8)) | np.uint64(data[p])
+            for p in range(start + n - 1, end):  # rolled on by one byte: the n-gram ending at p
+                gram = ((gram << np.uint64(8)) | np.uint64(data[p])) & keep
                 features[found] = np.int64(((gram | tag) * golden) >> shift)
                 found += 1
         if words:

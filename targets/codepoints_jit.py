@@ -105,6 +105,14 @@ def _drop_kernel(points: np.ndarray, table: np.ndarray) -> tuple[bool, np.ndarra
     return kept < len(points), out[:kept]
 
 
+def _class_counts_kernel(points: np.ndarray, table: np.ndarray, classes: int) -> np.ndarray:  # pragma: no cover - compiled
+    """How many code points fall in each class ``table`` assigns (0: none of them)."""
+    counts = np.zeros(classes, dtype=np.int64)
+    for i in range(len(points)):
+        counts[table[points[i]]] += 1
+    return counts
+
+
 @dataclass(frozen=True)
 class Kernels:
     """The compiled loops."""
@@ -113,6 +121,7 @@ class Kernels:
     mixed_words: Callable[..., Any]
     count: Callable[..., Any]
     drop: Callable[..., Any]
+    class_counts: Callable[..., Any]
 
 
 @functools.lru_cache(maxsize=1)
@@ -121,4 +130,4 @@ def kernels() -> Kernels:
     import numba
 
     jit = numba.njit(cache=True, nogil=True)
-    return Kernels(jit(_translate_kernel), jit(_mixed_words_kernel), jit(_count_kernel), jit(_drop_kernel))
+    return Kernels(jit(_translate_kernel), jit(_mixed_words_kernel), jit(_count_kernel), jit(_drop_kernel), jit(_class_counts_kernel))

@@ -90,3 +90,14 @@ def test_canonical_forms_of_the_sample_are_unchanged_by_vectorising(path):
             folded = unicodedata.normalize("NFKC", stripped).casefold().translate(canonical.confusable_table())
             slow = "".join(ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch))
             assert canonical.canonicalize(text).text == " ".join(slow.lower().split())
+
+
+def test_character_classes_count_each_class_in_one_pass(path):
+    classes = codepoints.CharClasses({"braille": range(0x2800, 0x2900), "tags": range(0xE0020, 0xE007F), "letters": [0x41, 0x10FFFF]})
+    text = "A\u2800\u28ffb\U000E0041\U000E0041c\U0010FFFF\ud800" + BEYOND
+    counts = classes.counts(text)
+    assert [counts[classes.position[name]] for name in ("braille", "tags", "letters")] == [2, 3, 2]  # BEYOND holds U+E0041 too
+    assert counts[0] == len(text) - 7  # in no class (a lone surrogate counted there too)
+    assert classes.counts("plain ascii")[1:] == [0, 0, 0]
+    with pytest.raises(ValueError, match="'tags' overlaps"):
+        codepoints.CharClasses({"braille": range(0x2800, 0x2900), "tags": [0x2801]})

@@ -148,3 +148,67 @@ def test_leet_is_decoded_whenever_a_decoded_run_could_add_a_common_word(text):
     leet = _leet_heavy(lowered)
     if len(set(_WORDS.findall(leet)) & _COMMON) > len(set(_WORDS.findall(lowered)) & _COMMON):
         assert _leet_gains_a_common_word(lowered), text
+
+
+def test_base2048_refuses_a_run_with_any_character_outside_its_alphabet():
+    """Why counting alphabet characters first is exact: a run decodes only when every character is the alphabet's."""
+    import os
+    import random
+
+    from targets.ciphers import _BASE2048_RUN, _base2048, _base2048_alphabet
+
+    alphabet = _base2048_alphabet()
+    assert len(alphabet) == 2048 + 8
+    rng = random.Random(7)
+    seen = {ord(ch) for _ in range(3000) for ch in base2048.encode(os.urandom(rng.randrange(1, 120)))}
+    assert seen <= alphabet
+    encoded = base2048.encode(PAYLOAD.encode())
+    for code in range(0x80, 0x3400):
+        ch = chr(code)
+        if code in alphabet or 0xD800 <= code <= 0xDFFF or not _BASE2048_RUN.fullmatch(ch * 12):
+            continue
+        with pytest.raises(base2048.DecodeError):
+            base2048.decode(encoded[:7] + ch + encoded[8:])
+    assert _base2048(encoded) == PAYLOAD
+
+
+_MORSE_PIECES = [".-", "-...", " ", " / ", "|", "  ", "é", "日本", "a", ".", "-", "--", "x.y", " é.", "/-"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_MORSE_PIECES), max_size=30).map("".join))
+def test_the_morse_precheck_is_the_pair_count_it_replaced(text):
+    """Five separator-mark pairs and a dot and a dash, counted on the ASCII characters first, as the text counts them."""
+    from targets.ciphers import _may_be_morse
+
+    pairs = sum(text.count(sep + mark) for sep in " /|" for mark in ".-")
+    assert _may_be_morse(text) == ("." in text and "-" in text and pairs >= 5)
+
+
+_LEET_GATE_PIECES = [*_LEET_PIECES, "you2", "2you", "6the6", "1$", "y0u", "é", "日", "is", "2", "6", "a", "|", "+", "!", "7h3", "0f", "m3", "-"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_LEET_GATE_PIECES), min_size=1, max_size=16).map("".join))
+def test_the_leet_gate_passes_every_text_where_a_decoded_run_yields_a_common_word(text):
+    """The gate's leet patterns are necessary for :func:`_leet_gains_a_common_word`: no text it needs is skipped."""
+    from targets.ciphers import _leet_gains_a_common_word, _word_gate
+
+    lowered = text.lower()
+    matcher, ids = _word_gate()
+    if _leet_gains_a_common_word(lowered):
+        assert not matcher.match_indices((lowered,)).isdisjoint(ids["leet"]), text
+
+
+_HINT_PIECES = ["rot13", "ROT-1", "rot", "rotate", "Caesar", "shift", "cipher", "Atbash", "mirrored alphabet", "mirror alphabet", "reversed alphabet", "alphabet", "the", " ", "-", "7"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_HINT_PIECES), max_size=8).map(" ".join))
+def test_the_gate_answers_the_cipher_hints_as_the_hint_searches_do_for_ascii_text(text):
+    from targets.ciphers import _atbash_hinted, _shift_hinted, _word_gate
+
+    matcher, ids = _word_gate()
+    present = matcher.match_indices((text.lower(),))
+    assert (not present.isdisjoint(ids["shift-hint"])) == _shift_hinted(text.lower())
+    assert (not present.isdisjoint(ids["atbash-hint"])) == _atbash_hinted(text.lower())
