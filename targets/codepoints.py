@@ -64,33 +64,38 @@ def drop_combining(text: str) -> str:
 
 
 class Translation:
-    """``str.translate`` with a fixed table of non-empty strings, vectorised when every image is one character."""
+    """``str.translate`` with a fixed table of non-empty strings, over code points (compiled: any image; numpy: one-character images)."""
 
     def __init__(self, table: dict[int, str]) -> None:
         self.table = table
-        self.image = np.arange(TABLE_SIZE, dtype=np.uint32)
+        self.image = np.arange(TABLE_SIZE, dtype=np.uint32)  # numpy path: one-character images
         self.longer = np.zeros(TABLE_SIZE, dtype=bool)
         self.mapped = np.zeros(TABLE_SIZE, dtype=bool)
+        self.lengths = np.zeros(TABLE_SIZE, dtype=np.uint8)  # compiled path: every image, as a span of self.images
+        self.offsets = np.zeros(TABLE_SIZE, dtype=np.int64)
+        images: list[int] = []
         for code, target in table.items():
             if code >= TABLE_SIZE - 1:
                 raise ValueError(f"translate table maps U+{code:04X}, beyond the code points tabled")
-            if not target:
-                raise ValueError(f"translate table deletes U+{code:04X}; only non-empty images are vectorised")
+            if not 0 < len(target) < 256:
+                raise ValueError(f"translate table maps U+{code:04X} to {len(target)} characters; only 1 to 255 are vectorised")
             self.mapped[code] = True
+            self.lengths[code] = len(target)
+            self.offsets[code] = len(images)
+            images.extend(map(ord, target))
             if len(target) == 1:
                 self.image[code] = ord(target)
             else:
                 self.longer[code] = True
+        self.images = np.array(images, dtype=np.uint32)
 
     def __call__(self, text: str) -> str:
         points = code_points(text)
         if points is None:
             return text.translate(self.table)
         if codepoints_jit.AVAILABLE:
-            status, out = codepoints_jit.kernels().translate(points, self.image, self.longer, self.mapped)
-            if status == codepoints_jit.NEEDS_STR_TRANSLATE:
-                return text.translate(self.table)
-            return text if status == codepoints_jit.UNCHANGED else from_code_points(out)
+            mapped, out = codepoints_jit.kernels().translate(points, self.lengths, self.offsets, self.images)
+            return from_code_points(out) if mapped else text
         index = _index(points)
         if self.longer[index].any():
             return text.translate(self.table)

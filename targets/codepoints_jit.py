@@ -27,31 +27,40 @@ from targets import classifier_jit
 
 AVAILABLE = classifier_jit.AVAILABLE  # numba is installed (one check for every compiled kernel)
 
-UNCHANGED, TRANSLATED, NEEDS_STR_TRANSLATE = 0, 1, 2
+def _translate_kernel(points: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, images: np.ndarray) -> tuple[bool, np.ndarray]:  # pragma: no cover - compiled
+    """``(whether anything was mapped, code points)`` of a table translation.
 
-
-def _translate_kernel(points: np.ndarray, image: np.ndarray, longer: np.ndarray, mapped: np.ndarray) -> tuple[int, np.ndarray]:  # pragma: no cover - compiled
-    """``(UNCHANGED | TRANSLATED | NEEDS_STR_TRANSLATE, code points)`` of a table translation.
-
-    Code points at or beyond the tables' last entry (which maps nothing) are left as they are.
+    ``lengths[p]``: how many code points ``p`` becomes (0: it is not mapped and stays itself), found at
+    ``images[offsets[p]:offsets[p] + lengths[p]]``. Code points at or beyond the tables' last entry
+    (which maps nothing) are left as they are.
     """
-    last = len(image) - 1
+    last = len(lengths) - 1
+    total = 0
     any_mapped = False
     for i in range(len(points)):
         p = points[i]
-        if p < last:
-            if longer[p]:
-                return NEEDS_STR_TRANSLATE, points
-            if mapped[p]:
-                any_mapped = True
+        n = lengths[p] if p < last else 0
+        if n:
+            any_mapped = True
+            total += n
+        else:
+            total += 1
     if not any_mapped:
-        return UNCHANGED, points
-    out = points.copy()
+        return False, points
+    out = np.empty(total, dtype=points.dtype)
+    k = 0
     for i in range(len(points)):
         p = points[i]
-        if p < last:
-            out[i] = image[p]
-    return TRANSLATED, out
+        n = lengths[p] if p < last else 0
+        if n:
+            start = offsets[p]
+            for j in range(n):
+                out[k] = images[start + j]
+                k += 1
+        else:
+            out[k] = p
+            k += 1
+    return True, out
 
 
 def _mixed_words_kernel(points: np.ndarray, word: np.ndarray, foreign: np.ndarray) -> int:  # pragma: no cover - compiled

@@ -75,7 +75,7 @@ def test_a_char_set_counts_finds_and_drops_its_members_in_any_plane(path):
     assert members.drop(text) == "bc" + BEYOND.replace("\U000E0041", "")
 
 
-def test_confusables_with_a_longer_image_fall_back_to_str_translate(path):
+def test_confusables_with_a_longer_image_are_translated_as_str_translate_does(path):
     table = {ord("a"): "b", ord("ß"): "ss"}
     translate = codepoints.Translation(table)
     assert translate("aßa") == "bssb" and translate("aéa") == "béb" and translate("xyz") == "xyz"
