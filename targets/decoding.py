@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import quopri
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import re2
+
+from targets.matcher import RuleMatcher
+from targets.rules import Rule
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -193,6 +197,33 @@ _DECODERS = (
 )
 
 
+# A part every match of each decoder's pattern holds (same order as _DECODERS), matched case-sensitively:
+# one Hyperscan pass over a body says which decoders can find a run in it at all, and only their patterns
+# search it. Plain character classes and literals only, so both engines read them alike.
+_NEEDED_PART = {
+    "base64": r"[A-Za-z0-9+/]{16}|[A-Za-z0-9_\-]{16}",
+    "base32": r"[A-Z2-7]{16}",
+    "ascii85": r"<~",
+    "base85": r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{20}",
+    "hex": r"[0-9a-fA-F]{16}|(?:[0-9a-fA-F]{2}[ :]){7}[0-9a-fA-F]{2}",
+    "url": r"%[0-9a-fA-F]{2}",
+    "qp": r"=[0-9A-F]{2}",
+    "uuencode": r"begin [0-7]{3} ",
+    "mime": r"=\?[A-Za-z0-9_\-]{1,32}\?[bBqQ]\?",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _part_matcher() -> RuleMatcher:
+    return RuleMatcher([Rule(id=f"decoder.{name}", kind="regex", pattern=f"(?-i:{_NEEDED_PART[name]})") for name, *_ in _DECODERS])
+
+
+def _decoders_for(body: str) -> list[tuple[str, re2._Regexp, Callable[[str], str | None]]]:
+    """The decoders that can find a run in ``body``, in order: its part is there and the cheap precheck passes."""
+    present = _part_matcher().match_indices((body,))
+    return [(name, pattern, decoder) for index, (name, pattern, decoder, worth_trying) in enumerate(_DECODERS) if index in present and worth_trying(body)]
+
+
 def _runs(pattern: re2._Regexp, body: str, raw: bytes | None) -> Iterator[tuple[int, int, str]]:
     """``(start, end, run)`` of each match of ``pattern`` in ``body``.
 
@@ -229,9 +260,7 @@ def decode_runs(
             if not any(ch in body for ch in "%=") and len(body) < 16:
                 continue
             raw = body.encode("ascii") if body.isascii() else None
-            for name, pattern, decoder, worth_trying in _DECODERS:
-                if not worth_trying(body):
-                    continue
+            for name, pattern, decoder in _decoders_for(body):
                 for match_start, match_end, run in _runs(pattern, body, raw):
                     if len(results) >= max_runs or budget <= 0:
                         return results
@@ -254,9 +283,7 @@ def decode_runs(
 def still_encoded(text: str) -> bool:
     """Whether ``text`` still holds a decodable run (checked on what the last allowed decoding layer produced)."""
     raw = text.encode("ascii") if text.isascii() else None
-    for _name, pattern, decoder, worth_trying in _DECODERS:
-        if not worth_trying(text):
-            continue
+    for _name, pattern, decoder in _decoders_for(text):
         for _start, _end, run in _runs(pattern, text, raw):
             if decoder(run) is not None:
                 return True
