@@ -44,3 +44,14 @@ def test_each_encoding_is_found_by_its_decoder():
     found = {run.chain[0] for fragment in _FRAGMENTS[:12] for run in decoding.decode_runs(fragment)}
     assert {"base64", "base32", "ascii85", "base85", "hex", "url", "qp", "uuencode", "mime"} <= found
     assert decoding.decode_runs("a plain sentence without anything encoded in it at all") == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*_FRAGMENTS, "A" * 15, "x" * 19, "begin 644 ", "=4F", "=4f", "%2", "%2f"]), min_size=1, max_size=6).map("".join))
+def test_the_input_guards_encoded_run_hint_answers_as_its_pattern_does(text):
+    """Hyperscan finds the hint where RE2 would (case-sensitively): the texts decoding is tried on are unchanged."""
+    import re2
+
+    from targets.input_stages import _ENCODED_HINT, _may_hold_encoded
+
+    assert _may_hold_encoded(text) == (re2.compile(_ENCODED_HINT).search(text) is not None)
