@@ -4,10 +4,10 @@ For every window of a batch this kernel makes the same hashed features as
 :func:`targets.classifier.features` — character n-grams packed big-endian and
 tagged with their length, words (runs of ASCII word bytes or bytes >= 0x80)
 identified by CRC-32 and length, word bigrams — and sums their weights while it
-counts them: a small open-addressing table (it stays in the CPU cache) holds
-each bucket's count in the current window, so the squared L2 norm grows by
-``2c + 1`` per occurrence and no sort is needed; the table is emptied after
-each window. Work is linear in the bytes of the batch.
+counts them: a flag per bucket marks first occurrences (most features), and a
+small open-addressing table (it stays in the CPU cache) counts the buckets that
+recur, so the squared L2 norm grows by ``2c + 1`` per occurrence and no sort is
+needed; flags and table are emptied after each window. Work is linear in the bytes of the batch.
 
 numba compiles the kernel on first use and caches the machine code next to
 this module (``cache=True``); without numba, :mod:`targets.classifier` scores
@@ -72,6 +72,8 @@ def _window_logits_kernel(
     keys = np.full(size, -1, dtype=np.int64)  # open addressing: a window's distinct buckets and their counts
     counts = np.zeros(size, dtype=np.int64)
     used = np.empty(len(features), dtype=np.int64)
+    firsts = np.empty(len(features), dtype=np.int64)  # the window's distinct buckets
+    seen = np.zeros(len(weights), dtype=np.bool_)  # whether a bucket occurred in the window so far
     for w in range(windows):
         start = offsets[w]
         end = offsets[w + 1]
@@ -115,20 +117,30 @@ def _window_logits_kernel(
         total = 0.0
         squares = 0
         distinct = 0
+        repeated = 0
         for i in range(found):
             bucket = features[i]
             total += weights[bucket]
+            if not seen[bucket]:  # a first occurrence (most features): no table lookup
+                seen[bucket] = True
+                firsts[distinct] = bucket
+                distinct += 1
+                squares += 1
+                continue
             slot = np.int64((np.uint64(bucket) * golden) >> np.uint64(40)) & mask
             while keys[slot] != bucket and keys[slot] != -1:
                 slot = (slot + 1) & mask
-            if keys[slot] == -1:
+            if keys[slot] == -1:  # its second occurrence: the table counts it from here
                 keys[slot] = bucket
-                used[distinct] = slot
-                distinct += 1
+                used[repeated] = slot
+                repeated += 1
+                counts[slot] = 1
             c = counts[slot]
             squares += 2 * c + 1  # (c + 1)^2 - c^2: the squared norm grows with each occurrence
             counts[slot] = c + 1
         for i in range(distinct):
+            seen[firsts[i]] = False
+        for i in range(repeated):
             keys[used[i]] = -1
             counts[used[i]] = 0
         out[w] = bias + total / np.sqrt(np.float64(squares)) if squares else bias
