@@ -69,8 +69,10 @@ def letter_touches_symbol(text: str, classes: bytes) -> bool:
 
 
 _LEET_CLASSES = letter_classes(b"0134578@$!|+")  # the symbols _LEET_TABLE maps
-_DROP_LETTERS = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
-_DROP_LEET = str.maketrans("", "", "0123456789@$!|+")
+_LETTER_BYTES = b"abcdefghijklmnopqrstuvwxyz"
+_LEET_SYMBOL_BYTES = b"0123456789@$!|+"
+_DROP_LETTERS = str.maketrans("", "", _LETTER_BYTES.decode())
+_DROP_LEET = str.maketrans("", "", _LEET_SYMBOL_BYTES.decode())
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,8 +129,13 @@ _LEET_WORD = re.compile(r"(?<![^ ])[^ 0134578@$!|+]*+[0134578@$!|+][^ ]*+")
 
 def _decode_leet_word(match: re.Match[str]) -> str:
     word = match.group(0)
-    symbols = len(word) - len(word.translate(_DROP_LEET))
-    letters = len(word) - len(word.translate(_DROP_LETTERS))
+    if word.isascii():  # counted by bytes.translate's deletion (C speed; str.translate looks each character up in a dict)
+        raw = word.encode("ascii")
+        symbols = len(raw) - len(raw.translate(None, _LEET_SYMBOL_BYTES))
+        letters = len(raw) - len(raw.translate(None, _LETTER_BYTES))
+    else:
+        symbols = len(word) - len(word.translate(_DROP_LEET))
+        letters = len(word) - len(word.translate(_DROP_LETTERS))
     return word.translate(_LEET_TABLE) if letters >= 2 and symbols <= letters else word
 
 
