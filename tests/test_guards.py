@@ -83,6 +83,7 @@ def test_leet_decoding_spares_identifiers():
     assert decode_leet("1gn0r3 th1s") == "ignore this"
     assert decode_leet("pay gb29nwbk60161331926819 now") is None
     assert decode_leet("order 20011 costs $50") is None
+    assert decode_leet("h3ll0 wörld5 ünd 5é") == "hello wörlds ünd 5é"  # counted the same in non-ASCII words
 
 
 def test_canonical_form_strips_and_folds():
