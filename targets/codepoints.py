@@ -105,31 +105,13 @@ class Translation:
 
 
 class CharSet:
-    """A set of code points (any plane) and what to do with them: find and delete, vectorised."""
+    """A set of code points (any plane), deleted from a text in one pass."""
 
     def __init__(self, members: Iterable[int]) -> None:
         self.members = frozenset(members)
         self.table = np.zeros(0x110000, dtype=bool)  # 1.1 MB: every plane
         self.table[sorted(self.members)] = True
         self._delete = dict.fromkeys(self.members)
-
-    def any(self, text: str) -> bool:
-        """Whether ``text`` holds a member."""
-        points = code_points(text)
-        if points is None:
-            return any(ord(ch) in self.members for ch in text)
-        if codepoints_jit.AVAILABLE:
-            return bool(codepoints_jit.kernels().count(points, self.table, 1))
-        return bool(self.table[points].any())
-
-    def count(self, text: str) -> int:
-        """How many characters of ``text`` are members."""
-        points = code_points(text)
-        if points is None:
-            return sum(1 for ch in text if ord(ch) in self.members)
-        if codepoints_jit.AVAILABLE:
-            return int(codepoints_jit.kernels().count(points, self.table, len(points) + 1))
-        return int(np.count_nonzero(self.table[points]))
 
     def drop(self, text: str) -> str:
         """``text`` without the members (``text.translate(dict.fromkeys(members))``)."""

@@ -5,8 +5,8 @@ answers with several array operations each (a lookup, a comparison, an
 ``any``, a cumulative sum, a set intersection), each paying numpy's per-call
 overhead on texts of a few hundred characters: which characters the
 confusables table maps, how many words mix ASCII letters with foreign
-look-alikes, which characters are invisible or combining marks, whether an
-exotic alphabet is present. Here each is one loop.
+look-alikes, which characters are invisible or combining marks, how many
+characters of each cipher alphabet a text holds. Here each is one loop.
 The answers are those of the numpy functions in :mod:`targets.codepoints`
 (which stay as the fallback without numba); ``tests/test_canonical_tables.py``
 checks both against the per-character definitions.
@@ -88,19 +88,6 @@ def _mixed_words_kernel(points: np.ndarray, word: np.ndarray, foreign: np.ndarra
     return count
 
 
-def _count_kernel(points: np.ndarray, table: np.ndarray, enough: int) -> int:  # pragma: no cover - compiled
-    """How many code points ``table`` marks (beyond the table: its last entry), counting stops at ``enough``."""
-    last = len(table) - 1
-    count = 0
-    for i in range(len(points)):
-        p = points[i]
-        if table[p if p < last else last]:
-            count += 1
-            if count >= enough:
-                return count
-    return count
-
-
 def _drop_kernel(points: np.ndarray, table: np.ndarray) -> tuple[bool, np.ndarray]:  # pragma: no cover - compiled
     """``(whether any was dropped, the code points ``table`` does not mark)`` (beyond the table: its last entry)."""
     last = len(table) - 1
@@ -128,7 +115,6 @@ class Kernels:
 
     translate: Callable[..., Any]
     mixed_words: Callable[..., Any]
-    count: Callable[..., Any]
     drop: Callable[..., Any]
     class_counts: Callable[..., Any]
 
@@ -139,4 +125,4 @@ def kernels() -> Kernels:
     import numba
 
     jit = numba.njit(cache=True, nogil=True)
-    return Kernels(jit(_translate_kernel), jit(_mixed_words_kernel), jit(_count_kernel), jit(_drop_kernel), jit(_class_counts_kernel))
+    return Kernels(jit(_translate_kernel), jit(_mixed_words_kernel), jit(_drop_kernel), jit(_class_counts_kernel))
