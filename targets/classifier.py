@@ -31,6 +31,7 @@ import base64
 import itertools
 import math
 import re
+import threading
 import zlib
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -172,6 +173,16 @@ class Classifier:
         self._weights = dense
         self._bias = float(spec.bias)
         self.compiled = classifier_jit.AVAILABLE  # batches go through the compiled kernel (False: numpy)
+        self._scratch = threading.local()  # the kernel's per-bucket flags, one array per thread
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_scratch"]  # per-thread scratch space is made anew where the classifier is unpickled
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
 
     @classmethod
     def from_spec(cls, spec: ClassifierSpec) -> Classifier:
@@ -233,7 +244,10 @@ class Classifier:
         offsets = np.fromiter(itertools.accumulate(map(len, encoded), initial=0), dtype=np.int64, count=len(encoded) + 1)
         data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         kernel = classifier_jit.window_logits_kernel()
-        return cast(np.ndarray, kernel(data, offsets, self._weights, classifier_jit.CRC_TABLE, _WORD_BYTE_TABLE, self._bias, spec.bits, spec.ngram_min, spec.ngram_max, spec.words))
+        seen = getattr(self._scratch, "seen", None)
+        if seen is None:  # one per thread (the kernel runs without the GIL), reused: a fresh 1 MB per call cost ~10 µs in page faults
+            seen = self._scratch.seen = np.zeros(len(self._weights), dtype=np.bool_)
+        return cast(np.ndarray, kernel(data, offsets, self._weights, classifier_jit.CRC_TABLE, _WORD_BYTE_TABLE, self._bias, spec.bits, spec.ngram_min, spec.ngram_max, spec.words, seen))
 
     def _window_logits(self, pieces: list[str]) -> np.ndarray:
         """``bias + w·x`` per window, x the window's L2-normalised feature counts (at most _BATCH_WINDOWS windows)."""

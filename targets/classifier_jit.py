@@ -53,6 +53,7 @@ def _window_logits_kernel(
     ngram_min: int,
     ngram_max: int,
     words: bool,
+    seen: np.ndarray,  # all False, len(weights) flags; a bucket's flag marks it occurring in the window so far (left all False)
 ) -> np.ndarray:  # pragma: no cover - compiled; tested through Classifier.logits against the one-text path
     golden = np.uint64(0x9E3779B97F4A7C15)
     shift = np.uint64(64 - bits)
@@ -73,7 +74,6 @@ def _window_logits_kernel(
     counts = np.zeros(size, dtype=np.int64)
     used = np.empty(len(features), dtype=np.int64)
     firsts = np.empty(len(features), dtype=np.int64)  # the window's distinct buckets
-    seen = np.zeros(len(weights), dtype=np.bool_)  # whether a bucket occurred in the window so far
     for w in range(windows):
         start = offsets[w]
         end = offsets[w + 1]

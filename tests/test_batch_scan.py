@@ -68,6 +68,20 @@ def test_batch_logits_equal_the_reference_path(texts, classifier, compiled):
     assert np.allclose(batch, reference, rtol=1e-5, atol=1e-5)  # float64 sums vs the reference's float32
 
 
+def test_threads_and_pickled_copies_score_alike(texts, classifier):
+    """The compiled kernel's scratch flags are per thread and left clean: concurrent batches and copies agree."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    canonical = [canonicalize(text).text for text in texts]
+    expected = classifier.logits(canonical)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda part: classifier.logits(canonical[part::4]), range(4)))
+    for part, result in enumerate(results):
+        assert np.array_equal(result, expected[part::4])
+    assert np.array_equal(pickle.loads(pickle.dumps(classifier)).logits(canonical), expected)
+
+
 def test_scan_many_gives_the_verdicts_of_scan(texts):
     ruleset = load_ruleset("builtin:baseline")
     single = InputGuard(ruleset)
