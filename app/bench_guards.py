@@ -241,6 +241,46 @@ def corpus_latency(scanners: Mapping[str, TextScanner], texts: list[str], rounds
     return out
 
 
+# Kinds of real text that cost the input guard differently (docs/benchmarks.md): plain ASCII pays the
+# matcher and the learned stage; an encoded-run hint sends ASCII text through the run decoders; text in
+# other scripts pays the Unicode canonicalisation and the alphabet decoders' counts.
+TEXT_KINDS = ("ASCII, no encoded-run hint", "ASCII, encoded-run hint", "not ASCII")
+
+
+def text_kind(text: str) -> str:
+    """Which of :data:`TEXT_KINDS` a text is."""
+    from targets.input_stages import may_hold_encoded
+
+    if not text.isascii():
+        return TEXT_KINDS[2]
+    return TEXT_KINDS[1] if may_hold_encoded(text) else TEXT_KINDS[0]
+
+
+def kind_costs(guard: InputGuard, texts: list[str], rounds: int = 3) -> dict[str, dict[str, float]]:
+    """``scan_many`` (uncached) cost per text by kind of text: share of the texts, mean bytes, µs per text, best of ``rounds``."""
+    groups: dict[str, list[str]] = {}
+    for text in texts:
+        groups.setdefault(text_kind(text), []).append(text)
+    out: dict[str, dict[str, float]] = {}
+    for kind in TEXT_KINDS:
+        group = groups.get(kind)
+        if not group:
+            continue
+        best = min(_timed(guard.scan_many, group) for _ in range(rounds))
+        out[kind] = {
+            "share": len(group) / len(texts),
+            "mean_bytes": sum(len(text.encode("utf-8", "replace")) for text in group) / len(group),
+            "us_per_text": best / len(group) * 1e6,
+        }
+    return out
+
+
+def _timed(scan_many: Callable[..., object], texts: list[str]) -> float:
+    start = time.perf_counter()
+    scan_many(texts, cached=False)
+    return time.perf_counter() - start
+
+
 # The other vendors' offline scanners, measured beside ours when they are installed (``--peers``).
 PEERS = ("llamafirewall:regex", "llamafirewall:hidden_ascii", "llm-guard:InvisibleText")
 

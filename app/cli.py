@@ -645,6 +645,7 @@ def _bench_corpus(split: str, refs: list[str], limit: int, peers: bool) -> None:
     from evolve.corpus.build import CorpusMissing, load_split
     from evolve.corpus.records import SPLITS
     from kosmoi.ids import stable_hash64
+    from targets.input_guard import InputGuard
 
     try:
         rows = [row for name in SPLITS for row in load_split(name)] if split == "real" else load_split(split)
@@ -672,6 +673,15 @@ def _bench_corpus(split: str, refs: list[str], limit: int, peers: bool) -> None:
         if entry["batch_texts_per_s"] is not None:
             table.add_row(Text(ref), "texts/s, scan_many", "", f"{entry['batch_texts_per_s']:,.0f}", "")
     console.print(table)
+    table = Table(title="scan_many by kind of text (µs per text, best of three)")
+    for column in ("guard", "kind", "share", "mean bytes", "µs per text"):
+        table.add_column(column, justify="left" if column in ("guard", "kind") else "right")
+    for ref, scanner in scanners.items():
+        if isinstance(scanner, InputGuard):
+            for kind, cost in bench.kind_costs(scanner, texts).items():
+                table.add_row(Text(ref), kind, f"{cost['share']:.0%}", f"{cost['mean_bytes']:,.0f}", f"{cost['us_per_text']:,.0f}")
+    if table.row_count:
+        console.print(table)
     console.print(f"calibration: sum(range(10**6)) takes {bench.calibration_ms():.1f} ms here (python -m timeit)")
 
 

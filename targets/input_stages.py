@@ -73,8 +73,9 @@ def _encoded_hint() -> RuleMatcher:
     return RuleMatcher([Rule(id="hint.encoded-run", kind="regex", pattern=f"(?-i:{_ENCODED_HINT})")])
 
 
-def _may_hold_encoded(text: str) -> bool:
-    return bool(_encoded_hint().match_indices((text,)))
+def may_hold_encoded(text: str) -> bool:
+    """Whether the guard tries its run decoders on ``text``: 16 characters or more, and the encoded-run hint."""
+    return len(text) >= 16 and bool(_encoded_hint().match_indices((text,)))
 
 
 def derived_variants(text: str, canon: Canonical) -> list[tuple[str, str]]:
@@ -86,7 +87,7 @@ def hidden_variants(text: str, canon: Canonical) -> tuple[list[tuple[str, str]],
     """:func:`derived_variants`, and whether something is encoded deeper than :data:`DECODE_DEPTH` layers."""
     found: list[tuple[str, str]] = []
     too_deep = False
-    if len(text) >= 16 and _may_hold_encoded(text):
+    if may_hold_encoded(text):
         budget = min(64 * 1024, max(4096, 4 * len(text)))
         for run in decode_runs(text, max_depth=DECODE_DEPTH, max_bytes=budget, max_runs=32):
             how = "+".join(run.chain)
