@@ -242,18 +242,18 @@ def corpus_latency(scanners: Mapping[str, TextScanner], texts: list[str], rounds
 
 
 # Kinds of real text that cost the input guard differently (docs/benchmarks.md): plain ASCII pays the
-# matcher and the learned stage; an encoded-run hint sends ASCII text through the run decoders; text in
-# other scripts pays the Unicode canonicalisation and the alphabet decoders' counts.
-TEXT_KINDS = ("ASCII, no encoded-run hint", "ASCII, encoded-run hint", "not ASCII")
+# matcher and the learned stage; ASCII where a run decoder's pattern can match is searched by those
+# decoders; text in other scripts pays the Unicode canonicalisation and the alphabet decoders' counts.
+TEXT_KINDS = ("ASCII, no encoded-run candidate", "ASCII, encoded-run candidate", "not ASCII")
 
 
 def text_kind(text: str) -> str:
     """Which of :data:`TEXT_KINDS` a text is."""
-    from targets.input_stages import may_hold_encoded
+    from targets.decoding import may_hold_runs
 
     if not text.isascii():
         return TEXT_KINDS[2]
-    return TEXT_KINDS[1] if may_hold_encoded(text) else TEXT_KINDS[0]
+    return TEXT_KINDS[1] if len(text) >= 16 and may_hold_runs(text) else TEXT_KINDS[0]
 
 
 def kind_costs(guard: InputGuard, texts: list[str], rounds: int = 3) -> dict[str, dict[str, float]]:

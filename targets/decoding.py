@@ -218,9 +218,16 @@ def _part_matcher() -> RuleMatcher:
     return RuleMatcher([Rule(id=f"decoder.{name}", kind="regex", pattern=f"(?-i:{_NEEDED_PART[name]})") for name, *_ in _DECODERS])
 
 
+def may_hold_runs(text: str) -> bool:
+    """Whether some decoder's pattern can match in ``text`` (the one pass :func:`decode_runs` starts with)."""
+    return bool(_part_matcher().match_indices((text,)))
+
+
 def _decoders_for(body: str) -> list[tuple[str, re2._Regexp, Callable[[str], str | None]]]:
     """The decoders that can find a run in ``body``, in order: its part is there and the cheap precheck passes."""
     present = _part_matcher().match_indices((body,))
+    if not present:
+        return []
     return [(name, pattern, decoder) for index, (name, pattern, decoder, worth_trying) in enumerate(_DECODERS) if index in present and worth_trying(body)]
 
 
@@ -257,10 +264,13 @@ def decode_runs(
     for _depth in range(max_depth):
         next_frontier: list[tuple[int, int, tuple[str, ...], str]] = []
         for outer_start, outer_end, chain, body in frontier:
-            if not any(ch in body for ch in "%=") and len(body) < 16:
+            if len(body) < 16 and not any(ch in body for ch in "%="):
                 continue
+            decoders = _decoders_for(body)
+            if not decoders:
+                continue  # no decoder's pattern can match (most text): nothing to search
             raw = body.encode("ascii") if body.isascii() else None
-            for name, pattern, decoder in _decoders_for(body):
+            for name, pattern, decoder in decoders:
                 for match_start, match_end, run in _runs(pattern, body, raw):
                     if len(results) >= max_runs or budget <= 0:
                         return results

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import codecs
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,30 +51,12 @@ _ALLOW = Verdict(Action.ALLOW)
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
-# Whether a text may hold an encoded run (matched case-sensitively): implied by the part every decoder's
-# pattern needs (decoding._NEEDED_PART; tested), so no decodable run of a text of 16 or more characters is
-# skipped. Hyperscan: one pass, ~2 µs per text of the corpus, where RE2's wrapper took ~3 µs and Python's
-# re, trying each branch at every position, ~10 µs.
-_ENCODED_HINT = (
-    r"[A-Za-z0-9+/_\-]{16}|%[0-9a-fA-F]{2}|=[0-9A-F]{2}|<~|begin [0-7]{3} |[!-~]{20}"
-    r"|(?:[0-9a-fA-F]{2}[ :]){7}[0-9a-fA-F]{2}|=\?[A-Za-z0-9_\-]{1,32}\?[bBqQ]\?"  # hex with separators, MIME words
-)
 _QUOTED = re2.compile(r"\"[^\"]{1,400}\"|“[^”]{1,400}”|‘[^’]{3,400}’|`[^`]{1,400}`|(?:^|\s)'[^']{3,400}'", _OPTIONS)
 _REPORTING = re.compile(
     r"\b(?:reports?|reported|incident|memo|examples?|e\.g\.|such as|phrases?|quoted?|quotes|wrote|writes|says|said|saying|called|known as|"
     r"classic|common|typical|attacks?|attackers?|injections?|jailbreaks?|phishing|protect|defend|detect|training|awareness|research|paper|"
     r"what is|what does|how do|why do|means|meaning|definition|stands for)\b"
 )
-
-
-@functools.lru_cache(maxsize=1)
-def _encoded_hint() -> RuleMatcher:
-    return RuleMatcher([Rule(id="hint.encoded-run", kind="regex", pattern=f"(?-i:{_ENCODED_HINT})")])
-
-
-def may_hold_encoded(text: str) -> bool:
-    """Whether the guard tries its run decoders on ``text``: 16 characters or more, and the encoded-run hint."""
-    return len(text) >= 16 and bool(_encoded_hint().match_indices((text,)))
 
 
 def derived_variants(text: str, canon: Canonical) -> list[tuple[str, str]]:
@@ -87,7 +68,7 @@ def hidden_variants(text: str, canon: Canonical) -> tuple[list[tuple[str, str]],
     """:func:`derived_variants`, and whether something is encoded deeper than :data:`DECODE_DEPTH` layers."""
     found: list[tuple[str, str]] = []
     too_deep = False
-    if may_hold_encoded(text):
+    if len(text) >= 16:  # decode_runs' first pass says which decoders can find a run (usually none)
         budget = min(64 * 1024, max(4096, 4 * len(text)))
         for run in decode_runs(text, max_depth=DECODE_DEPTH, max_bytes=budget, max_runs=32):
             how = "+".join(run.chain)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import quopri
 import urllib.parse
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,27 +49,20 @@ def test_each_encoding_is_found_by_its_decoder():
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from([*_FRAGMENTS, "A" * 15, "x" * 19, "begin 644 ", "=4F", "=4f", "%2", "%2f"]), min_size=1, max_size=6).map("".join))
-def test_the_input_guards_encoded_run_hint_answers_as_its_pattern_does(text):
-    """Hyperscan finds the hint where RE2 would (case-sensitively): the texts decoding is tried on are unchanged."""
-    import re2
+def test_decoding_finds_what_every_decoder_searching_every_body_finds(text):
+    """The part pass only skips searches that find nothing: the runs decoded, nested ones too, are the same."""
+    gated = decoding.decode_runs(text)
+    assert decoding.may_hold_runs(text) or gated == []
 
-    from targets.input_stages import _ENCODED_HINT, may_hold_encoded
+    def every_decoder(body: str) -> list[tuple[str, object, object]]:
+        return [(name, pattern, decoder) for name, pattern, decoder, worth_trying in decoding._DECODERS if worth_trying(body)]
 
-    assert may_hold_encoded(text) == (len(text) >= 16 and re2.compile(_ENCODED_HINT).search(text) is not None)
-
-
-@settings(max_examples=600, deadline=None)
-@given(st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=6).map("".join))
-def test_no_decoder_that_could_find_a_run_is_hidden_by_the_hint(text):
-    """Every decoder's needed part implies the hint: a text of 16 characters or more with a decodable run is decoded."""
-    from targets.input_stages import may_hold_encoded
-
-    if len(text) >= 16 and decoding._part_matcher().match_indices((text,)):
-        assert may_hold_encoded(text), text
+    with mock.patch.object(decoding, "_decoders_for", every_decoder):
+        assert decoding.decode_runs(text) == gated
 
 
 def test_hex_with_spaces_is_decoded_by_the_input_guard():
-    """Space-separated hex once slipped past the hint (no 16-character run, no %XX): its payload went unread."""
+    """Space-separated hex once slipped past a hand-kept hint (no 16-character run, no %XX): its payload went unread."""
     from targets.input_guard import InputGuard
     from targets.rules import load_ruleset
 
