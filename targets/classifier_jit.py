@@ -7,7 +7,8 @@ identified by CRC-32 and length, word bigrams — and sums their weights while i
 counts them: a flag per bucket marks first occurrences (most features), and a
 small open-addressing table (it stays in the CPU cache) counts the buckets that
 recur, so the squared L2 norm grows by ``2c + 1`` per occurrence and no sort is
-needed; flags and table are emptied after each window. Work is linear in the bytes of the batch.
+needed; flags and table are emptied after each window. Work is linear in the
+bytes of the batch.
 
 numba compiles the kernel on first use and caches the machine code next to
 this module (``cache=True``); without numba, :mod:`targets.classifier` scores

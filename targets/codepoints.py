@@ -68,25 +68,20 @@ class Translation:
 
     def __init__(self, table: dict[int, str]) -> None:
         self.table = table
-        self.image = np.arange(TABLE_SIZE, dtype=np.uint32)  # numpy path: one-character images
-        self.longer = np.zeros(TABLE_SIZE, dtype=bool)
-        self.mapped = np.zeros(TABLE_SIZE, dtype=bool)
-        self.lengths = np.zeros(TABLE_SIZE, dtype=np.uint8)  # compiled path: every image, as a span of self.images
-        self.offsets = np.zeros(TABLE_SIZE, dtype=np.int64)
+        self.lengths = np.zeros(TABLE_SIZE, dtype=np.uint8)  # each code point's image: its length (0: unmapped) ...
+        self.offsets = np.zeros(TABLE_SIZE, dtype=np.int64)  # ... and where it starts in self.images
+        self.image = np.arange(TABLE_SIZE, dtype=np.uint32)  # numpy path: one-character images in place
         images: list[int] = []
         for code, target in table.items():
             if code >= TABLE_SIZE - 1:
                 raise ValueError(f"translate table maps U+{code:04X}, beyond the code points tabled")
             if not 0 < len(target) < 256:
                 raise ValueError(f"translate table maps U+{code:04X} to {len(target)} characters; only 1 to 255 are vectorised")
-            self.mapped[code] = True
             self.lengths[code] = len(target)
             self.offsets[code] = len(images)
             images.extend(map(ord, target))
             if len(target) == 1:
                 self.image[code] = ord(target)
-            else:
-                self.longer[code] = True
         self.images = np.array(images, dtype=np.uint32)
 
     def __call__(self, text: str) -> str:
@@ -97,9 +92,10 @@ class Translation:
             mapped, out = codepoints_jit.kernels().translate(points, self.lengths, self.offsets, self.images)
             return from_code_points(out) if mapped else text
         index = _index(points)
-        if self.longer[index].any():
+        lengths = self.lengths[index]
+        if (lengths > 1).any():
             return text.translate(self.table)
-        if not self.mapped[index].any():
+        if not lengths.any():
             return text
         return from_code_points(np.where(points < TABLE_SIZE, self.image[index], points))
 

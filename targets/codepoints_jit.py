@@ -27,6 +27,7 @@ from targets import classifier_jit
 
 AVAILABLE = classifier_jit.AVAILABLE  # numba is installed (one check for every compiled kernel)
 
+
 def _translate_kernel(points: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, images: np.ndarray) -> tuple[bool, np.ndarray]:  # pragma: no cover - compiled
     """``(whether anything was mapped, code points)`` of a table translation.
 
